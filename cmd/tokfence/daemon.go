@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tokfence/tokfence/daemon"
+)
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "run the daemon in the foreground",
+		UsageText: "tokfence daemon [--socket PATH] [--config FILE]\n\n" +
+			"Example:\n   tokfence daemon --socket /run/user/1000/tokfence/tokfence.sock",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "socket", Usage: "listen on `PATH`"},
+			&cli.StringFlag{Name: "config", Usage: "read config `FILE`"},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "allow-root", Usage: "also serve root on the socket"},
+		},
+		Action: runDaemon,
+	}
+}
+
+func runDaemon(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("allow-root") {
+		cfg.AllowRoot = c.Bool("allow-root")
+	}
+	if v := c.String("log-level"); v != "" {
+		cfg.LogLevel = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	level, _ := daemon.ParseLogLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Keystore: openKeystore(cfg)})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return d.Run(ctx)
+}

@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ErrDaemonDown means nothing answered on the socket.
+var ErrDaemonDown = errors.New("the tokfence daemon is not running")
+
+// DownError is ErrDaemonDown with the socket path and the dial error.
+type DownError struct {
+	Socket string
+	Err    error
+}
+
+func (e *DownError) Error() string {
+	return fmt.Sprintf("cannot reach the tokfence daemon at %s: %v", e.Socket, e.Err)
+}
+
+// Is reports whether target is ErrDaemonDown.
+func (e *DownError) Is(target error) bool { return target == ErrDaemonDown }
+
+// Unwrap returns the dial error.
+func (e *DownError) Unwrap() error { return e.Err }
+
+// Hint says how to start the daemon.
+func (e *DownError) Hint() string {
+	return "start it with `tokfence daemon` (or `make run` on a headless box); pass --socket or set TOKFENCE_SOCKET if it listens elsewhere"
+}
+
+// Client speaks the control API over the Unix socket. The CLI never builds
+// URLs or decodes JSON itself; it calls these methods.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}
+	return &Client{Socket: socket, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// do sends one control request and decodes the reply into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://tokfence"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return &DownError{Socket: c.Socket, Err: oe.Err}
+		}
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20)) // replies are small; bound a confused peer
+	if err != nil {
+		return fmt.Errorf("%s %s: read reply: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb errorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
+			eb.Error.Status = resp.StatusCode
+			return eb.Error
+		}
+		return &APIError{Status: resp.StatusCode, Type: errInternal, Message: http.StatusText(resp.StatusCode)}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: decode reply: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the daemon's merged configuration. Precedence is flags >
+// TOKFENCE_* environment > config file > defaults; Load merges the lower
+// three and the CLI applies flags, then Validate runs once on the result.
+// Secrets are never configuration: keys enter only through `tokfence key set`.
+type Config struct {
+	Socket          string                    `toml:"socket"`
+	StateDir        string                    `toml:"state_dir"`
+	AllowRoot       bool                      `toml:"allow_root"`
+	TCP             string                    `toml:"tcp"`
+	Strict          bool                      `toml:"strict"`
+	MaxTTL          Duration                  `toml:"max_ttl"`
+	KeychainTimeout Duration                  `toml:"keychain_timeout"`
+	MaxBodyBytes    int64                     `toml:"max_body_bytes"`
+	PolicyFile      string                    `toml:"policy_file"`
+	LogLevel        string                    `toml:"log_level"`
+	Providers       map[string]ProviderConfig `toml:"providers"`
+
+	// File is the config file that was read ("" when none).
+	File string `toml:"-"`
+}
+
+// Duration is a time.Duration written in TOML as a string such as "30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (want e.g. \"30m\", \"24h\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Socket:          DefaultSocketPath(),
+		StateDir:        DefaultStateDir(),
+		Strict:          true,
+		MaxTTL:          Duration{24 * time.Hour},
+		KeychainTimeout: Duration{5 * time.Second},
+		MaxBodyBytes:    32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
+		LogLevel:        "info",
+	}
+}
+
+// DefaultConfigFile returns $XDG_CONFIG_HOME/tokfence/config.toml.
+func DefaultConfigFile() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "tokfence", "config.toml")
+}
+
+// Load builds a Config from defaults, the config file and the environment.
+// file == "" means TOKFENCE_CONFIG, else the default path if it exists; a
+// file named explicitly must exist. getenv is os.Getenv outside tests.
+func Load(file string, getenv func(string) string) (Config, error) {
+	cfg := Defaults()
+	explicit := file != ""
+	if file == "" {
+		file = getenv("TOKFENCE_CONFIG")
+		explicit = file != ""
+	}
+	if file == "" {
+		file = DefaultConfigFile()
+	}
+	b, err := os.ReadFile(file)
+	switch {
+	case err == nil:
+		if err := decodeConfig(b, file, &cfg); err != nil {
+			return Config{}, err
+		}
+		cfg.File = file
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	default:
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func decodeConfig(b []byte, file string, cfg *Config) error {
+	md, err := toml.Decode(string(b), cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
+		}
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return fmt.Errorf("%s:%d: unknown key %q", file, KeyLine(b, k), k.String())
+	}
+	return nil
+}
+
+// KeyLine returns the 1-based line on which TOML key k is defined in src, or
+// 0 if it cannot be found. It finds the table header of k's parent and then
+// the first assignment to k's last part below it, which is how a person would
+// look for it; go-toml's metadata carries no positions for keys.
+func KeyLine(src []byte, k toml.Key) int {
+	if len(k) == 0 {
+		return 0
+	}
+	lines := strings.Split(string(src), "\n")
+	start := 0
+	if len(k) > 1 {
+		parent := strings.Join(k[:len(k)-1], ".")
+		for i, l := range lines {
+			t := strings.Trim(strings.TrimSpace(l), "[]")
+			if t == parent {
+				start = i + 1
+				break
+			}
+		}
+	}
+	last := k[len(k)-1]
+	for i := start; i < len(lines); i++ {
+		t := strings.TrimSpace(lines[i])
+		t = strings.Trim(t, "[]")
+		name, _, _ := strings.Cut(t, "=")
+		name = strings.Trim(strings.TrimSpace(name), `"'`)
+		if name == last || strings.HasSuffix(name, "."+last) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func applyEnv(cfg *Config, getenv func(string) string) error {
+	str := map[string]*string{
+		"TOKFENCE_SOCKET":      &cfg.Socket,
+		"TOKFENCE_STATE_DIR":   &cfg.StateDir,
+		"TOKFENCE_TCP":         &cfg.TCP,
+		"TOKFENCE_POLICY_FILE": &cfg.PolicyFile,
+		"TOKFENCE_LOG_LEVEL":   &cfg.LogLevel,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	for k, p := range map[string]*bool{"TOKFENCE_STRICT": &cfg.Strict, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot} {
+		if v := getenv(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", k, v)
+			}
+			*p = b
+		}
+	}
+	if v := getenv("TOKFENCE_MAX_TTL"); v != "" {
+		if err := cfg.MaxTTL.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("TOKFENCE_MAX_TTL: %w", err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the merged configuration once, before anything starts.
+func (c *Config) Validate() error {
+	if c.Socket == "" || !filepath.IsAbs(c.Socket) {
+		return fmt.Errorf("config: socket path %q must be absolute", c.Socket)
+	}
+	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("config: state_dir %q must be absolute", c.StateDir)
+	}
+	if c.MaxTTL.Duration < time.Minute || c.MaxTTL.Duration > 30*24*time.Hour {
+		return fmt.Errorf("config: max_ttl %s must be between 1m and 720h", c.MaxTTL)
+	}
+	if c.KeychainTimeout.Duration <= 0 {
+		return fmt.Errorf("config: keychain_timeout must be positive")
+	}
+	if c.MaxBodyBytes < 1<<10 {
+		return fmt.Errorf("config: max_body_bytes %d is below 1 KiB", c.MaxBodyBytes)
+	}
+	if !c.Strict && c.TCP != "" {
+		return fmt.Errorf("config: non-strict mode is not allowed with a TCP listener (any local process could use it)")
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"net/http"
+	"os"
+	"time"
+)
+
+// Version is the tokfence version, set at build time with
+// -ldflags "-X github.com/tokfence/tokfence/daemon.Version=...".
+var Version = "dev"
+
+// Status is the reply of GET /v1/status.
+type Status struct {
+	Version   string    `json:"version"`
+	PID       int       `json:"pid"`
+	UID       int       `json:"uid"`
+	Socket    string    `json:"socket"`
+	StateDir  string    `json:"state_dir"`
+	Config    string    `json:"config_file,omitempty"`
+	Started   time.Time `json:"started"`
+	Strict    bool      `json:"strict"`
+	AllowRoot bool      `json:"allow_root"`
+	UIDPolicy string    `json:"uid_policy"`
+	TCP       string    `json:"tcp,omitempty"`
+	Keys      []string  `json:"keys"`
+	Keychain  string    `json:"keychain"`
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := Status{
+		Version:   Version,
+		PID:       os.Getpid(),
+		UID:       d.uid,
+		Socket:    d.cfg.Socket,
+		StateDir:  d.cfg.StateDir,
+		Config:    d.cfg.File,
+		Started:   d.started,
+		Strict:    d.cfg.Strict,
+		AllowRoot: d.cfg.AllowRoot,
+		UIDPolicy: d.uidPolicy(),
+		TCP:       d.cfg.TCP,
+		Keys:      []string{},
+		Keychain:  "ok",
+	}
+	if idx := d.keys.Index(); idx != nil {
+		entries, _, err := idx.List()
+		if err != nil {
+			st.Keychain = "key index unreadable: " + err.Error()
+		}
+		for _, e := range entries {
+			st.Keys = append(st.Keys, e.Provider)
+		}
+	}
+	if err := d.keys.Probe(r.Context()); err != nil {
+		st.Keychain = err.Error()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (d *Daemon) uidPolicy() string {
+	if d.cfg.AllowRoot && d.uid != 0 {
+		return "own uid and root"
+	}
+	return "own uid only"
+}

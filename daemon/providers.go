@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/tokfence/tokfence/keystore"
+)
+
+// ProviderConfig is a provider entry in the config file: a new provider, or
+// overrides for a built-in one (e.g. the Azure resource's base URL).
+type ProviderConfig struct {
+	BaseURL    string   `toml:"base_url"`
+	AuthHeader string   `toml:"auth_header"`
+	AuthScheme string   `toml:"auth_scheme"` // "Bearer", or "" for the raw key
+	Paths      []string `toml:"paths"`       // allowed path prefixes upstream
+	Headers    []string `toml:"headers"`     // provider headers to forward
+	KeyEnv     string   `toml:"key_env"`     // env var an SDK reads the key from
+	BaseEnv    string   `toml:"base_env"`    // env var an SDK reads the base URL from
+	BaseSuffix string   `toml:"base_suffix"` // appended to /{name} for BaseEnv
+}
+
+// Provider is one resolved entry of the provider table.
+type Provider struct {
+	Name       string
+	Base       *url.URL // nil until configured (azure-openai)
+	AuthHeader string
+	AuthScheme string
+	Paths      []string
+	Headers    []string
+	KeyEnv     string
+	BaseEnv    string
+	BaseSuffix string
+}
+
+// builtinProviders is the provider table compiled in. The Paths allow-lists
+// are the API roots each provider documents; anything else is refused.
+var builtinProviders = map[string]ProviderConfig{
+	"openai": {BaseURL: "https://api.openai.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/v1/"}, Headers: []string{"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta"},
+		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1"},
+	"anthropic": {BaseURL: "https://api.anthropic.com", AuthHeader: "x-api-key",
+		Paths: []string{"/v1/"}, Headers: []string{"anthropic-version", "anthropic-beta"},
+		KeyEnv: "ANTHROPIC_API_KEY", BaseEnv: "ANTHROPIC_BASE_URL"},
+	"gemini": {BaseURL: "https://generativelanguage.googleapis.com", AuthHeader: "x-goog-api-key",
+		Paths: []string{"/v1beta/", "/v1/", "/upload/"}, Headers: []string{"x-goog-api-client"},
+		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL"},
+	"mistral": {BaseURL: "https://api.mistral.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/v1/"}, KeyEnv: "MISTRAL_API_KEY", BaseEnv: "MISTRAL_BASE_URL", BaseSuffix: "/v1"},
+	"groq": {BaseURL: "https://api.groq.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/openai/v1/"}, KeyEnv: "GROQ_API_KEY", BaseEnv: "GROQ_BASE_URL"},
+	"openrouter": {BaseURL: "https://openrouter.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/api/v1/"}, Headers: []string{"HTTP-Referer", "X-Title"},
+		KeyEnv: "OPENROUTER_API_KEY", BaseEnv: "OPENROUTER_BASE_URL", BaseSuffix: "/api/v1"},
+	"deepseek": {BaseURL: "https://api.deepseek.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/v1/", "/chat/", "/models", "/beta/"}, KeyEnv: "DEEPSEEK_API_KEY", BaseEnv: "DEEPSEEK_BASE_URL"},
+	"xai": {BaseURL: "https://api.x.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/v1/"}, KeyEnv: "XAI_API_KEY", BaseEnv: "XAI_BASE_URL", BaseSuffix: "/v1"},
+	"together": {BaseURL: "https://api.together.xyz", AuthHeader: "Authorization", AuthScheme: "Bearer",
+		Paths: []string{"/v1/"}, KeyEnv: "TOGETHER_API_KEY", BaseEnv: "TOGETHER_BASE_URL", BaseSuffix: "/v1"},
+	// Azure has one host per resource; it stays unusable until the config
+	// names it: [providers.azure-openai] base_url = "https://NAME.openai.azure.com".
+	"azure-openai": {AuthHeader: "api-key", Paths: []string{"/openai/"},
+		KeyEnv: "AZURE_OPENAI_API_KEY", BaseEnv: "AZURE_OPENAI_ENDPOINT"},
+}
+
+// reservedNames cannot be providers: they are the control API's roots.
+var reservedNames = map[string]bool{"v1": true, "v2": true, "tokfence": true, "healthz": true}
+
+// Providers is the resolved provider table.
+type Providers map[string]*Provider
+
+// BuildProviders merges the built-in table with the config's entries and
+// validates every result.
+func BuildProviders(cfg map[string]ProviderConfig) (Providers, error) {
+	merged := map[string]ProviderConfig{}
+	for k, v := range builtinProviders {
+		merged[k] = v
+	}
+	for name, over := range cfg {
+		merged[name] = overlay(merged[name], over)
+	}
+	out := Providers{}
+	for name, pc := range merged {
+		p, err := resolveProvider(name, pc)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+func overlay(base, over ProviderConfig) ProviderConfig {
+	if over.BaseURL != "" {
+		base.BaseURL = over.BaseURL
+	}
+	if over.AuthHeader != "" {
+		base.AuthHeader = over.AuthHeader
+		base.AuthScheme = over.AuthScheme
+	}
+	if over.Paths != nil {
+		base.Paths = over.Paths
+	}
+	base.Headers = append(base.Headers, over.Headers...)
+	for _, p := range []struct {
+		dst *string
+		v   string
+	}{{&base.KeyEnv, over.KeyEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}} {
+		if p.v != "" {
+			*p.dst = p.v
+		}
+	}
+	return base
+}
+
+func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
+	if err := keystore.ValidateName(name); err != nil || reservedNames[name] {
+		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
+	}
+	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
+		Headers: pc.Headers, KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix}
+	if p.AuthHeader == "" || strings.ContainsAny(p.AuthHeader, " :\r\n") {
+		return nil, fmt.Errorf("config: provider %s: auth_header %q is missing or invalid", name, p.AuthHeader)
+	}
+	if len(p.Paths) == 0 {
+		p.Paths = []string{"/"}
+	}
+	for _, pre := range p.Paths {
+		if !strings.HasPrefix(pre, "/") || strings.Contains(pre, "..") {
+			return nil, fmt.Errorf("config: provider %s: path prefix %q must start with / and have no dot segments", name, pre)
+		}
+	}
+	if pc.BaseURL == "" {
+		return p, nil
+	}
+	u, err := url.Parse(pc.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("config: provider %s: base_url: %w", name, err)
+	}
+	if err := checkBaseURL(u); err != nil {
+		return nil, fmt.Errorf("config: provider %s: %w", name, err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	p.Base = u
+	return p, nil
+}
+
+// checkBaseURL allows https anywhere and plain http only to loopback (tests,
+// and local model servers such as Ollama): a key sent over plain http to a
+// remote host is a key published.
+func checkBaseURL(u *url.URL) error {
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("base_url %q must be scheme://host[:port][/path] with no credentials, query or fragment", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("base_url %q: plain http is allowed only to loopback", u.Redacted())
+	}
+	return fmt.Errorf("base_url %q: scheme must be https", u.Redacted())
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Names returns the provider names, sorted.
+func (ps Providers) Names() []string {
+	out := make([]string, 0, len(ps))
+	for n := range ps {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

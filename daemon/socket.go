@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrAlreadyRunning means another daemon holds the socket.
+var ErrAlreadyRunning = errors.New("a tokfence daemon is already running on this socket")
+
+// ErrUnsafeDir means a socket or state directory failed the ownership and
+// permission checks.
+var ErrUnsafeDir = errors.New("unsafe directory")
+
+// secureDir creates dir (0700) if it is missing and then verifies it with
+// Lstat: it must be a real directory, not a symlink, owned by uid, and
+// neither group- nor world-accessible. The directory is the real guard of
+// the socket: a socket's own mode is not honoured on every platform.
+func secureDir(dir string, uid int) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
+	}
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		// Mkdir obeys the umask; set the mode we mean.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("chmod %s: %w", dir, err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", dir, err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symlink", ErrUnsafeDir, dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeDir, dir)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%w: %s has mode %#o; it must not be group- or world-accessible (chmod 700 it)", ErrUnsafeDir, dir, fi.Mode().Perm())
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%w: cannot read the owner of %s", ErrUnsafeDir, dir)
+	}
+	if int(st.Uid) != uid {
+		return fmt.Errorf("%w: %s is owned by uid %d, not %d", ErrUnsafeDir, dir, st.Uid, uid)
+	}
+	return nil
+}
+
+// socketLock is the flock held on the socket directory's lock file for the
+// daemon's lifetime, so two daemons can never both believe they own the path.
+type socketLock struct{ f *os.File }
+
+func (l *socketLock) release() { _ = l.f.Close() }
+
+// listenUnix prepares path's directory, takes the lock, clears a stale
+// socket and binds a 0600 socket whatever the process umask.
+func listenUnix(path string, uid int) (net.Listener, *socketLock, error) {
+	if len(path) >= sunPathMax {
+		return nil, nil, fmt.Errorf("socket path is %d bytes; this platform allows %d (pick a shorter --socket)", len(path), sunPathMax-1)
+	}
+	dir := filepath.Dir(path)
+	if err := secureDir(dir, uid); err != nil {
+		return nil, nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := clearStale(path); err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	// The umask is process-wide; this runs once at start, before any other
+	// goroutine creates files.
+	old := unix.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		lock.release()
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		lock.release()
+		return nil, nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, lock, nil
+}
+
+func lockDir(dir string) (*socketLock, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "tokfence.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrAlreadyRunning
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &socketLock{f: f}, nil
+}
+
+// clearStale removes a leftover socket at path after dialling it: a live
+// answer means another daemon (one that does not hold our lock, e.g. an older
+// build) is serving, and we refuse rather than steal its path.
+func clearStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, 500*time.Millisecond); err == nil {
+		c.Close()
+		return ErrAlreadyRunning
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
