@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +111,9 @@ func decodeConfig(b []byte, file string, cfg *Config) error {
 		if errors.As(err, &pe) {
 			return fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
 		}
+		if m := decodeLineRE.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s:%s: %s", file, m[1], m[2])
+		}
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -118,6 +122,10 @@ func decodeConfig(b []byte, file string, cfg *Config) error {
 	}
 	return nil
 }
+
+// decodeLineRE picks the line out of go-toml's type errors, which are not
+// ParseErrors: `toml: line 3 (last key "x"): incompatible types: ...`.
+var decodeLineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "[^"]*"\))?: (.*)$`)
 
 // KeyLine returns the 1-based line on which TOML key k is defined in src, or
 // 0 if it cannot be found. It finds the table header of k's parent and then
@@ -203,6 +211,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: non-strict mode is not allowed with a TCP listener (any local process could use it)")
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if _, err := BuildProviders(c.Providers); err != nil {
 		return err
 	}
 	return nil

@@ -50,6 +50,7 @@ func reason(err error) string {
 	switch {
 	case strings.Contains(msg, "couldn't determine address of session bus"),
 		strings.Contains(msg, "unknown address type"),
+		strings.Contains(msg, "bus address"),
 		strings.Contains(msg, "disabled"),
 		strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "bus"):
 		return "no D-Bus session bus is reachable"

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/keystore"
-	"github.com/tokfence/tokfence/keystore/keyringtest"
+	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
 // TestRealSecretService runs the Store against gnome-keyring on a private
 // D-Bus: the OS-keychain path production uses, not a mock.
 func TestRealSecretService(t *testing.T) {
-	env := keyringtest.Start(t)
+	env := keystoretest.Start(t)
 	// go-keyring dials the session bus named in the environment on first use.
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", env.Address)
 	t.Setenv("HOME", env.Home)

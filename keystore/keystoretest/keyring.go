@@ -1,4 +1,4 @@
-// Package keyringtest starts a private, throwaway Secret Service for tests:
+// Package keystoretest starts a private, throwaway Secret Service for tests:
 // its own D-Bus session bus and a gnome-keyring-daemon whose login keyring is
 // unlocked with a random password and kept under a temporary $HOME. Nothing
 // touches the user's real keyring.
@@ -6,7 +6,7 @@
 // When the tools are missing the test is skipped, unless
 // TOKFENCE_REQUIRE_KEYRING=1 (set by `make test` and CI), in which case it
 // fails: a keychain test that silently skips in CI proves nothing.
-package keyringtest
+package keystoretest
 
 import (
 	"bufio"

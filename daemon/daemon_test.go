@@ -1,0 +1,121 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokfence/tokfence/keystore"
+)
+
+// syncBuffer is a goroutine-safe log sink for tests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testEnv is one daemon under test with its own short temp dirs (a socket
+// path must fit in sun_path, and t.TempDir paths can be long).
+type testEnv struct {
+	t      *testing.T
+	cfg    Config
+	d      *Daemon
+	keys   *keystore.Store
+	mem    *keystore.Memory
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func testConfig(t *testing.T) Config {
+	base := shortTempDir(t)
+	cfg := Defaults()
+	cfg.Socket = filepath.Join(base, "run", "tf.sock")
+	cfg.StateDir = filepath.Join(base, "state")
+	return cfg
+}
+
+// newEnv builds a daemon on a memory keystore without starting it.
+func newEnv(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	mem := keystore.NewMemory()
+	keys := keystore.New(mem, keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json")), time.Second)
+	logs := &syncBuffer{}
+	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Keystore: keys})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return &testEnv{t: t, cfg: cfg, d: d, keys: keys, mem: mem, logs: logs}
+}
+
+// start runs the daemon and waits until it is ready or fails.
+func (e *testEnv) start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan error, 1)
+	go func() { e.done <- e.d.Run(ctx) }()
+	select {
+	case <-e.d.Ready():
+		e.t.Cleanup(e.stop)
+		return nil
+	case err := <-e.done:
+		cancel()
+		return err
+	case <-time.After(10 * time.Second):
+		cancel()
+		return errors.New("daemon did not become ready")
+	}
+}
+
+func (e *testEnv) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	e.cancel = nil
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		e.t.Error("daemon did not stop")
+	}
+}
+
+func startEnv(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	e := newEnv(t, cfg)
+	if err := e.start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return e
+}

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	e := startEnv(t, testConfig(t))
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{{filepath.Dir(e.cfg.Socket), 0o700}, {e.cfg.Socket, 0o600}, {e.cfg.StateDir, 0o700}} {
+		fi, err := os.Lstat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != c.want {
+			t.Errorf("mode of %s = %#o, want %#o", c.path, fi.Mode().Perm(), c.want)
+		}
+	}
+	st, err := NewClient(e.cfg.Socket).Status(context.Background())
+	if err != nil || st.Socket != e.cfg.Socket || !st.Strict {
+		t.Fatalf("Status() = %+v, %v", st, err)
+	}
+}
+
+func TestRefusesUnsafeSocketDir(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{"a symlink to a private dir", func(t *testing.T, dir string) {
+			real := dir + ".real"
+			must(t, os.Mkdir(real, 0o700))
+			must(t, os.Symlink(real, dir))
+		}, "symlink"},
+		{"a world-writable dir", func(t *testing.T, dir string) {
+			must(t, os.Mkdir(dir, 0o700))
+			must(t, os.Chmod(dir, 0o777))
+		}, "mode 0777"},
+		{"a group-readable dir", func(t *testing.T, dir string) {
+			must(t, os.Mkdir(dir, 0o750))
+			must(t, os.Chmod(dir, 0o750))
+		}, "mode 0750"},
+		{"a foreign-owned dir", func(t *testing.T, dir string) {
+			if os.Getuid() != 0 {
+				t.Skip("needs root to chown")
+			}
+			must(t, os.Mkdir(dir, 0o700))
+			must(t, os.Chown(dir, 65534, 65534))
+		}, "owned by uid 65534"},
+		{"a file", func(t *testing.T, dir string) {
+			must(t, os.WriteFile(dir, nil, 0o600))
+		}, "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.setup(t, filepath.Dir(cfg.Socket))
+			err := newEnv(t, cfg).start()
+			if !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start = %v, want ErrUnsafeDir mentioning %q", err, tt.want)
+			}
+			if _, err := os.Lstat(cfg.Socket); err == nil {
+				t.Fatalf("a socket was created in the unsafe dir")
+			}
+		})
+	}
+}
+
+func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
+	e := startEnv(t, testConfig(t))
+	err := newEnv(t, e.cfg).start()
+	if !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second start = %v, want ErrAlreadyRunning", err)
+	}
+	if _, err := NewClient(e.cfg.Socket).Status(context.Background()); err != nil {
+		t.Fatalf("first daemon disturbed: %v", err)
+	}
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	cfg := testConfig(t)
+	must(t, os.MkdirAll(filepath.Dir(cfg.Socket), 0o700))
+	ln, err := net.Listen("unix", cfg.Socket)
+	must(t, err)
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // leaves a dead socket file behind, as a crash would
+	if _, err := os.Lstat(cfg.Socket); err != nil {
+		t.Fatalf("stale socket missing: %v", err)
+	}
+	e := startEnv(t, cfg)
+	if _, err := NewClient(e.cfg.Socket).Status(context.Background()); err != nil {
+		t.Fatalf("Status after replacing stale socket: %v", err)
+	}
+	e.stop()
+	if _, err := os.Lstat(cfg.Socket); !os.IsNotExist(err) {
+		t.Fatalf("socket left after shutdown: %v", err)
+	}
+}
+
+func TestRefusesNonSocketAtPath(t *testing.T) {
+	cfg := testConfig(t)
+	must(t, os.MkdirAll(filepath.Dir(cfg.Socket), 0o700))
+	must(t, os.WriteFile(cfg.Socket, []byte("precious"), 0o600))
+	if err := newEnv(t, cfg).start(); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("start = %v, want a refusal to replace a regular file", err)
+	}
+	if b, _ := os.ReadFile(cfg.Socket); string(b) != "precious" {
+		t.Fatalf("the file was clobbered")
+	}
+}
+
+func TestRefusesSocketPathLongerThanSunPath(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Socket = filepath.Join(filepath.Dir(cfg.Socket), strings.Repeat("x", sunPathMax)+".sock")
+	if err := newEnv(t, cfg).start(); err == nil || !strings.Contains(err.Error(), "allows") {
+		t.Fatalf("start = %v, want a sun_path length error", err)
+	}
+}
+
+func TestProcessIsNotDumpable(t *testing.T) {
+	startEnv(t, testConfig(t))
+	v, err := dumpable()
+	if err != nil || v != 0 {
+		t.Fatalf("PR_GET_DUMPABLE = %d, %v; want 0", v, err)
+	}
+	var rl syscall.Rlimit
+	must(t, syscall.Getrlimit(syscall.RLIMIT_CORE, &rl))
+	if rl.Cur != 0 {
+		t.Fatalf("RLIMIT_CORE = %d, want 0", rl.Cur)
+	}
+}
+
+// TestForeignUIDIsRefused dials the socket as uid 65534 (nobody) through
+// setpriv, with the directory and socket opened to everyone, so only the
+// peer-credential check stands between that uid and the daemon.
+func TestForeignUIDIsRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to drop to another uid")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal("setpriv not installed (util-linux)")
+	}
+	e := startEnv(t, testConfig(t))
+	must(t, os.Chmod(filepath.Dir(filepath.Dir(e.cfg.Socket)), 0o755))
+	must(t, os.Chmod(filepath.Dir(e.cfg.Socket), 0o755))
+	must(t, os.Chmod(e.cfg.Socket, 0o666))
+	helper := copyTestBinary(t)
+
+	self := exec.Command(helper, "-test.run=^TestHelperDial$")
+	self.Env = append(os.Environ(), "TOKFENCE_HELPER_DIAL="+e.cfg.Socket)
+	if out, err := self.CombinedOutput(); err != nil || !strings.Contains(string(out), "status 200") {
+		t.Fatalf("control: the daemon's own uid should be served: %v\n%s", err, out)
+	}
+	other := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", helper, "-test.run=^TestHelperDial$")
+	other.Env = append(os.Environ(), "TOKFENCE_HELPER_DIAL="+e.cfg.Socket)
+	out, _ := other.CombinedOutput()
+	if strings.Contains(string(out), "status 200") || !strings.Contains(string(out), "dial result:") {
+		t.Fatalf("uid 65534 was served (or the helper did not run):\n%s", out)
+	}
+	if !strings.Contains(e.logs.String(), "refused connection from a uid that is not allowed") || !strings.Contains(e.logs.String(), "peer_uid=65534") {
+		t.Fatalf("refusal not logged:\n%s", e.logs.String())
+	}
+}
+
+// TestHelperDial is not a test: TestForeignUIDIsRefused runs it in a child
+// process (as another uid) to dial the daemon.
+func TestHelperDial(t *testing.T) {
+	sock := os.Getenv("TOKFENCE_HELPER_DIAL")
+	if sock == "" {
+		t.Skip("helper process only")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := hc.Get("http://tokfence/v1/status")
+	if err != nil {
+		fmt.Printf("dial result: error %v\n", err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	fmt.Printf("dial result: status %d\n", resp.StatusCode)
+}
+
+func copyTestBinary(t *testing.T) string {
+	t.Helper()
+	dir := shortTempDir(t)
+	must(t, os.Chmod(dir, 0o755))
+	b, err := os.ReadFile(os.Args[0])
+	must(t, err)
+	p := filepath.Join(dir, "helper.test")
+	must(t, os.WriteFile(p, b, 0o755))
+	return p
+}
+
+func TestControlAPIRefusesCapabilityHeaders(t *testing.T) {
+	e := startEnv(t, testConfig(t))
+	cl := NewClient(e.cfg.Socket)
+	for _, h := range []string{"Authorization", "X-Api-Key", "x_api_key", "X-Goog-Api-Key"} {
+		req, _ := http.NewRequest("GET", "http://tokfence/v1/status", nil)
+		req.Header.Set(h, "Bearer whatever")
+		resp, err := cl.hc.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET /v1/status with %s = %d, want 403", h, resp.StatusCode)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
