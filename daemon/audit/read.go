@@ -1,0 +1,151 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// followPoll is how often Follow looks for new records. Polling costs one
+// read and one directory listing per tick, works on every platform without
+// a file-notification dependency, and 200ms is below what a person watching
+// `tokfence audit --follow` notices.
+const followPoll = 200 * time.Millisecond
+
+// Filter selects records for Read and Follow. Zero fields match everything.
+type Filter struct {
+	Session string
+	Agent   string
+	Event   string
+	Since   time.Time // records stamped before Since are skipped
+}
+
+// Match reports whether r passes the filter.
+func (f Filter) Match(r Record) bool {
+	return (f.Session == "" || r.Session == f.Session) &&
+		(f.Agent == "" || r.Agent == f.Agent) &&
+		(f.Event == "" || r.Event == f.Event) &&
+		(f.Since.IsZero() || !r.Time.Before(f.Since))
+}
+
+// Read calls fn for each record in dir that matches f, oldest first, across
+// rotated files. A final line without a newline is an append in progress
+// (or a torn write) and is skipped. Read does not check the chain; Verify
+// does. An error from fn stops Read and is returned as is.
+func Read(dir string, f Filter, fn func(Record) error) error {
+	nums, err := listFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range nums {
+		if _, err := readFrom(dir, n, 0, f, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFrom calls fn for the matching complete records of file num from
+// offset off on, and returns the offset just past the last complete line.
+func readFrom(dir string, num int, off int64, f Filter, fn func(Record) error) (int64, error) {
+	name := fileName(num)
+	fh, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return off, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer fh.Close()
+	lr := newLineReader(io.NewSectionReader(fh, off, math.MaxInt64-off))
+	for {
+		line, complete, err := lr.next()
+		if err == io.EOF || (err == nil && !complete) {
+			return off + lr.off, nil
+		}
+		if err != nil {
+			return off + lr.off, fmt.Errorf("read %s: %w", name, err)
+		}
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			return off + lr.off, fmt.Errorf("read %s at offset %d: %w", name, off+lr.off, err)
+		}
+		if f.Match(r) {
+			if err := fn(r); err != nil {
+				return off + lr.off, err
+			}
+		}
+	}
+}
+
+// Follow calls fn for every matching record in dir, first those already
+// written and then new ones as they are appended, following rotation into
+// new files, until ctx is done; it then returns nil. It waits for a
+// directory or file that does not exist yet. An error from fn, or a record
+// that does not parse, stops Follow and is returned.
+func Follow(ctx context.Context, dir string, f Filter, fn func(Record) error) error {
+	fl := follower{dir: dir, filter: f, fn: fn}
+	t := time.NewTicker(followPoll)
+	defer t.Stop()
+	for {
+		if err := fl.poll(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// follower is Follow's position: a file number and the offset of the
+// first line not yet delivered.
+type follower struct {
+	dir    string
+	filter Filter
+	fn     func(Record) error
+	num    int
+	off    int64
+}
+
+// poll delivers everything written since the last poll.
+func (fl *follower) poll() error {
+	for {
+		nums, err := listFiles(fl.dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(nums) == 0 {
+			return nil
+		}
+		if fl.num == 0 {
+			fl.num = nums[0]
+		}
+		if fl.off, err = readFrom(fl.dir, fl.num, fl.off, fl.filter, fl.fn); err != nil {
+			return err
+		}
+		next := 0
+		for _, n := range nums {
+			if n > fl.num {
+				next = n
+				break
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		// The writer finished with fl.num before it created next, so one
+		// more read here gets the records written since the one above.
+		if _, err = readFrom(fl.dir, fl.num, fl.off, fl.filter, fl.fn); err != nil {
+			return err
+		}
+		fl.num, fl.off = next, 0
+	}
+}
