@@ -73,3 +73,19 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	}
 	return l, nil
 }
+
+// maxControlBody bounds a control-API request body: the largest is a grant
+// with a few dozen globs.
+const maxControlBody = 64 << 10
+
+// decodeJSON decodes the request body into v, strictly (unknown fields are
+// errors), and writes a 400 itself on failure.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, errInvalid, "bad request body: "+err.Error())
+		return false
+	}
+	return true
+}

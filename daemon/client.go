@@ -111,3 +111,30 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// Grant mints a session and returns its token and environment.
+func (c *Client) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
+	var g Grant
+	if err := c.do(ctx, http.MethodPost, "/v1/grant", req, &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// Sessions lists the live sessions.
+func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	var out []SessionInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Kill revokes a session, an agent's sessions, or all sessions.
+func (c *Client) Kill(ctx context.Context, req KillRequest) (*KillResult, error) {
+	var out KillResult
+	if err := c.do(ctx, http.MethodPost, "/v1/kill", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -19,17 +19,20 @@ import (
 // three and the CLI applies flags, then Validate runs once on the result.
 // Secrets are never configuration: keys enter only through `tokfence key set`.
 type Config struct {
-	Socket          string                    `toml:"socket"`
-	StateDir        string                    `toml:"state_dir"`
-	AllowRoot       bool                      `toml:"allow_root"`
-	TCP             string                    `toml:"tcp"`
-	Strict          bool                      `toml:"strict"`
-	MaxTTL          Duration                  `toml:"max_ttl"`
-	KeychainTimeout Duration                  `toml:"keychain_timeout"`
-	MaxBodyBytes    int64                     `toml:"max_body_bytes"`
-	PolicyFile      string                    `toml:"policy_file"`
-	LogLevel        string                    `toml:"log_level"`
-	Providers       map[string]ProviderConfig `toml:"providers"`
+	Socket          string   `toml:"socket"`
+	StateDir        string   `toml:"state_dir"`
+	AllowRoot       bool     `toml:"allow_root"`
+	TCP             string   `toml:"tcp"`
+	AuditSync       bool     `toml:"audit_fsync"`
+	MaxTTL          Duration `toml:"max_ttl"`
+	KeychainTimeout Duration `toml:"keychain_timeout"`
+	MaxBodyBytes    int64    `toml:"max_body_bytes"`
+	// UpstreamHeaderTimeout bounds the wait for an upstream's response
+	// headers. Non-streaming completions of long outputs can take minutes.
+	UpstreamHeaderTimeout Duration                  `toml:"upstream_header_timeout"`
+	PolicyFile            string                    `toml:"policy_file"`
+	LogLevel              string                    `toml:"log_level"`
+	Providers             map[string]ProviderConfig `toml:"providers"`
 
 	// File is the config file that was read ("" when none).
 	File string `toml:"-"`
@@ -54,13 +57,14 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
-		Socket:          DefaultSocketPath(),
-		StateDir:        DefaultStateDir(),
-		Strict:          true,
-		MaxTTL:          Duration{24 * time.Hour},
-		KeychainTimeout: Duration{5 * time.Second},
-		MaxBodyBytes:    32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
-		LogLevel:        "info",
+		Socket:                DefaultSocketPath(),
+		StateDir:              DefaultStateDir(),
+		AuditSync:             true,
+		MaxTTL:                Duration{24 * time.Hour},
+		KeychainTimeout:       Duration{5 * time.Second},
+		MaxBodyBytes:          32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
+		UpstreamHeaderTimeout: Duration{5 * time.Minute},
+		LogLevel:              "info",
 	}
 }
 
@@ -173,7 +177,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			*p = v
 		}
 	}
-	for k, p := range map[string]*bool{"TOKFENCE_STRICT": &cfg.Strict, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot} {
+	for k, p := range map[string]*bool{"TOKFENCE_AUDIT_FSYNC": &cfg.AuditSync, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot} {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -201,14 +205,22 @@ func (c *Config) Validate() error {
 	if c.MaxTTL.Duration < time.Minute || c.MaxTTL.Duration > 30*24*time.Hour {
 		return fmt.Errorf("config: max_ttl %s must be between 1m and 720h", c.MaxTTL)
 	}
+	if c.UpstreamHeaderTimeout.Duration <= 0 {
+		return fmt.Errorf("config: upstream_header_timeout must be positive")
+	}
 	if c.KeychainTimeout.Duration <= 0 {
 		return fmt.Errorf("config: keychain_timeout must be positive")
 	}
 	if c.MaxBodyBytes < 1<<10 {
 		return fmt.Errorf("config: max_body_bytes %d is below 1 KiB", c.MaxBodyBytes)
 	}
-	if !c.Strict && c.TCP != "" {
-		return fmt.Errorf("config: non-strict mode is not allowed with a TCP listener (any local process could use it)")
+	if c.TCP != "" {
+		if err := checkLoopbackAddr(c.TCP); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	if c.PolicyFile != "" && !filepath.IsAbs(c.PolicyFile) {
+		return fmt.Errorf("config: policy_file %q must be absolute", c.PolicyFile)
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err

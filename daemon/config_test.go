@@ -29,7 +29,7 @@ func TestLoadPrecedence(t *testing.T) {
 	if cfg.StateDir != "/from/file/state" || cfg.MaxTTL.Duration != 2*time.Hour {
 		t.Errorf("file values not applied: %+v", cfg)
 	}
-	if !cfg.Strict || cfg.MaxBodyBytes != 32<<20 {
+	if !cfg.AuditSync || cfg.MaxBodyBytes != 32<<20 {
 		t.Errorf("defaults lost: %+v", cfg)
 	}
 	must(t, cfg.Validate())
@@ -74,7 +74,7 @@ func TestValidateRefuses(t *testing.T) {
 		mod  func(*Config)
 	}{
 		{"relative socket", func(c *Config) { c.Socket = "tf.sock" }},
-		{"non-strict with TCP", func(c *Config) { c.Strict = false; c.TCP = "127.0.0.1:9471" }},
+		{"TCP on every interface", func(c *Config) { c.TCP = "0.0.0.0:9471" }},
 		{"tiny max ttl", func(c *Config) { c.MaxTTL.Duration = time.Second }},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }},
 		{"remote plain-http provider", func(c *Config) {

@@ -25,23 +25,31 @@ type Status struct {
 	TCP       string    `json:"tcp,omitempty"`
 	Keys      []string  `json:"keys"`
 	Keychain  string    `json:"keychain"`
+	Sessions  int       `json:"sessions"`
+	Policy    string    `json:"policy"`
+	// PolicyError is why the last policy reload failed; the previous
+	// policy stays in force.
+	PolicyError string `json:"policy_error,omitempty"`
 }
 
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := Status{
-		Version:   Version,
-		PID:       os.Getpid(),
-		UID:       d.uid,
-		Socket:    d.cfg.Socket,
-		StateDir:  d.cfg.StateDir,
-		Config:    d.cfg.File,
-		Started:   d.started,
-		Strict:    d.cfg.Strict,
-		AllowRoot: d.cfg.AllowRoot,
-		UIDPolicy: d.uidPolicy(),
-		TCP:       d.cfg.TCP,
-		Keys:      []string{},
-		Keychain:  "ok",
+		Version:     Version,
+		PID:         os.Getpid(),
+		UID:         d.uid,
+		Socket:      d.cfg.Socket,
+		StateDir:    d.cfg.StateDir,
+		Config:      d.cfg.File,
+		Started:     d.started,
+		Strict:      true,
+		AllowRoot:   d.cfg.AllowRoot,
+		UIDPolicy:   d.uidPolicy(),
+		TCP:         d.tcpAddr,
+		Sessions:    len(d.sessions.List()),
+		Policy:      d.policy().Source(),
+		PolicyError: d.policyError(),
+		Keys:        []string{},
+		Keychain:    "ok",
 	}
 	if idx := d.keys.Index(); idx != nil {
 		entries, _, err := idx.List()

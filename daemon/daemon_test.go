@@ -41,6 +41,7 @@ type testEnv struct {
 	keys   *keystore.Store
 	mem    *keystore.Memory
 	logs   *syncBuffer
+	clock  *fakeClock
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -67,13 +68,21 @@ func testConfig(t *testing.T) Config {
 func newEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	mem := keystore.NewMemory()
+	return newEnvWith(t, cfg, mem, &fakeClock{now: time.Now()})
+}
+
+// newEnvWith builds a daemon over an existing keychain and clock: a
+// restart in tests is a new daemon on the same state dir, keychain and clock.
+func newEnvWith(t *testing.T, cfg Config, mem *keystore.Memory, clock *fakeClock) *testEnv {
+	t.Helper()
 	keys := keystore.New(mem, keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json")), time.Second)
 	logs := &syncBuffer{}
-	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Keystore: keys})
+	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Keystore: keys, Clock: clock.Now})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &testEnv{t: t, cfg: cfg, d: d, keys: keys, mem: mem, logs: logs}
+	return &testEnv{t: t, cfg: cfg, d: d, keys: keys, mem: mem, logs: logs, clock: clock}
 }
 
 // start runs the daemon and waits until it is ready or fails.
@@ -118,4 +127,22 @@ func startEnv(t *testing.T, cfg Config) *testEnv {
 		t.Fatalf("start: %v", err)
 	}
 	return e
+}
+
+// fakeClock is a settable clock: tests move time instead of sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }

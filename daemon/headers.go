@@ -1,6 +1,10 @@
 package daemon
 
-import "strings"
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
 
 // credentialNames are header names, lowercased with '_' folded to '-', that
 // carry credentials in some client or server. They are never forwarded.
@@ -40,4 +44,94 @@ func isCredentialHeader(name string) bool {
 		}
 	}
 	return false
+}
+
+// tokenHeaders are where SDKs put the API key, and so where an agent's
+// capability token arrives: Authorization (Bearer) on every route, and the
+// provider-specific key headers.
+var tokenHeaders = []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key"}
+
+// errNoToken is the 401 for a request without a capability token: strict
+// mode never grants implicitly.
+var errNoToken = errors.New("no capability token: send the token from `tokfence grant` as the API key (Authorization: Bearer, x-api-key, x-goog-api-key or api-key)")
+
+// extractToken returns the one capability token a request carries. The
+// same token may appear in several token headers (some SDKs send two), but
+// two different values, or a header repeated, is refused as ambiguous.
+func extractToken(h http.Header) (string, error) {
+	var token string
+	for name, vals := range h {
+		canon := normHeader(name)
+		isTok := false
+		for _, th := range tokenHeaders {
+			if canon == normHeader(th) {
+				isTok = true
+			}
+		}
+		if !isTok {
+			continue
+		}
+		if len(vals) != 1 {
+			return "", errors.New("credential header repeated; send the token once")
+		}
+		v := strings.TrimSpace(vals[0])
+		if canon == "authorization" {
+			scheme, rest, ok := strings.Cut(v, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				return "", errors.New("authorization header must be `Bearer TOKEN`")
+			}
+			v = strings.TrimSpace(rest)
+		}
+		if v == "" {
+			continue
+		}
+		if token != "" && token != v {
+			return "", errors.New("two different credentials in one request")
+		}
+		token = v
+	}
+	if token == "" {
+		return "", errNoToken
+	}
+	return token, nil
+}
+
+// baseForwardHeaders go upstream for every provider.
+var baseForwardHeaders = map[string]bool{
+	"accept": true, "accept-language": true, "content-type": true, "user-agent": true,
+	"idempotency-key": true, "cache-control": true,
+}
+
+// forwardHeaders builds the upstream request's headers from an allow-list:
+// the base set, the provider's own headers, and custom X- headers. A header
+// whose name is a credential, a forwarding header, or whose value contains
+// the capability token is dropped. Values are copied byte for byte.
+func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
+	allowed := make(map[string]bool, len(p.Headers))
+	for _, h := range p.Headers {
+		allowed[normHeader(h)] = true
+	}
+	out := make(http.Header, len(in))
+	for name, vals := range in {
+		n := normHeader(name)
+		if isCredentialHeader(n) || n == "forwarded" || strings.HasPrefix(n, "x-forwarded-") || n == "x-real-ip" {
+			continue
+		}
+		if !baseForwardHeaders[n] && !allowed[n] && !strings.HasPrefix(n, "x-") {
+			continue
+		}
+		if strings.Contains(name, "_") {
+			continue // X_Foo is ambiguous with X-Foo upstream; no SDK sends it
+		}
+		carries := false
+		for _, v := range vals {
+			if token != "" && strings.Contains(v, token) {
+				carries = true
+			}
+		}
+		if !carries {
+			out[name] = append([]string(nil), vals...)
+		}
+	}
+	return out
 }

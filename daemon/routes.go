@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/http"
+	"strings"
 )
 
 // perm is what a route demands of its caller.
@@ -11,6 +12,9 @@ const (
 	// permAdmin is the control API: the daemon's own uid (or allowed root)
 	// over the Unix socket, never TCP, and never a capability token.
 	permAdmin perm = iota + 1
+	// permAgent is the proxy: any served peer, with a capability token that
+	// the handler verifies on every request.
+	permAgent
 )
 
 // route is one entry of the routing table. Every handler is reached only
@@ -24,19 +28,57 @@ type route struct {
 func (d *Daemon) controlRoutes() []route {
 	return []route{
 		{"GET /v1/status", permAdmin, d.handleStatus},
+		{"POST /v1/grant", permAdmin, d.handleGrant},
+		{"GET /v1/sessions", permAdmin, d.handleSessions},
+		{"POST /v1/kill", permAdmin, d.handleKill},
 	}
 }
 
-// socketHandler serves the control API and (later) the proxy on the socket.
-func (d *Daemon) socketHandler() http.Handler {
+func (d *Daemon) proxyRoutes() []route {
+	return []route{
+		{"/{provider}/{rest...}", permAgent, d.handleProxy},
+	}
+}
+
+func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 	mux := http.NewServeMux()
-	for _, r := range d.controlRoutes() {
-		mux.Handle(r.pattern, d.guard(r.perm, r.handle))
+	for _, rs := range routes {
+		for _, r := range rs {
+			mux.Handle(r.pattern, d.guard(r.perm, r.handle))
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// socketMux serves the control API and the proxy.
+func (d *Daemon) socketMux() http.Handler { return d.buildMux(d.controlRoutes(), d.proxyRoutes()) }
+
+// tcpMux serves the proxy only: the control API is never on TCP.
+func (d *Daemon) tcpMux() http.Handler { return d.buildMux(d.proxyRoutes()) }
+
+// frontHandler refuses what no route may see, before the mux can clean or
+// redirect the path: CONNECT, absolute-form targets, protocol upgrades
+// (h2c, websockets) and paths with encoded separators or dot segments.
+func (d *Daemon) frontHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			writeError(w, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
+			return
+		}
+		if r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") ||
+			r.Header.Get("HTTP2-Settings") != "" {
+			writeError(w, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
+			return
+		}
+		if err := checkRequestURI(r.RequestURI); err != nil {
+			writeError(w, http.StatusBadRequest, errInvalid, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // guard enforces perm before h runs.
@@ -51,6 +93,11 @@ func (d *Daemon) guard(p perm, h http.HandlerFunc) http.Handler {
 			}
 			if hasCredentialHeader(r.Header) {
 				writeError(w, http.StatusForbidden, errPermission, "the control API does not accept credentials: a capability token is never authority to manage tokfence")
+				return
+			}
+		case permAgent:
+			if !ok || (peer.Transport == "unix" && !d.allowPeer(peer)) {
+				writeError(w, http.StatusForbidden, errPermission, "peer not allowed")
 				return
 			}
 		default:

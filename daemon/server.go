@@ -18,10 +18,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/policy"
+	"github.com/tokfence/tokfence/sensor"
 )
 
 // Options are what New needs besides the configuration.
@@ -29,17 +36,40 @@ type Options struct {
 	Logger   *slog.Logger
 	Keystore *keystore.Store
 	Clock    func() time.Time // nil: time.Now
+	// Transport replaces the upstream transport (tests: to trust a TLS
+	// test server). Nil builds the hardened default.
+	Transport http.RoundTripper
 }
 
 // Daemon is one running tokfence daemon.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	keys    *keystore.Store
-	clock   func() time.Time
-	uid     int
-	started time.Time
-	ready   chan struct{}
+	cfg       Config
+	log       *slog.Logger
+	keys      *keystore.Store
+	clock     func() time.Time
+	uid       int
+	started   time.Time
+	ready     chan struct{}
+	providers Providers
+	transport http.RoundTripper
+	proxy     *httputil.ReverseProxy
+
+	auth     *capability.Authority
+	revs     *capability.Revocations
+	sessions *capability.Registry
+	states   states
+	grants   *grantStore
+	fpKey    []byte
+	keyCache keyCache
+	book     secretBook
+	sensors  sensor.Set
+	audit    auditSink
+	policyW  *policy.Watcher
+	tcpAddr  string
+
+	runCtx context.Context
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New validates cfg and returns a daemon ready to Run.
@@ -56,22 +86,71 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	return &Daemon{
-		cfg:   cfg,
-		log:   opts.Logger,
-		keys:  opts.Keystore,
-		clock: opts.Clock,
-		uid:   os.Getuid(),
-		ready: make(chan struct{}),
-	}, nil
+	providers, err := BuildProviders(cfg.Providers)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:       cfg,
+		log:       opts.Logger,
+		keys:      opts.Keystore,
+		clock:     opts.Clock,
+		uid:       os.Getuid(),
+		ready:     make(chan struct{}),
+		providers: providers,
+		transport: opts.Transport,
+		runCtx:    context.Background(),
+	}
+	if d.transport == nil {
+		d.transport = newUpstreamTransport(cfg)
+	}
+	d.proxy = d.newReverseProxy()
+	return d, nil
 }
 
 // Ready is closed once the socket accepts connections.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
+// policy returns the policy in force.
+func (d *Daemon) policy() *policy.Policy {
+	if d.policyW == nil {
+		return policy.Default()
+	}
+	return d.policyW.Current()
+}
+
 // Run serves until ctx is done, then shuts down gracefully and removes the
 // socket. It returns an error if the daemon cannot start.
 func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.runCtx, d.stopBG = ctx, cancel
+	if err := d.prepare(ctx); err != nil {
+		return err
+	}
+	defer d.audit.log.Close()
+	ln, lock, err := listenUnix(d.cfg.Socket, d.uid)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	servers := []*http.Server{d.httpServer(d.frontHandler(d.socketMux()), "unix")}
+	listeners := []net.Listener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log}}
+	if d.cfg.TCP != "" {
+		tln, err := d.listenTCP()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		_, port, _ := net.SplitHostPort(d.tcpAddr)
+		servers = append(servers, d.httpServer(tcpGuard(port, d.frontHandler(d.tcpMux())), "tcp"))
+		listeners = append(listeners, tln)
+	}
+	return d.serve(ctx, servers, listeners)
+}
+
+// prepare does everything that can fail before a listener exists.
+func (d *Daemon) prepare(ctx context.Context) error {
 	if err := harden(); err != nil {
 		return fmt.Errorf("harden process: %w", err)
 	}
@@ -81,36 +160,73 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.keys.Probe(ctx); err != nil {
 		return err
 	}
-	ln, lock, err := listenUnix(d.cfg.Socket, d.uid)
+	if err := d.setupCapabilities(ctx); err != nil {
+		return err
+	}
+	g, err := openGrants(filepath.Join(d.cfg.StateDir, "sessions.json"))
 	if err != nil {
 		return err
 	}
-	defer lock.release()
-	d.started = d.clock()
-	pl := &peerListener{Listener: ln, allow: d.allowPeer, log: d.log}
-	srv := d.httpServer(d.socketHandler(), "unix")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(pl) }()
-	d.log.Info("daemon listening", "socket", d.cfg.Socket, "state_dir", d.cfg.StateDir,
-		"strict", d.cfg.Strict, "allow_root", d.cfg.AllowRoot, "pid", os.Getpid())
-	if !d.cfg.Strict {
-		d.log.Warn("NON-STRICT MODE: requests without a capability token are served on the socket; any process of this uid can spend your keys")
+	d.grants = g
+	if err := d.setupPolicy(); err != nil {
+		return err
 	}
+	if err := d.loadKeySecrets(ctx); err != nil {
+		return fmt.Errorf("load keys for the sensors: %w", err)
+	}
+	alog, err := audit.Open(filepath.Join(d.cfg.StateDir, "audit"), audit.Options{Clock: d.clock, NoSync: !d.cfg.AuditSync})
+	if err != nil {
+		return withHintf(fmt.Errorf("audit trail: %w", err),
+			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", filepath.Join(d.cfg.StateDir, "audit"))
+	}
+	d.audit.log = alog
+	return nil
+}
+
+func (d *Daemon) listenTCP() (net.Listener, error) {
+	if err := checkLoopbackAddr(d.cfg.TCP); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", d.cfg.TCP)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", d.cfg.TCP, err)
+	}
+	d.tcpAddr = ln.Addr().String()
+	return ln, nil
+}
+
+// serve runs the servers until ctx is done or one fails.
+func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Listener) error {
+	d.started = d.clock()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(lns[i]) }()
+	}
+	d.startBackground(ctx)
+	d.appendAudit(audit.Record{Event: audit.EventDaemonStart, Detail: map[string]string{
+		"version": Version, "socket": d.cfg.Socket, "tcp": d.tcpAddr, "policy": d.policy().Source()}})
+	d.log.Info("daemon listening", "socket", d.cfg.Socket, "tcp", d.tcpAddr, "state_dir", d.cfg.StateDir,
+		"allow_root", d.cfg.AllowRoot, "policy", d.policy().Source(), "pid", os.Getpid())
 	close(d.ready)
+	var err error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("serve socket: %w", err)
+	case err = <-errc:
+		err = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	d.log.Info("daemon shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
+	for _, srv := range servers {
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
 	}
-	// Closing the listener unlinks the socket; make sure even if it did not.
-	_ = os.Remove(d.cfg.Socket)
-	return nil
+	d.stopBG()
+	d.wg.Wait()
+	d.appendAudit(audit.Record{Event: audit.EventDaemonStop})
+	_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
+	return err
 }
 
 // allowPeer reports whether a socket peer may be served: the daemon's own
@@ -124,6 +240,7 @@ func (d *Daemon) httpServer(h http.Handler, transport string) *http.Server {
 		Handler:           h,
 		ConnContext:       connContext(transport),
 		ReadHeaderTimeout: 10 * time.Second, // slowloris: headers must arrive promptly
+		ReadTimeout:       0,                // bodies are bounded by size; a per-read deadline would cut uploads
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10, // no legitimate provider call needs more
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),

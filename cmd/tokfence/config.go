@@ -30,7 +30,10 @@ func loadConfig(c *cli.Context) (daemon.Config, error) {
 	if v := c.String("state-dir"); v != "" {
 		cfg.StateDir = v
 	}
-	for _, p := range []*string{&cfg.Socket, &cfg.StateDir} {
+	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile} {
+		if *p == "" {
+			continue
+		}
 		if abs, err := filepath.Abs(*p); err == nil {
 			*p = abs
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -16,13 +17,15 @@ func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "daemon",
 		Usage: "run the daemon in the foreground",
-		UsageText: "tokfence daemon [--socket PATH] [--config FILE]\n\n" +
-			"Example:\n   tokfence daemon --socket /run/user/1000/tokfence/tokfence.sock",
+		UsageText: "tokfence daemon [--socket PATH] [--config FILE] [--tcp 127.0.0.1:9471] [--policy FILE]\n\n" +
+			"Example:\n   tokfence daemon --tcp 127.0.0.1:9471",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "socket", Usage: "listen on `PATH`"},
 			&cli.StringFlag{Name: "config", Usage: "read config `FILE`"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "allow-root", Usage: "also serve root on the socket"},
+			&cli.StringFlag{Name: "tcp", Usage: "also serve the proxy on loopback `ADDR`, e.g. 127.0.0.1:9471 (env TOKFENCE_TCP)"},
+			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` (TOML, hot-reloaded; env TOKFENCE_POLICY_FILE)"},
 		},
 		Action: runDaemon,
 	}
@@ -35,6 +38,16 @@ func runDaemon(c *cli.Context) error {
 	}
 	if c.IsSet("allow-root") {
 		cfg.AllowRoot = c.Bool("allow-root")
+	}
+	if v := c.String("tcp"); v != "" {
+		cfg.TCP = v
+	}
+	if v := c.String("policy"); v != "" {
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return err
+		}
+		cfg.PolicyFile = abs
 	}
 	if v := c.String("log-level"); v != "" {
 		cfg.LogLevel = v

@@ -81,6 +81,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			daemonCommand(),
 			keyCommand(),
 			statusCommand(),
+			grantCommand(),
+			execCommand(),
+			sessionsCommand(),
+			killCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors

@@ -51,6 +51,10 @@ func runStatus(c *cli.Context) error {
 	if st.TCP != "" {
 		rows = append(rows, [2]string{"tcp", st.TCP})
 	}
+	rows = append(rows, [2]string{"sessions", fmt.Sprint(st.Sessions)}, [2]string{"policy", st.Policy})
+	if st.PolicyError != "" {
+		rows = append(rows, [2]string{"policy error", st.PolicyError + " (the previous policy stays in force)"})
+	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}

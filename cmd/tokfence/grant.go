@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tokfence/tokfence/daemon"
+)
+
+// scopeFlags are shared by grant and exec.
+func scopeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "agent", Usage: "agent `NAME` (shown in sessions and the audit trail)", Required: true},
+		&cli.StringSliceFlag{Name: "provider", Usage: "allowed `PROVIDER` (repeat for several)", Required: true},
+		&cli.StringSliceFlag{Name: "model", Usage: "allowed model `GLOB` (repeatable; default any)"},
+		&cli.StringSliceFlag{Name: "endpoint", Usage: "allowed endpoint `\"METHOD /path-glob\"` (repeatable; default any)"},
+		&cli.StringFlag{Name: "ttl", Usage: "token lifetime, e.g. 30m (default 15m; at most the daemon's max_ttl)"},
+		&cli.Int64Flag{Name: "max-requests", Usage: "refuse requests after `N`"},
+		&cli.Int64Flag{Name: "max-tokens", Usage: "token budget `N` for the session"},
+	}
+}
+
+func grantRequest(c *cli.Context) daemon.GrantRequest {
+	return daemon.GrantRequest{
+		Agent:       c.String("agent"),
+		Providers:   c.StringSlice("provider"),
+		Models:      c.StringSlice("model"),
+		Endpoints:   c.StringSlice("endpoint"),
+		TTL:         c.String("ttl"),
+		MaxRequests: c.Int64("max-requests"),
+		MaxTokens:   c.Int64("max-tokens"),
+	}
+}
+
+func grantCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "grant",
+		Usage: "mint a capability token for an agent",
+		UsageText: "tokfence grant --agent NAME --provider P [--provider P2] [--model GLOB] [--endpoint GLOB]\n" +
+			"               [--ttl 30m] [--max-requests N] [--format token|env|json]\n\nExamples:\n" +
+			"   tokfence grant --agent coder --provider openai --model 'gpt-4o*' --ttl 30m\n" +
+			"   eval \"$(tokfence grant --agent coder --provider anthropic --format env)\"",
+		Flags: append(scopeFlags(),
+			&cli.StringFlag{Name: "format", Value: "token", Usage: "output: token, env (shell export lines) or json"}),
+		Action: runGrant,
+	}
+}
+
+func runGrant(c *cli.Context) error {
+	format := c.String("format")
+	if format != "token" && format != "env" && format != "json" {
+		return fmt.Errorf("--format %q: want token, env or json", format)
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	g, err := cl.Grant(c.Context, grantRequest(c))
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "json":
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(g)
+	case "env":
+		printEnv(c.App.Writer, g)
+	default:
+		fmt.Fprintln(c.App.Writer, g.Token)
+	}
+	return nil
+}
+
+// printEnv writes shell export lines for the variables SDKs read.
+func printEnv(w io.Writer, g *daemon.Grant) {
+	names := make([]string, 0, len(g.Env))
+	for k := range g.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "export %s=%s\n", k, shellQuote(g.Env[k]))
+	}
+	fmt.Fprintf(w, "export TOKFENCE_SESSION=%s\n", g.Session)
+	if g.TCP == "" {
+		fmt.Fprintln(w, "# the daemon has no TCP listener, so no *_BASE_URL is set; start it with --tcp 127.0.0.1:9471")
+	}
+}
+
+// shellQuote single-quotes s for POSIX shells.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

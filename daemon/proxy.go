@@ -1,0 +1,305 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/policy"
+)
+
+// forward is what one proxied request carries from the handler to Rewrite.
+type forward struct {
+	p     *Provider
+	rest  string // upstream path below the provider's base
+	query url.Values
+	key   keystore.Secret
+	token string
+	sess  *sessionState
+	model string
+	rec   *requestRecord
+}
+
+type forwardKey struct{}
+
+func (d *Daemon) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        d.rewrite,
+		Transport:      d.transport,
+		FlushInterval:  -1, // SSE: every upstream write is flushed to the agent at once
+		ModifyResponse: d.modifyResponse,
+		ErrorHandler:   d.proxyError,
+		ErrorLog:       slogLogger(d.log),
+	}
+}
+
+// handleProxy serves /{provider}/{rest...}: authenticate, check policy and
+// scope, then forward with the real key.
+func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
+	rec := d.newRecord(r)
+	defer d.finishRecord(rec)
+	p, ok := d.providers[r.PathValue("provider")]
+	if !ok {
+		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("unknown provider %q", r.PathValue("provider")))
+		return
+	}
+	rec.Provider = p.Name
+	rest := "/" + r.PathValue("rest")
+	rec.Path = rest
+	if p.Base == nil {
+		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, fmt.Sprintf("provider %q has no base_url configured", p.Name))
+		return
+	}
+	if !allowedPath(p, rest) {
+		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("path %s is not part of the %s API", rest, p.Name))
+		return
+	}
+	token, err := extractToken(r.Header)
+	if err != nil {
+		rec.fail(w, http.StatusUnauthorized, errAuth, err.Error())
+		return
+	}
+	claims, err := d.auth.Verify(token)
+	if err != nil {
+		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
+		return
+	}
+	sess, err := d.sessions.GetOrRestore(claims)
+	if err != nil {
+		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
+		return
+	}
+	st := d.states.get(sess, d.clock)
+	rec.bindSession(claims, sess)
+	if !d.hasToken(claims.ID) {
+		d.registerSession(token, claims, nil) // first sight since a restart
+	}
+	if !d.auditOK() {
+		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
+		return
+	}
+	f := &forward{p: p, rest: rest, query: r.URL.Query(), token: token, sess: st, rec: rec}
+	if !d.admit(w, r, f, claims) {
+		return
+	}
+	key, err := d.providerKey(r.Context(), p.Name)
+	if err != nil {
+		d.keyError(w, rec, p.Name, err)
+		return
+	}
+	f.key = key
+	if p.Name == "gemini" {
+		f.query.Del("key") // the SDK's query-string key, if any, is never forwarded
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), forwardKey{}, f))
+	stop := context.AfterFunc(sess.Context(), func() { cancel(context.Cause(sess.Context())) })
+	defer stop()
+	defer cancel(nil)
+	d.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// admit runs the checks that need the request body: size, model, scope,
+// risk state, rate and request limits. It writes the refusal itself.
+func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *capability.Claims) bool {
+	rec, st := f.rec, f.sess
+	state := st.risk.State()
+	pol := d.policy()
+	if !pol.Allows(state, r.Method, f.rest) {
+		rec.fail(w, http.StatusForbidden, errPermission, fmt.Sprintf("session is %s: only read-only endpoints are allowed", state))
+		return false
+	}
+	body, ok := d.readBody(w, r, rec)
+	if !ok {
+		return false
+	}
+	f.model = modelOf(f.p, f.rest, body)
+	rec.Model = f.model
+	if err := c.Scope.Allow(f.p.Name, f.model, r.Method, f.rest); err != nil {
+		d.observe(st, policy.Event{Kind: policy.ScopeViolation, Rule: scopeRule(err)}, rec)
+		rec.fail(w, http.StatusForbidden, errPermission, "outside the grant's scope: "+err.Error())
+		return false
+	}
+	st.mu.Lock()
+	allowed := st.lim.Allow(d.clock(), pol.RateLimit(st.sess.Agent, st.risk.State()))
+	st.mu.Unlock()
+	if !allowed {
+		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, rec)
+		rec.fail(w, http.StatusTooManyRequests, errRateLimit, fmt.Sprintf("rate limit for a %s session exceeded", st.risk.State()))
+		return false
+	}
+	if _, err := st.sess.AddRequest(); err != nil {
+		status, typ := http.StatusTooManyRequests, errRateLimit
+		if !errors.Is(err, capability.ErrLimit) {
+			status, typ = http.StatusUnauthorized, errAuth
+		}
+		rec.fail(w, status, typ, err.Error())
+		return false
+	}
+	if !d.scanRequest(w, r, f, body) {
+		return false
+	}
+	return true
+}
+
+// readBody reads the whole request body, bounded by max_body_bytes, so it
+// can be scanned before a byte goes upstream and replayed to it.
+func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRecord) ([]byte, bool) {
+	max := d.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		rec.fail(w, http.StatusRequestEntityTooLarge, errTooLarge, fmt.Sprintf("request body over %d bytes", max))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			rec.fail(w, http.StatusRequestEntityTooLarge, errTooLarge, fmt.Sprintf("request body over %d bytes", max))
+		} else {
+			rec.fail(w, http.StatusBadRequest, errInvalid, "read request body: "+err.Error())
+		}
+		return nil, false
+	}
+	rec.BytesIn = int64(len(body))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		r.Body = http.NoBody
+	}
+	return body, true
+}
+
+// rewrite builds the upstream request: the provider's URL, an allow-listed
+// copy of the agent's headers, and the real key set exactly once. It runs
+// after ReverseProxy has removed hop-by-hop headers, so a client's
+// `Connection: Authorization` cannot strip the injected key.
+func (d *Daemon) rewrite(pr *httputil.ProxyRequest) {
+	f := pr.In.Context().Value(forwardKey{}).(*forward)
+	base := f.p.Base
+	pr.Out.URL = &url.URL{Scheme: base.Scheme, Host: base.Host, Path: base.Path + f.rest, RawQuery: f.query.Encode()}
+	pr.Out.Host = base.Host
+	pr.Out.Header = forwardHeaders(pr.In.Header, f.p, f.token)
+	v := string(f.key.Reveal())
+	if f.p.AuthScheme != "" {
+		v = f.p.AuthScheme + " " + v
+	}
+	pr.Out.Header.Set(f.p.AuthHeader, v)
+	pr.Out.Header.Set("Accept-Encoding", "identity") // the sensors must see plaintext
+}
+
+// modifyResponse strips credential and fingerprinting headers from the
+// upstream's reply and puts the body behind the response sensor.
+func (d *Daemon) modifyResponse(resp *http.Response) error {
+	f := resp.Request.Context().Value(forwardKey{}).(*forward)
+	h := resp.Header
+	for k := range h {
+		if isCredentialHeader(k) || strings.EqualFold(k, "Server") || strings.EqualFold(k, "X-Powered-By") {
+			h.Del(k)
+		}
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	f.rec.Status = resp.StatusCode
+	d.wrapResponse(resp, f)
+	return nil
+}
+
+// proxyError answers when the upstream could not be reached or the
+// session was killed mid-request. Messages name the cause, never a key.
+func (d *Daemon) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	f, _ := r.Context().Value(forwardKey{}).(*forward)
+	cause := context.Cause(r.Context())
+	switch {
+	case errors.Is(cause, capability.ErrRevoked):
+		f.rec.fail(w, http.StatusUnauthorized, errAuth, "session was killed")
+	case errors.Is(err, context.Canceled):
+		f.rec.fail(w, 499, errInvalid, "client went away")
+	default:
+		d.log.Warn("upstream request failed", "provider", f.p.Name, "err", err)
+		f.rec.fail(w, http.StatusBadGateway, errUpstream, fmt.Sprintf("upstream %s unreachable: %s", f.p.Name, upstreamErrText(err)))
+	}
+}
+
+func (d *Daemon) keyError(w http.ResponseWriter, rec *requestRecord, provider string, err error) {
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, fmt.Sprintf("no %s key is stored; run `tokfence key set %s`", provider, provider))
+	case errors.Is(err, keystore.ErrInvalid):
+		d.log.Error("stored key is unusable", "provider", provider, "err", err)
+		rec.fail(w, http.StatusInternalServerError, errInternal, fmt.Sprintf("the stored %s key is unusable (e.g. it holds a control character); set it again", provider))
+	default:
+		d.log.Error("keychain", "provider", provider, "err", err)
+		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "keychain unavailable: "+err.Error())
+	}
+}
+
+// allowedPath reports whether rest falls under one of p's API roots.
+func allowedPath(p *Provider, rest string) bool {
+	for _, pre := range p.Paths {
+		if strings.HasPrefix(rest, pre) || rest == strings.TrimSuffix(pre, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// modelOf finds the model a request names: in the JSON body for most
+// providers, in the path for Gemini (/v1beta/models/NAME:method) and
+// Azure (/openai/deployments/NAME/...).
+func modelOf(p *Provider, rest string, body []byte) string {
+	for _, marker := range []string{"/models/", "/deployments/"} {
+		if i := strings.Index(rest, marker); i >= 0 && (p.Name == "gemini" || p.Name == "azure-openai") {
+			m := rest[i+len(marker):]
+			if j := strings.IndexAny(m, ":/"); j >= 0 {
+				m = m[:j]
+			}
+			return m
+		}
+	}
+	if len(body) == 0 || body[0] != '{' && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		return ""
+	}
+	var v struct {
+		Model string `json:"model"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	return v.Model
+}
+
+func scopeRule(err error) string {
+	switch {
+	case errors.Is(err, capability.ErrScopeProvider):
+		return "provider"
+	case errors.Is(err, capability.ErrScopeModel):
+		return "model"
+	}
+	return "endpoint"
+}
+
+// tokenErrorText names why a token was refused without quoting it.
+func tokenErrorText(err error) string {
+	for _, e := range []error{capability.ErrTooLarge, capability.ErrMalformed, capability.ErrSignature,
+		capability.ErrExpired, capability.ErrNotYetValid, capability.ErrAudience, capability.ErrIssuer, capability.ErrRevoked} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "invalid token"
+}
+
+func upstreamErrText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}

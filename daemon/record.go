@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"errors"
+	"log"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/policy"
+)
+
+// requestRecord follows one proxied request from arrival to the last byte
+// of its response and becomes its audit records. Fields are written by the
+// handler goroutine, and by the response body reader, which ReverseProxy
+// drives from the same goroutine before ServeHTTP returns.
+type requestRecord struct {
+	audit.Record
+	start   time.Time
+	replied bool
+}
+
+func (d *Daemon) newRecord(r *http.Request) *requestRecord {
+	rec := &requestRecord{start: d.clock()}
+	rec.Event = audit.EventRequest
+	rec.Method = r.Method
+	if p, ok := PeerFrom(r.Context()); ok {
+		if p.UID >= 0 {
+			uid := p.UID
+			rec.PeerUID = &uid
+		}
+		rec.PeerPID, rec.PeerExe = p.PID, p.Exe
+		rec.Detail = map[string]string{"transport": p.Transport}
+	}
+	return rec
+}
+
+// fail writes the error reply and notes it in the record.
+func (rec *requestRecord) fail(w http.ResponseWriter, status int, typ, msg string) {
+	rec.Status, rec.Error = status, msg
+	if rec.replied {
+		return
+	}
+	rec.replied = true
+	writeError(w, status, typ, msg)
+}
+
+func (rec *requestRecord) bindSession(c *capability.Claims, s *capability.Session) {
+	rec.Session, rec.Agent, rec.JTI = s.ID, s.Agent, c.ID
+}
+
+// finishRecord writes the request's summary to the audit trail.
+func (d *Daemon) finishRecord(rec *requestRecord) {
+	rec.LatencyMS = float64(d.clock().Sub(rec.start).Microseconds()) / 1000
+	r := rec.Record
+	r.Event = audit.EventResponse
+	if _, err := d.appendAudit(r); err != nil {
+		d.log.Error("audit write failed; refusing requests until it recovers", "err", err)
+	}
+	d.log.Debug("request", "session", rec.Session, "agent", rec.Agent, "provider", rec.Provider,
+		"model", rec.Model, "method", rec.Method, "path", rec.Path, "status", rec.Status, "latency_ms", rec.LatencyMS)
+}
+
+// auditSink serialises the daemon's audit writes and remembers whether the
+// last one failed, so that requests fail closed while the trail is broken.
+type auditSink struct {
+	mu     sync.Mutex
+	log    *audit.Log
+	broken error
+}
+
+// appendAudit writes r. It is the only path to the trail.
+func (d *Daemon) appendAudit(r audit.Record) (audit.Record, error) {
+	s := &d.audit
+	if s.log == nil {
+		return r, errors.New("audit trail not open")
+	}
+	out, err := s.log.Append(r)
+	s.mu.Lock()
+	s.broken = err
+	s.mu.Unlock()
+	return out, err
+}
+
+// auditOK reports whether requests may proceed: the trail accepted its
+// last write, or accepts a probe record now.
+func (d *Daemon) auditOK() bool {
+	d.audit.mu.Lock()
+	broken := d.audit.broken
+	d.audit.mu.Unlock()
+	if broken == nil {
+		return true
+	}
+	_, err := d.appendAudit(audit.Record{Event: "audit_resumed", Reason: "a write succeeded after: " + broken.Error()})
+	return err == nil
+}
+
+// observe feeds ev to the session's risk machine, records the result, and
+// kills the session when it reaches RED.
+func (d *Daemon) observe(st *sessionState, ev policy.Event, rec *requestRecord) policy.Decision {
+	dec, from, to, changed := st.risk.Observe(d.policy(), st.sess.Agent, ev)
+	if !changed {
+		return dec
+	}
+	r := audit.Record{Event: audit.EventRiskChange, Session: st.sess.ID, Agent: st.sess.Agent,
+		From: from.String(), To: to.String(), Reason: dec.Reason, Rule: ev.Rule}
+	if rec != nil {
+		r.Provider, r.Path = rec.Provider, rec.Path
+	}
+	d.appendAudit(r)
+	d.log.Warn("session risk rose", "session", st.sess.ID, "agent", st.sess.Agent, "from", from, "to", to, "reason", dec.Reason)
+	if to == policy.Red {
+		if err := d.killSession(st.sess.ID, st.sess.Expires, "risk RED: "+dec.Reason); err != nil {
+			d.log.Error("revoke RED session", "session", st.sess.ID, "err", err)
+		}
+	}
+	return dec
+}
+
+func slogLogger(l *slog.Logger) *log.Logger { return slog.NewLogLogger(l.Handler(), slog.LevelWarn) }

@@ -1,0 +1,253 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/policy"
+	"github.com/tokfence/tokfence/sensor"
+)
+
+// secretBook is every exact secret the sensors look for: the stored
+// provider keys, the live capability tokens and the session canaries. Any
+// change rebuilds the matcher and swaps it in atomically; streams in flight
+// keep the matcher they started with.
+type secretBook struct {
+	mu      sync.Mutex
+	entries map[string]bookEntry // by "key:NAME", "tok:JTI", "canary:SID:ENV"
+}
+
+type bookEntry struct {
+	secret  sensor.Secret
+	expires time.Time // zero: until removed
+	session string
+}
+
+// redactClass reports whether hits of a class are cut out of forwarded
+// bytes: our own secrets never pass, whatever the policy does next.
+func redactClass(h sensor.Hit) bool {
+	return h.Class == sensor.ClassProviderKey || h.Class == sensor.ClassToken || h.Class == sensor.ClassCanary
+}
+
+func (d *Daemon) rebuildSensors() error {
+	b := &d.book
+	b.mu.Lock()
+	now := d.clock()
+	list := make([]sensor.Secret, 0, len(b.entries))
+	for k, e := range b.entries {
+		if !e.expires.IsZero() && now.After(e.expires) {
+			delete(b.entries, k)
+			continue
+		}
+		list = append(list, e.secret)
+	}
+	b.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	m, err := sensor.NewMatcher(list, sensor.Options{FormatRules: true, FingerprintKey: d.fpKey, Redact: redactClass})
+	if err != nil {
+		return fmt.Errorf("build sensors: %w", err)
+	}
+	d.sensors.Store(m)
+	return nil
+}
+
+// bookSet adds or replaces entries and rebuilds the matcher.
+func (d *Daemon) bookSet(add map[string]bookEntry, removePrefix string) {
+	d.book.mu.Lock()
+	if d.book.entries == nil {
+		d.book.entries = map[string]bookEntry{}
+	}
+	if removePrefix != "" {
+		for k := range d.book.entries {
+			if strings.HasPrefix(k, removePrefix) {
+				delete(d.book.entries, k)
+			}
+		}
+	}
+	for k, e := range add {
+		d.book.entries[k] = e
+	}
+	d.book.mu.Unlock()
+	if err := d.rebuildSensors(); err != nil {
+		d.log.Error("rebuild sensors", "err", err)
+	}
+}
+
+// hasToken reports whether the book already holds token jti.
+func (d *Daemon) hasToken(jti string) bool {
+	d.book.mu.Lock()
+	defer d.book.mu.Unlock()
+	_, ok := d.book.entries["tok:"+jti]
+	return ok
+}
+
+// loadKeySecrets puts every stored provider key into the book. It runs at
+// start and whenever the key index changes.
+func (d *Daemon) loadKeySecrets(ctx context.Context) error {
+	entries, _, err := d.keys.Index().List()
+	if err != nil {
+		return err
+	}
+	add := map[string]bookEntry{}
+	for _, e := range entries {
+		k, err := d.keys.ProviderKey(ctx, e.Provider)
+		if errors.Is(err, keystore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if k.Len() >= sensor.MinSecretLen {
+			add["key:"+e.Provider] = bookEntry{secret: sensor.Secret{ID: e.Provider, Class: sensor.ClassProviderKey, Value: k.Reveal()}}
+		}
+	}
+	d.bookSet(add, "key:")
+	return nil
+}
+
+// scanRequest runs the request sensor over the buffered body and the header
+// values. A hit is audited and fed to the session's risk machine; a block
+// decision refuses the request before a byte goes upstream, otherwise the
+// redacted body is what is forwarded.
+func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward, body []byte) bool {
+	m := d.sensors.Load()
+	s := m.NewStream(sensor.Request, r.Header.Get("Content-Type"))
+	fwd, hits := s.Write(body)
+	out := append([]byte(nil), fwd...)
+	fwd, more := s.Close()
+	out = append(out, fwd...)
+	hits = append(hits, more...)
+	for name, vals := range r.Header {
+		if isTokenHeader(name) {
+			continue
+		}
+		hs := m.NewStream(sensor.Request, "text/plain")
+		_, h1 := hs.Write([]byte(strings.Join(vals, "\n")))
+		_, h2 := hs.Close()
+		hits = append(hits, h1...)
+		hits = append(hits, h2...)
+	}
+	blocked := ""
+	for _, h := range hits {
+		if dec := d.sensorHit(f, h); dec.Block && blocked == "" {
+			blocked = h.Rule
+			if h.Class != sensor.ClassFormat {
+				blocked = string(h.Class)
+			}
+		}
+	}
+	if blocked != "" {
+		f.rec.fail(w, http.StatusForbidden, errPermission, fmt.Sprintf("request blocked: it carries a secret (%s)", blocked))
+		return false
+	}
+	if len(hits) > 0 {
+		r.Body = io.NopCloser(strings.NewReader(string(out)))
+		r.ContentLength = int64(len(out))
+	}
+	return true
+}
+
+func isTokenHeader(name string) bool {
+	n := normHeader(name)
+	for _, t := range tokenHeaders {
+		if n == normHeader(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// sensorHit audits one hit and applies the policy's decision. A provider
+// key in a response is the upstream echoing its own credential: it is
+// redacted and audited, but it is not the agent's doing and does not move
+// the session's risk.
+func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
+	rec := audit.Record{Event: audit.EventSensorHit, Session: f.sess.sess.ID, Agent: f.sess.sess.Agent,
+		Provider: f.p.Name, Path: f.rest, Rule: h.Rule, Encoding: h.Encoding, Direction: h.Direction.String(),
+		Fingerprint: h.Fingerprint, Detail: map[string]string{"class": string(h.Class), "offset": fmt.Sprint(h.Offset)}}
+	if h.SecretID != "" && h.Class == sensor.ClassProviderKey {
+		rec.Detail["secret"] = h.SecretID
+	}
+	d.appendAudit(rec)
+	d.log.Warn("sensor hit", "session", rec.Session, "rule", h.Rule, "class", h.Class, "encoding", h.Encoding,
+		"direction", rec.Direction, "fingerprint", h.Fingerprint)
+	if h.Class == sensor.ClassProviderKey && h.Direction == sensor.Response {
+		return policy.Decision{Redact: true}
+	}
+	kind := policy.SensorHit
+	if h.Class == sensor.ClassCanary {
+		kind = policy.Canary
+	}
+	return d.observe(f.sess, policy.Event{Kind: kind, Rule: h.Rule, Class: string(h.Class), Direction: h.Direction.String()}, f.rec)
+}
+
+// wrapResponse puts the upstream body behind the response sensor and the
+// usage tap. Redaction can change the length, so the reply is re-framed.
+func (d *Daemon) wrapResponse(resp *http.Response, f *forward) {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	ct := resp.Header.Get("Content-Type")
+	resp.Body = &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
+		d: d, f: f, tap: newUsageTap(ct), buf: make([]byte, 32<<10)}
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
+}
+
+// scanBody is the response body as the agent reads it: only bytes the
+// sensor has cleared, with our secrets cut out.
+type scanBody struct {
+	src     io.ReadCloser
+	stream  *sensor.Stream
+	d       *Daemon
+	f       *forward
+	tap     *usageTap
+	buf     []byte
+	pending []byte
+	eof     bool
+}
+
+func (b *scanBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.eof {
+			return 0, io.EOF
+		}
+		n, err := b.src.Read(b.buf)
+		if n > 0 {
+			b.tap.write(b.buf[:n])
+			fwd, hits := b.stream.Write(b.buf[:n])
+			b.pending = fwd
+			b.hits(hits)
+		}
+		if err == io.EOF {
+			fwd, hits := b.stream.Close()
+			b.pending = append(b.pending[:len(b.pending):len(b.pending)], fwd...)
+			b.hits(hits)
+			b.eof = true
+			b.f.rec.Usage = b.tap.usage()
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	b.f.rec.BytesOut += int64(n)
+	return n, nil
+}
+
+func (b *scanBody) hits(hs []sensor.Hit) {
+	for _, h := range hs {
+		b.d.sensorHit(b.f, h)
+	}
+}
+
+func (b *scanBody) Close() error { return b.src.Close() }

@@ -1,0 +1,251 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/policy"
+)
+
+// sessionState is what the daemon keeps per session beside the
+// capability.Session: its risk machine and rate limiter.
+type sessionState struct {
+	sess *capability.Session
+	risk *policy.Risk
+	lim  policy.Limiter
+	mu   sync.Mutex // guards lim
+}
+
+// states maps session id to its daemon-side state.
+type states struct {
+	mu sync.Mutex
+	m  map[string]*sessionState
+}
+
+// get returns the state of s, creating it (GREEN) on first use.
+func (t *states) get(s *capability.Session, clock func() time.Time) *sessionState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[string]*sessionState{}
+	}
+	st, ok := t.m[s.ID]
+	if !ok || st.sess != s {
+		st = &sessionState{sess: s, risk: policy.NewRisk(clock)}
+		t.m[s.ID] = st
+	}
+	return st
+}
+
+func (t *states) lookup(sid string) (*sessionState, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, ok := t.m[sid]
+	return st, ok
+}
+
+// prune forgets the states of sessions no longer live.
+func (t *states) prune(live map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.m {
+		if !live[id] {
+			delete(t.m, id)
+		}
+	}
+}
+
+// GrantRequest is the body of POST /v1/grant.
+type GrantRequest struct {
+	Agent       string   `json:"agent"`
+	Providers   []string `json:"providers"`
+	Models      []string `json:"models,omitempty"`
+	Endpoints   []string `json:"endpoints,omitempty"`
+	TTL         string   `json:"ttl,omitempty"` // Go duration; "" = 15m
+	MaxRequests int64    `json:"max_requests,omitempty"`
+	MaxTokens   int64    `json:"max_tokens,omitempty"`
+	// BindPeer ties the session to the calling process: when it exits,
+	// however it exits, the daemon kills the session. `tokfence exec` sets it.
+	BindPeer bool `json:"bind_peer,omitempty"`
+}
+
+// Grant is the reply of POST /v1/grant. Token is the capability; Env holds
+// the variables an agent's SDKs read (key and base URL per provider).
+type Grant struct {
+	Token    string            `json:"token"`
+	Session  string            `json:"session"`
+	Agent    string            `json:"agent"`
+	Expires  time.Time         `json:"expires"`
+	Scope    capability.Scope  `json:"scope"`
+	BaseURLs map[string]string `json:"base_urls,omitempty"`
+	Env      map[string]string `json:"env"`
+	// Canaries are decoy credentials, by env var name, that `tokfence exec`
+	// plants in the agent's environment; any sighting turns the session RED.
+	Canaries map[string]string `json:"canaries,omitempty"`
+	TCP      string            `json:"tcp,omitempty"`
+}
+
+func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
+	var req GrantRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	ttl := time.Duration(0)
+	if req.TTL != "" {
+		v, err := time.ParseDuration(req.TTL)
+		if err != nil || v <= 0 {
+			writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("ttl %q: want a positive duration such as 30m", req.TTL))
+			return
+		}
+		ttl = v
+	}
+	for _, p := range req.Providers {
+		pr, ok := d.providers[p]
+		if !ok {
+			writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("unknown provider %q", p))
+			return
+		}
+		if pr.Base == nil {
+			writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("provider %q has no base_url configured", p))
+			return
+		}
+	}
+	scope := capability.Scope{Providers: req.Providers, Models: req.Models, Endpoints: req.Endpoints,
+		MaxRequests: req.MaxRequests, MaxTokens: req.MaxTokens}
+	token, claims, err := d.auth.Mint(req.Agent, scope, ttl)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errInvalid, "grant: "+err.Error())
+		return
+	}
+	canaries, err := canaryEnv(d.policy().CanaryEnv())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, errInternal, "make canaries: "+err.Error())
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	sess := d.sessions.Add(claims, capability.PeerInfo{UID: peer.UID, PID: peer.PID, Exe: peer.Exe})
+	d.states.get(sess, d.clock)
+	d.registerSession(token, claims, canaries)
+	uid := peer.UID
+	if _, err := d.appendAudit(audit.Record{Event: audit.EventGrant, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
+		PeerUID: &uid, PeerPID: peer.PID, PeerExe: peer.Exe, Detail: map[string]string{
+			"providers": strings.Join(req.Providers, ","), "expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}}); err != nil {
+		d.killSession(claims.SID, claims.ExpiresAt.Time, "grant could not be audited")
+		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to grant: "+err.Error())
+		return
+	}
+	if err := d.grants.add(claims.SID, claims.Subject, claims.ExpiresAt.Time); err != nil {
+		d.log.Error("persist grant", "session", claims.SID, "err", err)
+	}
+	if req.BindPeer && peer.PID > 0 {
+		d.bindToProcess(sess, peer.PID)
+	}
+	d.log.Info("granted", "session", claims.SID, "agent", claims.Subject, "jti", claims.ID,
+		"providers", req.Providers, "expires", claims.ExpiresAt.Time, "peer_pid", peer.PID, "bound", req.BindPeer)
+	g := d.grantReply(token, claims)
+	g.Canaries = canaries
+	writeJSON(w, http.StatusOK, g)
+}
+
+func (d *Daemon) grantReply(token string, c *capability.Claims) Grant {
+	g := Grant{Token: token, Session: c.SID, Agent: c.Subject, Expires: c.ExpiresAt.Time, Scope: c.Scope,
+		BaseURLs: map[string]string{}, Env: map[string]string{}, TCP: d.tcpAddr}
+	for _, name := range c.Scope.Providers {
+		p := d.providers[name]
+		if p.KeyEnv != "" {
+			g.Env[p.KeyEnv] = token
+		}
+		if d.tcpAddr != "" {
+			u := "http://" + d.tcpAddr + "/" + name + p.BaseSuffix
+			g.BaseURLs[name] = u
+			if p.BaseEnv != "" {
+				g.Env[p.BaseEnv] = u
+			}
+		}
+	}
+	return g
+}
+
+// SessionInfo is one row of GET /v1/sessions.
+type SessionInfo struct {
+	ID          string           `json:"id"`
+	Agent       string           `json:"agent"`
+	Scope       capability.Scope `json:"scope"`
+	Created     time.Time        `json:"created"`
+	Expires     time.Time        `json:"expires"`
+	Requests    int64            `json:"requests"`
+	Risk        string           `json:"risk"`
+	RiskReason  string           `json:"risk_reason,omitempty"`
+	PeerPID     int              `json:"peer_pid,omitempty"`
+	PeerExe     string           `json:"peer_exe,omitempty"`
+	Restored    bool             `json:"restored,omitempty"`
+}
+
+func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
+	live := d.sessions.List()
+	out := make([]SessionInfo, 0, len(live))
+	ids := map[string]bool{}
+	for _, s := range live {
+		ids[s.ID] = true
+		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires,
+			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
+		if st, ok := d.states.lookup(s.ID); ok {
+			info.Risk, info.RiskReason = st.risk.State().String(), st.risk.Reason()
+		}
+		out = append(out, info)
+	}
+	d.states.prune(ids)
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// KillRequest is the body of POST /v1/kill: exactly one of the fields.
+type KillRequest struct {
+	Session string `json:"session,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+	All     bool   `json:"all,omitempty"`
+}
+
+// KillResult is the reply of POST /v1/kill.
+type KillResult struct {
+	Killed []string `json:"killed"`
+	Epoch  uint64   `json:"epoch,omitempty"`
+}
+
+func (d *Daemon) handleKill(w http.ResponseWriter, r *http.Request) {
+	var req KillRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	n := 0
+	for _, set := range []bool{req.Session != "", req.Agent != "", req.All} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		writeError(w, http.StatusBadRequest, errInvalid, "kill: name exactly one of a session, an agent, or all")
+		return
+	}
+	res, err := d.kill(req)
+	if errors.Is(err, errUnknownSession) {
+		writeError(w, http.StatusNotFound, errNotFound, "kill: "+err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, errInternal, "kill: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// errUnknownSession is returned by kill for a session id this daemon never
+// issued or that has already expired.
+var errUnknownSession = errors.New("no such session")

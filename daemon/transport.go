@@ -1,0 +1,33 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newUpstreamTransport is the one transport that talks to providers. It
+// ignores HTTPS_PROXY and friends (Proxy: nil), verifies TLS, speaks HTTP/2
+// where the upstream offers it, never decompresses (the sensors must see
+// what the agent will see, and Accept-Encoding is forced to identity), and
+// bounds every phase that can hang.
+func newUpstreamTransport(cfg Config) *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second, // connect
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ResponseHeaderTimeout:  cfg.UpstreamHeaderTimeout.Duration,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    64,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+}
