@@ -29,10 +29,13 @@ type Config struct {
 	MaxBodyBytes    int64    `toml:"max_body_bytes"`
 	// UpstreamHeaderTimeout bounds the wait for an upstream's response
 	// headers. Non-streaming completions of long outputs can take minutes.
-	UpstreamHeaderTimeout Duration                  `toml:"upstream_header_timeout"`
-	PolicyFile            string                    `toml:"policy_file"`
-	LogLevel              string                    `toml:"log_level"`
-	Providers             map[string]ProviderConfig `toml:"providers"`
+	UpstreamHeaderTimeout Duration `toml:"upstream_header_timeout"`
+	// HeaderTimeout bounds how long a client may take to send its request
+	// headers (slowloris).
+	HeaderTimeout Duration                  `toml:"header_timeout"`
+	PolicyFile    string                    `toml:"policy_file"`
+	LogLevel      string                    `toml:"log_level"`
+	Providers     map[string]ProviderConfig `toml:"providers"`
 
 	// File is the config file that was read ("" when none).
 	File string `toml:"-"`
@@ -64,6 +67,7 @@ func Defaults() Config {
 		KeychainTimeout:       Duration{5 * time.Second},
 		MaxBodyBytes:          32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
 		UpstreamHeaderTimeout: Duration{5 * time.Minute},
+		HeaderTimeout:         Duration{10 * time.Second},
 		LogLevel:              "info",
 	}
 }
@@ -204,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTTL.Duration < time.Minute || c.MaxTTL.Duration > 30*24*time.Hour {
 		return fmt.Errorf("config: max_ttl %s must be between 1m and 720h", c.MaxTTL)
+	}
+	if c.HeaderTimeout.Duration <= 0 {
+		return fmt.Errorf("config: header_timeout must be positive")
 	}
 	if c.UpstreamHeaderTimeout.Duration <= 0 {
 		return fmt.Errorf("config: upstream_header_timeout must be positive")

@@ -167,3 +167,5 @@ func (e *proxyEnv) do(t *testing.T, viaUnix bool, method, path, body string, hdr
 func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 
 const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+
+func mustSecret(s string) keystore.Secret { return keystore.NewSecret([]byte(s)) }

@@ -114,10 +114,11 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 	out := make(http.Header, len(in))
 	for name, vals := range in {
 		n := normHeader(name)
-		if isCredentialHeader(n) || n == "forwarded" || strings.HasPrefix(n, "x-forwarded-") || n == "x-real-ip" {
+		listed := baseForwardHeaders[n] || allowed[n]
+		if !listed && (isCredentialHeader(n) || n == "forwarded" || strings.HasPrefix(n, "x-forwarded-") || n == "x-real-ip") {
 			continue
 		}
-		if !baseForwardHeaders[n] && !allowed[n] && !strings.HasPrefix(n, "x-") {
+		if !listed && !strings.HasPrefix(n, "x-") {
 			continue
 		}
 		if strings.Contains(name, "_") {

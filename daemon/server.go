@@ -239,8 +239,8 @@ func (d *Daemon) httpServer(h http.Handler, transport string) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ConnContext:       connContext(transport),
-		ReadHeaderTimeout: 10 * time.Second, // slowloris: headers must arrive promptly
-		ReadTimeout:       0,                // bodies are bounded by size; a per-read deadline would cut uploads
+		ReadHeaderTimeout: d.cfg.HeaderTimeout.Duration, // slowloris: headers must arrive promptly
+		ReadTimeout:       0,                            // bodies are bounded by size; a per-read deadline would cut uploads
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10, // no legitimate provider call needs more
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),

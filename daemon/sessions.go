@@ -175,17 +175,17 @@ func (d *Daemon) grantReply(token string, c *capability.Claims) Grant {
 
 // SessionInfo is one row of GET /v1/sessions.
 type SessionInfo struct {
-	ID          string           `json:"id"`
-	Agent       string           `json:"agent"`
-	Scope       capability.Scope `json:"scope"`
-	Created     time.Time        `json:"created"`
-	Expires     time.Time        `json:"expires"`
-	Requests    int64            `json:"requests"`
-	Risk        string           `json:"risk"`
-	RiskReason  string           `json:"risk_reason,omitempty"`
-	PeerPID     int              `json:"peer_pid,omitempty"`
-	PeerExe     string           `json:"peer_exe,omitempty"`
-	Restored    bool             `json:"restored,omitempty"`
+	ID         string           `json:"id"`
+	Agent      string           `json:"agent"`
+	Scope      capability.Scope `json:"scope"`
+	Created    time.Time        `json:"created"`
+	Expires    time.Time        `json:"expires"`
+	Requests   int64            `json:"requests"`
+	Risk       string           `json:"risk"`
+	RiskReason string           `json:"risk_reason,omitempty"`
+	PeerPID    int              `json:"peer_pid,omitempty"`
+	PeerExe    string           `json:"peer_exe,omitempty"`
+	Restored   bool             `json:"restored,omitempty"`
 }
 
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
