@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokfence/tokfence/keystore/keystoretest"
+)
+
+// fakeProvider plays OpenAI and Anthropic on 127.0.0.1 and records every
+// credential it is sent.
+type fakeProvider struct {
+	*httptest.Server
+	mu    sync.Mutex
+	auths []string // every Authorization / x-api-key value seen
+	paths []string
+}
+
+func newFakeProvider(t *testing.T) *fakeProvider {
+	f := &fakeProvider{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.auths = append(f.auths, r.Header.Values("Authorization")...)
+		f.auths = append(f.auths, r.Header.Values("X-Api-Key")...)
+		f.paths = append(f.paths, r.Method+" "+r.URL.Path)
+		f.mu.Unlock()
+		switch {
+		case r.URL.Path == "/v1/chat/completions" && r.Header.Get("Authorization") != "Bearer "+testOpenAIKey,
+			r.URL.Path == "/v1/messages" && r.Header.Get("X-Api-Key") != testAnthropicKey:
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"message":"bad key","type":"invalid_request_error"}}`)
+		case r.URL.Path == "/v1/chat/completions" && strings.Contains(string(body), `"stream":true`):
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, piece := range []string{"Hel", "lo", " world"} {
+				fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", piece)
+				w.(http.Flusher).Flush()
+			}
+			io.WriteString(w, "data: [DONE]\n\n")
+		case r.URL.Path == "/v1/chat/completions":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hello from openai"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
+		case r.URL.Path == "/v1/messages":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","stop_reason":"end_turn","content":[{"type":"text","text":"hello from anthropic"}],"usage":{"input_tokens":3,"output_tokens":4}}`)
+		default:
+			w.WriteHeader(404)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeProvider) seen() ([]string, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.auths...), append([]string(nil), f.paths...)
+}
+
+// agentEnv is a CLI environment with keys stored, a config pointing
+// openai and anthropic at the fake provider, and a daemon with TCP.
+func agentEnv(t *testing.T) (*cliEnv, *fakeProvider, *keystoretest.Env) {
+	kr := keystoretest.Start(t)
+	e := newCLIEnv(t, kr)
+	fp := newFakeProvider(t)
+	cfgDir := filepath.Join(e.home, ".config", "tokfence")
+	os.MkdirAll(cfgDir, 0o700)
+	cfg := fmt.Sprintf("audit_fsync = false\n[providers.openai]\nbase_url = %q\n[providers.anthropic]\nbase_url = %q\n", fp.URL, fp.URL)
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for p, k := range map[string]string{"openai": testOpenAIKey, "anthropic": testAnthropicKey} {
+		if r := e.run(k, "key", "set", p); r.code != 0 {
+			t.Fatalf("key set %s: %+v", p, r)
+		}
+	}
+	return e, fp, kr
+}
+
+func TestExecRunsAnAgentAndKillsItsSessionAfter(t *testing.T) {
+	e, fp, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	e.env = append(e.env, "OPENAI_API_KEY=sk-REAL-parent-key-must-not-reach-the-child")
+	script := `echo "key=$OPENAI_API_KEY"; echo "base=$OPENAI_BASE_URL"; echo "sid=$TOKFENCE_SESSION";
+		echo "canary=${ANTHROPIC_ADMIN_KEY:+set}";
+		curl -s -o /dev/null -w "status=%{http_code}\n" -H "Authorization: Bearer $OPENAI_API_KEY" \
+		  -H "Content-Type: application/json" -d '{"model":"gpt-4o-mini","messages":[]}' "$OPENAI_BASE_URL/chat/completions";
+		exit 3`
+	r := e.run("", "exec", "--agent", "shell", "--provider", "openai", "--", "sh", "-c", script)
+	if r.code != 3 {
+		t.Fatalf("exec exit = %d, want the child's 3: %+v", r.code, r)
+	}
+	vars := map[string]string{}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			vars[k] = v
+		}
+	}
+	if strings.Contains(vars["key"], "REAL") || !strings.HasPrefix(vars["key"], "ey") || !strings.HasSuffix(vars["base"], "/openai/v1") || vars["sid"] == "" {
+		t.Fatalf("child env = %v", vars)
+	}
+	if vars["status"] != "200" || vars["canary"] != "set" {
+		t.Fatalf("child's request = %q, canary %q; want 200 and a canary planted", vars["status"], vars["canary"])
+	}
+	auths, _ := fp.seen()
+	if len(auths) != 1 || auths[0] != "Bearer "+testOpenAIKey {
+		t.Fatalf("upstream credentials = %q, want only the real key", auths)
+	}
+	// After the child exits the token is dead.
+	cmd := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer "+vars["key"],
+		"-d", "{}", vars["base"]+"/chat/completions")
+	out, _ := cmd.Output()
+	if string(out) != "401" {
+		t.Fatalf("token after exec ended = %s, want 401", out)
+	}
+	if r := e.run("", "sessions", "--json"); r.code != 0 || strings.Contains(r.stdout, vars["sid"]) {
+		t.Fatalf("session still listed after exec (killed sessions leave the live list): %+v", r)
+	}
+}
+
+func TestGrantSessionsKillFromTheCLI(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	r := e.run("", "grant", "--agent", "coder", "--provider", "openai", "--model", "gpt-4o*", "--ttl", "30m", "--format", "json")
+	var g struct {
+		Token, Session string
+		Env            map[string]string
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &g) != nil || g.Token == "" || g.Env["OPENAI_BASE_URL"] == "" {
+		t.Fatalf("grant --format json = %+v", r)
+	}
+	if r := e.run("", "grant", "--agent", "coder", "--provider", "openai", "--format", "env"); r.code != 0 ||
+		!strings.Contains(r.stdout, "export OPENAI_API_KEY='ey") || !strings.Contains(r.stdout, "export OPENAI_BASE_URL='http://127.0.0.1:") {
+		t.Fatalf("grant --format env = %+v", r)
+	}
+	if r := e.run("", "grant", "--agent", "coder", "--provider", "openai", "--ttl", "48h"); r.code != 1 || !strings.Contains(r.stderr, "ttl") {
+		t.Fatalf("grant over max ttl = %+v", r)
+	}
+	r = e.run("", "sessions")
+	if r.code != 0 || !strings.Contains(r.stdout, g.Session) || !strings.Contains(r.stdout, "GREEN") || !strings.Contains(r.stdout, "coder") {
+		t.Fatalf("sessions = %+v", r)
+	}
+	if r := e.run("", "kill", g.Session); r.code != 0 || !strings.Contains(r.stdout, g.Session) {
+		t.Fatalf("kill = %+v", r)
+	}
+	if r := e.run("", "kill", "--agent", "coder"); r.code != 0 {
+		t.Fatalf("kill --agent = %+v", r)
+	}
+	if r := e.run("", "kill", "--all"); r.code != 0 || !strings.Contains(r.stdout, "every token issued before now is dead") {
+		t.Fatalf("kill --all = %+v", r)
+	}
+	if r := e.run("", "kill"); r.code != 1 || !strings.Contains(r.stderr, "exactly one") {
+		t.Fatalf("kill with nothing = %+v", r)
+	}
+	// curl over the socket, as documented.
+	out, err := exec.Command("curl", "-s", "--unix-socket", e.socket, "http://tokfence/v1/status").Output()
+	if err != nil || !strings.Contains(string(out), `"strict":true`) {
+		t.Fatalf("curl --unix-socket status = %s, %v", out, err)
+	}
+	tok := e.run("", "grant", "--agent", "curl", "--provider", "anthropic").stdout
+	out, err = exec.Command("curl", "-s", "--unix-socket", e.socket, "-H", "x-api-key: "+strings.TrimSpace(tok),
+		"-H", "anthropic-version: 2023-06-01", "-d", `{"model":"claude-3-5-haiku-latest","max_tokens":8,"messages":[]}`,
+		"http://tokfence/anthropic/v1/messages").Output()
+	if err != nil || !strings.Contains(string(out), "hello from anthropic") {
+		t.Fatalf("curl --unix-socket messages = %s, %v", out, err)
+	}
+}
+
+// TestOfficialSDKsWorkUnmodified runs the official openai and
+// @anthropic-ai/sdk npm packages against the daemon with nothing but the
+// env vars `tokfence exec` sets.
+func TestOfficialSDKsWorkUnmodified(t *testing.T) {
+	sdkDir, _ := filepath.Abs("../../testdata/sdk")
+	if _, err := exec.LookPath("npm"); err != nil {
+		if os.Getenv("TOKFENCE_REQUIRE_SDK") == "1" {
+			t.Fatal("npm is required (TOKFENCE_REQUIRE_SDK=1)")
+		}
+		t.Skip("npm not installed")
+	}
+	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "openai")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--silent")
+		cmd.Dir = sdkDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	e, fp, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--", "node", filepath.Join(sdkDir, "run.mjs"))
+	if r.code != 0 {
+		t.Fatalf("node SDK run = %+v", r)
+	}
+	var got struct {
+		Chat, Stream, Messages string
+		Chunks                 int
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got); err != nil {
+		t.Fatalf("SDK output %q: %v", r.stdout, err)
+	}
+	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" {
+		t.Fatalf("SDK results = %+v", got)
+	}
+	auths, paths := fp.seen()
+	for _, a := range auths {
+		if a != "Bearer "+testOpenAIKey && a != testAnthropicKey {
+			t.Fatalf("upstream saw credential %q, want only the real keys (never the token)", a)
+		}
+	}
+	if len(paths) != 3 {
+		t.Fatalf("upstream paths = %v, want 3 calls", paths)
+	}
+}
+
+// TestExecSessionDiesWithExecEvenOnSIGKILL kills the exec process itself
+// with SIGKILL, so it cannot clean up: the daemon, which watches the pid it
+// read from the socket's peer credentials, must kill the session anyway.
+func TestExecSessionDiesWithExecEvenOnSIGKILL(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	cmd := exec.Command(binPath, "exec", "--agent", "doomed", "--provider", "openai", "--", "sleep", "60")
+	cmd.Env = e.env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "the session to appear", func() bool { return strings.Contains(e.run("", "sessions").stdout, "doomed") })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitFor(t, "the daemon to kill the orphaned session", func() bool {
+		return !strings.Contains(e.run("", "sessions").stdout, "doomed")
+	})
+}
+
+func TestExecPassesSignalsAndExitCodes(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	cmd := exec.Command(binPath, "exec", "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; while :; do sleep 0.05; done`)
+	cmd.Env = e.env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session to appear", func() bool { return strings.Contains(e.run("", "sessions").stdout, "sig") })
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
+		t.Fatalf("exec after SIGTERM = %v, want the child's trap exit 42", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
