@@ -85,6 +85,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			execCommand(),
 			sessionsCommand(),
 			killCommand(),
+			auditCommand(),
+			policyCommand(),
+			scanCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors
