@@ -35,7 +35,7 @@ func (s *syncBuffer) String() string {
 // testEnv is one daemon under test with its own short temp dirs (a socket
 // path must fit in sun_path, and t.TempDir paths can be long).
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	d      *Daemon
 	keys   *keystore.Store
@@ -46,7 +46,7 @@ type testEnv struct {
 	done   chan error
 }
 
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tf")
 	if err != nil {
@@ -56,7 +56,7 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	base := shortTempDir(t)
 	cfg := Defaults()
 	cfg.Socket = filepath.Join(base, "run", "tf.sock")
@@ -65,7 +65,7 @@ func testConfig(t *testing.T) Config {
 }
 
 // newEnv builds a daemon on a memory keystore without starting it.
-func newEnv(t *testing.T, cfg Config) *testEnv {
+func newEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
 	mem := keystore.NewMemory()
 	return newEnvWith(t, cfg, mem, &fakeClock{now: time.Now()})
@@ -73,7 +73,7 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 
 // newEnvWith builds a daemon over an existing keychain and clock: a
 // restart in tests is a new daemon on the same state dir, keychain and clock.
-func newEnvWith(t *testing.T, cfg Config, mem *keystore.Memory, clock *fakeClock) *testEnv {
+func newEnvWith(t testing.TB, cfg Config, mem *keystore.Memory, clock *fakeClock) *testEnv {
 	t.Helper()
 	keys := keystore.New(mem, keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json")), time.Second)
 	logs := &syncBuffer{}
@@ -120,7 +120,7 @@ func (e *testEnv) stop() {
 	}
 }
 
-func startEnv(t *testing.T, cfg Config) *testEnv {
+func startEnv(t testing.TB, cfg Config) *testEnv {
 	t.Helper()
 	e := newEnv(t, cfg)
 	if err := e.start(); err != nil {

@@ -35,15 +35,18 @@ type upstream struct {
 	mu      sync.Mutex
 	seen    []seenRequest
 	handler http.HandlerFunc
+	record  bool
 }
 
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+func newUpstream(t testing.TB, h http.HandlerFunc) *upstream {
 	t.Helper()
-	u := &upstream{handler: h}
+	u := &upstream{handler: h, record: true}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
-		u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body})
+		if u.record {
+			u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body})
+		}
 		hh := u.handler
 		u.mu.Unlock()
 		if hh == nil {
@@ -84,7 +87,7 @@ type proxyEnv struct {
 	tcp    *http.Client
 }
 
-func startProxyEnv(t *testing.T, h http.HandlerFunc, mod ...func(*Config)) *proxyEnv {
+func startProxyEnv(t testing.TB, h http.HandlerFunc, mod ...func(*Config)) *proxyEnv {
 	t.Helper()
 	up := newUpstream(t, h)
 	cfg := testConfig(t)
@@ -120,7 +123,7 @@ func startProxyEnv(t *testing.T, h http.HandlerFunc, mod ...func(*Config)) *prox
 }
 
 // grant mints a token through the control API.
-func (e *proxyEnv) grant(t *testing.T, req GrantRequest) *Grant {
+func (e *proxyEnv) grant(t testing.TB, req GrantRequest) *Grant {
 	t.Helper()
 	if req.Agent == "" {
 		req.Agent = "tester"
@@ -139,7 +142,7 @@ func (e *proxyEnv) grant(t *testing.T, req GrantRequest) *Grant {
 func (e *proxyEnv) baseURL() string { return "http://" + e.d.tcpAddr }
 
 // do sends a request over TCP (or the socket when viaUnix) with headers.
-func (e *proxyEnv) do(t *testing.T, viaUnix bool, method, path, body string, hdr map[string]string) (*http.Response, string) {
+func (e *proxyEnv) do(t testing.TB, viaUnix bool, method, path, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	base, c := e.baseURL(), e.tcp
 	if viaUnix {

@@ -77,8 +77,44 @@ func (d *Daemon) bookSet(add map[string]bookEntry, removePrefix string) {
 		d.book.entries[k] = e
 	}
 	d.book.mu.Unlock()
-	if err := d.rebuildSensors(); err != nil {
-		d.log.Error("rebuild sensors", "err", err)
+	d.rebuild.run(d)
+}
+
+// rebuilder coalesces matcher rebuilds: a caller that changed the book
+// waits until a build that started after its change has finished, and
+// concurrent callers share one build instead of each paying for one.
+type rebuilder struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	want    uint64 // changes requested
+	done    uint64 // changes covered by the last finished build
+	running bool
+}
+
+func (rb *rebuilder) run(d *Daemon) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if rb.cond == nil {
+		rb.cond = sync.NewCond(&rb.mu)
+	}
+	rb.want++
+	mine := rb.want
+	for rb.done < mine {
+		if rb.running {
+			rb.cond.Wait()
+			continue
+		}
+		rb.running = true
+		target := rb.want
+		rb.mu.Unlock()
+		err := d.rebuildSensors()
+		rb.mu.Lock()
+		rb.running = false
+		rb.done = target
+		rb.cond.Broadcast()
+		if err != nil {
+			d.log.Error("rebuild sensors", "err", err)
+		}
 	}
 }
 
@@ -126,12 +162,17 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	fwd, more := s.Close()
 	out = append(out, fwd...)
 	hits = append(hits, more...)
+	var hb []byte
 	for name, vals := range r.Header {
-		if isTokenHeader(name) {
-			continue
+		if !isTokenHeader(name) {
+			for _, v := range vals {
+				hb = append(append(hb, v...), '\n')
+			}
 		}
+	}
+	if len(hb) > 0 {
 		hs := m.NewStream(sensor.Request, "text/plain")
-		_, h1 := hs.Write([]byte(strings.Join(vals, "\n")))
+		_, h1 := hs.Write(hb)
 		_, h2 := hs.Close()
 		for _, h := range append(h1, h2...) {
 			// The session's own token in a header is dropped by the

@@ -62,6 +62,7 @@ type Daemon struct {
 	fpKey    []byte
 	keyCache keyCache
 	book     secretBook
+	rebuild  rebuilder
 	sensors  sensor.Set
 	audit    auditSink
 	policyW  *policy.Watcher

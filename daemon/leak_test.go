@@ -1,0 +1,82 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/keystore/keystoretest"
+)
+
+// TestUpstreamEchoOfTheKeyIsRedacted plays a hostile upstream that echoes
+// the key it was sent, raw and base64'd, in an error body and a header.
+func TestUpstreamEchoOfTheKeyIsRedacted(t *testing.T) {
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		k := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header().Set("X-Debug-Authorization", k)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(401)
+		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+k+` (b64 `+base64.StdEncoding.EncodeToString([]byte(k))+`)","type":"invalid_request_error"}}`)
+	})
+	g := e.grant(t, GrantRequest{})
+	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	if resp.StatusCode != 401 || !strings.Contains(body, "Incorrect API key provided") {
+		t.Fatalf("upstream error not passed through: %d %s", resp.StatusCode, body)
+	}
+	keystoretest.AssertNoLeakIn(t, "response body", []byte(body), [][]byte{[]byte(fakeOpenAIKey)})
+	for k, v := range resp.Header {
+		keystoretest.AssertNoLeakIn(t, "response header "+k, []byte(strings.Join(v, ",")), [][]byte{[]byte(fakeOpenAIKey)})
+	}
+}
+
+// TestNothingWrittenHoldsASecret drives grants, requests, forged tokens,
+// sensor hits, a kill and a restart, then greps every log line and every
+// file in the state dir for every key, token and canary in every encoding.
+func TestNothingWrittenHoldsASecret(t *testing.T) {
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"usage":{"prompt_tokens":5,"completion_tokens":7},"echo":"`+r.Header.Get("Authorization")+`"}`)
+	})
+	g := e.grant(t, GrantRequest{Agent: "leaky"})
+	g2 := e.grant(t, GrantRequest{Agent: "other"})
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	e.do(t, true, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token+"x"))
+	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"my other token `+g2.Token+`"}]}`, bearer(g.Token))
+	e.client.Kill(context.Background(), KillRequest{Session: g.Session})
+	e2 := e.restart(t)
+	e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g2.Token))
+	e2.stop()
+
+	secrets := [][]byte{[]byte(fakeOpenAIKey), []byte(fakeAnthropicKey), []byte(fakeGeminiKey), []byte(g.Token), []byte(g2.Token)}
+	for _, c := range g.Canaries {
+		secrets = append(secrets, []byte(c))
+	}
+	keystoretest.AssertNoLeakIn(t, "daemon log (first run)", []byte(e.logs.String()), secrets)
+	keystoretest.AssertNoLeakIn(t, "daemon log (after restart)", []byte(e2.logs.String()), secrets)
+	keystoretest.AssertNoLeaks(t, secrets, time.Time{}, nil, e.cfg.StateDir, e.cfg.Socket)
+
+	// The trail is intact and the requests are in it with usage.
+	res, err := audit.Verify(e.cfg.StateDir + "/audit")
+	if err != nil || res.Records < 8 {
+		t.Fatalf("audit verify = %+v, %v", res, err)
+	}
+	var withUsage, withPeer int
+	audit.Read(e.cfg.StateDir+"/audit", audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+		if r.Usage != nil && r.Usage.InputTokens == 5 && r.Usage.OutputTokens == 7 && r.Model == "gpt-4o-mini" && r.Session != "" && r.Status == 200 {
+			withUsage++
+			if r.PeerPID != 0 && r.PeerUID != nil && r.Detail["transport"] == "unix" {
+				withPeer++
+			}
+		}
+		return nil
+	})
+	if withUsage < 3 || withPeer != 1 {
+		t.Fatalf("response records with usage, model, session = %d (want >= 3), with a unix peer = %d (want 1)", withUsage, withPeer)
+	}
+}
