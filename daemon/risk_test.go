@@ -107,7 +107,7 @@ func TestRiskIsPerSessionUnderConcurrency(t *testing.T) {
 func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	g := e.grant(t, GrantRequest{})
-	e.d.audit.log.Close() // every later append fails, as on a full or read-only disk
+	e.d.audit.log.Close()                                                            // every later append fails, as on a full or read-only disk
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)) // its record fails: the trail is now known broken
 	before := e.up.count()
 	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
@@ -143,7 +143,9 @@ func TestPolicyHotReloadThroughTheDaemon(t *testing.T) {
 	g := e.grant(t, GrantRequest{Models: []string{"gpt-4o-mini"}})
 	// Valid edit: the first scope violation now goes straight to ORANGE.
 	write("version = 1\n[[rule]]\nmatch = { kind = \"scope_violation\" }\nto = \"ORANGE\"\n")
-	waitUntil(t, "the new policy", func() bool { return e.d.policy().Digest() != "" && strings.Contains(e.logs.String(), "policy reloaded") })
+	waitUntil(t, "the new policy", func() bool {
+		return e.d.policy().Digest() != "" && strings.Contains(e.logs.String(), "policy reloaded")
+	})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"o1"}`, bearer(g.Token))
 	if s := sessionRisk(t, e, g.Session); s.Risk != "ORANGE" {
 		t.Fatalf("risk after one violation under the new policy = %s, want ORANGE", s.Risk)
