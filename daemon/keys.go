@@ -6,17 +6,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore"
 )
 
 // keyCache holds provider keys read from the keychain. `tokfence key set`
 // and `key rm` rewrite the key index, so a change of the index file's size
-// or mtime drops the cache: a rotated key is used from the next request on,
-// without a restart and without a keychain round trip per request.
+// or mtime drops the cache, reloads the sensors' copy of the keys and
+// audits the change: a rotated key is used (and watched for) from the next
+// request on, without a restart and without a keychain round trip per
+// request.
 type keyCache struct {
-	mu    sync.Mutex
-	stamp indexStamp
-	keys  map[string]keystore.Secret
+	mu      sync.Mutex
+	stamp   indexStamp
+	keys    map[string]keystore.Secret
+	refresh sync.Mutex           // one index refresh at a time
+	seen    map[string]time.Time // provider -> index "updated", as last audited
 }
 
 type indexStamp struct {
@@ -39,11 +44,15 @@ func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Sec
 	st := statIndex(d.keys.Index().Path())
 	c := &d.keyCache
 	c.mu.Lock()
-	if st != c.stamp || c.keys == nil {
+	changed := st != c.stamp || c.keys == nil
+	if changed {
 		c.keys, c.stamp = map[string]keystore.Secret{}, st
 	}
 	k, ok := c.keys[provider]
 	c.mu.Unlock()
+	if changed {
+		d.refreshKeys(ctx)
+	}
 	if ok {
 		return k, nil
 	}
@@ -60,4 +69,40 @@ func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Sec
 	}
 	c.mu.Unlock()
 	return k, nil
+}
+
+// refreshKeys reloads the sensors' keys and audits what changed in the
+// index since the last look: key_set for a new or rotated key (named by
+// its keyed fingerprint), key_remove for a removed one.
+func (d *Daemon) refreshKeys(ctx context.Context) {
+	c := &d.keyCache
+	c.refresh.Lock()
+	defer c.refresh.Unlock()
+	entries, _, err := d.keys.Index().List()
+	if err != nil {
+		d.log.Error("read key index", "err", err)
+		return
+	}
+	now := map[string]time.Time{}
+	for _, e := range entries {
+		now[e.Provider] = e.Updated
+		if prev, ok := c.seen[e.Provider]; c.seen != nil && (!ok || !prev.Equal(e.Updated)) {
+			rec := audit.Record{Event: audit.EventKeySet, Provider: e.Provider}
+			if k, err := d.keys.ProviderKey(ctx, e.Provider); err == nil {
+				rec.Fingerprint = keystore.KeyedFingerprint(d.fpKey, k.Reveal())
+			}
+			d.appendAudit(rec)
+			d.log.Info("provider key changed", "provider", e.Provider, "fingerprint", rec.Fingerprint)
+		}
+	}
+	for p := range c.seen {
+		if _, ok := now[p]; !ok {
+			d.appendAudit(audit.Record{Event: audit.EventKeyRemove, Provider: p})
+			d.log.Info("provider key removed", "provider", p)
+		}
+	}
+	c.seen = now
+	if err := d.loadKeySecrets(ctx); err != nil {
+		d.log.Error("reload keys for the sensors", "err", err)
+	}
 }

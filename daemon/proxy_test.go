@@ -372,3 +372,25 @@ func TestSocketServesTheProxy(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestRotatedKeyIsUsedAndAuditedWithoutRestart(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	const rotated = "sk-proj-ROTATEDkey0123456789abcdefghijklmnopqrstuvwxyz"
+	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
+	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))
+	resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	reqs := e.up.requests()
+	if resp.StatusCode != 200 || reqs[len(reqs)-1].Header.Get("Authorization") != "Bearer "+rotated {
+		t.Fatalf("after rotation upstream got %q, want the new key", reqs[len(reqs)-1].Header.Get("Authorization"))
+	}
+	if !strings.Contains(e.logs.String(), "provider key changed") {
+		t.Fatalf("rotation not noticed:\n%s", e.logs.String())
+	}
+	// The sensors now watch the new key: an agent echoing it is caught.
+	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"`+rotated+`"}]}`, bearer(g.Token))
+	if s := sessionRisk(t, e, g.Session); s.Risk != "GONE" {
+		t.Fatalf("session that sent the rotated key = %s, want RED", s.Risk)
+	}
+}

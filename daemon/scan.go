@@ -157,11 +157,13 @@ func (d *Daemon) loadKeySecrets(ctx context.Context) error {
 func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward, body []byte) bool {
 	m := d.sensors.Load()
 	s := m.NewStream(sensor.Request, r.Header.Get("Content-Type"))
-	fwd, hits := s.Write(body)
+	// Write's and Close's results are only valid until the next call: copy.
+	fwd, h := s.Write(body)
 	out := append([]byte(nil), fwd...)
-	fwd, more := s.Close()
+	hits := append([]sensor.Hit(nil), h...)
+	fwd, h = s.Close()
 	out = append(out, fwd...)
-	hits = append(hits, more...)
+	hits = append(hits, h...)
 	var hb []byte
 	for name, vals := range r.Header {
 		if !isTokenHeader(name) {
@@ -173,8 +175,9 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	if len(hb) > 0 {
 		hs := m.NewStream(sensor.Request, "text/plain")
 		_, h1 := hs.Write(hb)
+		hh := append([]sensor.Hit(nil), h1...)
 		_, h2 := hs.Close()
-		for _, h := range append(h1, h2...) {
+		for _, h := range append(hh, h2...) {
 			// The session's own token in a header is dropped by the
 			// header allow-list; it is misplaced, not leaked.
 			if h.Class != sensor.ClassToken || h.SecretID != f.rec.JTI {
@@ -275,8 +278,9 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.hits(hits)
 		}
 		if err == io.EOF {
+			held := append([]byte(nil), b.pending...) // Close reuses Write's buffer
 			fwd, hits := b.stream.Close()
-			b.pending = append(b.pending[:len(b.pending):len(b.pending)], fwd...)
+			b.pending = append(held, fwd...)
 			b.hits(hits)
 			b.eof = true
 			b.f.rec.Usage = b.tap.usage()

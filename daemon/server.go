@@ -172,15 +172,20 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.setupPolicy(); err != nil {
 		return err
 	}
-	if err := d.loadKeySecrets(ctx); err != nil {
-		return fmt.Errorf("load keys for the sensors: %w", err)
-	}
 	alog, err := audit.Open(filepath.Join(d.cfg.StateDir, "audit"), audit.Options{Clock: d.clock, NoSync: !d.cfg.AuditSync})
 	if err != nil {
 		return withHintf(fmt.Errorf("audit trail: %w", err),
 			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", filepath.Join(d.cfg.StateDir, "audit"))
 	}
 	d.audit.log = alog
+	// Fill the key cache stamp, the sensors' keys and the audited key set.
+	d.keyCache.stamp = statIndex(d.keys.Index().Path())
+	d.keyCache.keys = map[string]keystore.Secret{}
+	d.keyCache.seen = nil
+	d.refreshKeys(ctx)
+	if d.sensors.Load() == nil {
+		return fmt.Errorf("load keys for the sensors: see the log")
+	}
 	return nil
 }
 

@@ -1,0 +1,301 @@
+package sensor
+
+import "math"
+
+// laneKind names the byte sequence a lane scans.
+type laneKind uint8
+
+const (
+	laneMain laneKind = iota // the whole body, normalised
+	laneJoin                 // string pieces joined across "," and "+"
+	laneSSE                  // SSE text deltas joined across events
+)
+
+// maxCands bounds the format candidates open at once in a lane. Candidates
+// are rare (each needs a keyword and lives within one run of key
+// characters), so a fixed array keeps the state allocation-free; when it
+// is full the oldest candidate is dropped, because a flood of decoy
+// keywords should not shadow the newest, possibly real, one.
+const maxCands = 8
+
+// cand is an open format-rule candidate; positions are lane positions.
+type cand struct {
+	rule  int32
+	start int64 // first byte of the keyword
+	tail  int64 // first byte after the keyword
+	dec   uint8 // decRaw, or the encoding of a keyword seen encoded
+	k     uint8 // byte alignment of a base64 keyword
+}
+
+// lane runs the normaliser, the automaton and the format candidates over
+// one byte sequence, remembering for the last len(ring) normalised bytes
+// where each came from in the original stream.
+type lane struct {
+	st       *Stream
+	a        *automaton
+	kind     laneKind
+	nz       normalizer
+	state    uint32
+	pos      int64    // normalised bytes seen
+	ring     []uint64 // per normalised byte: origin<<18 | width<<12 | flags<<8 | byte
+	mask     int64
+	cands    [maxCands]cand
+	nc       int
+	segStart int64 // position where the current piece starts (join and SSE lanes)
+	resetAt  int64 // position of the last reset
+	joinKind string
+	scratch  []byte
+	decBuf   []byte // decoding room for encoded-keyword candidates
+	decTok   []byte // the decoded token of the last accepted one, in decBuf
+}
+
+func (l *lane) init(st *Stream, kind laneKind) {
+	m := st.m
+	l.st, l.a, l.kind = st, m.a, kind
+	l.ring = make([]uint64, m.ring)
+	l.mask = int64(m.ring - 1)
+	l.scratch = make([]byte, 0, m.ring)
+	l.decBuf = make([]byte, 0, m.ring+4)
+}
+
+// feedNorm takes one normalised byte b that came from original bytes
+// [o, o+w), with normalisation flags f.
+func (l *lane) feedNorm(b byte, o, w int64, f uint8) {
+	f |= l.nz.drop
+	l.nz.drop = 0
+	q := l.pos
+	l.ring[q&l.mask] = uint64(o)<<18 | uint64(min(w, 63))<<12 | uint64(f)<<8 | uint64(b)
+	l.pos++
+	if l.kind == laneMain {
+		l.st.join(b, o, w, f, q)
+	}
+	if l.nc > 0 {
+		l.stepCands(q, b)
+	}
+	t := l.a.step(l.state, b)
+	l.state = t &^ outBit
+	if t&outBit != 0 {
+		l.matched(q)
+	}
+}
+
+// quiet reports whether the normaliser holds nothing and no candidate is
+// open, so the next plain byte can take the fast path.
+func (l *lane) quiet() bool {
+	n := &l.nz
+	return n.mode == nIdle && n.u8n == 0 && n.drop == 0 && l.nc == 0
+}
+
+// reset forgets any partial match, at a point no secret can span.
+func (l *lane) reset() {
+	if l.nc > 0 {
+		l.stepCands(l.pos, 0) // the run ended: settle what it holds
+	}
+	l.state, l.nc, l.resetAt = 0, 0, l.pos
+}
+
+func (l *lane) origin(q int64) int64 { return int64(l.ring[q&l.mask] >> 18) }
+
+// span returns the original byte range and the union of the flags of the
+// normalised bytes [from, to).
+func (l *lane) span(from, to int64) (o1, o2 int64, f uint8) {
+	for q := from; q < to; q++ {
+		f |= uint8(l.ring[q&l.mask] >> 8 & 0xF)
+	}
+	last := l.ring[(to-1)&l.mask]
+	return l.origin(from), int64(last>>18) + int64(last>>12&63), f
+}
+
+// bytesAt copies the normalised bytes [from, to) into the scratch buffer.
+func (l *lane) bytesAt(from, to int64) []byte {
+	l.scratch = l.scratch[:0]
+	for q := from; q < to; q++ {
+		l.scratch = append(l.scratch, byte(l.ring[q&l.mask]))
+	}
+	return l.scratch
+}
+
+// matched handles every pattern that ends at position q.
+func (l *lane) matched(q int64) {
+	for t := l.a.id(l.state); t != 0; t = l.a.dict[t] {
+		oi := l.a.out[t]
+		if oi < 0 {
+			continue
+		}
+		for _, pi := range l.a.outs[oi] {
+			p := &l.a.pats[pi]
+			start := q - p.n + 1
+			if p.kind == patKeyword {
+				l.open(p, start, q+1)
+				continue
+			}
+			if l.kind != laneMain && start >= l.segStart {
+				continue // within one piece: the main lane reports it
+			}
+			s := &l.st.m.secrets[p.ref]
+			o1, o2, f := l.span(start, q+1)
+			l.report(Hit{
+				Rule: "exact", Class: s.Class, SecretID: s.ID,
+				Encoding:    l.st.m.label(p.enc, f, l.kind, l.joinKind),
+				Fingerprint: s.fp,
+			}, start, q+1, o1, o2)
+		}
+	}
+}
+
+// open starts a candidate for keyword pattern p spanning [start, tail).
+func (l *lane) open(p *pattern, start, tail int64) {
+	if p.dec == decRaw && start > l.resetAt && start > l.pos-int64(len(l.ring)) {
+		if b := byte(l.ring[(start-1)&l.mask]); csAlnum[b] {
+			return // the keyword is inside a longer word
+		}
+	}
+	if l.nc == maxCands {
+		copy(l.cands[:], l.cands[1:])
+		l.nc--
+	}
+	l.cands[l.nc] = cand{rule: p.ref, start: start, tail: tail, dec: p.dec, k: p.k}
+	l.nc++
+}
+
+// stepCands advances the open candidates by the byte b at position q, or
+// at end of stream when q == l.pos (b is then ignored).
+func (l *lane) stepCands(q int64, b byte) {
+	end := q == l.pos
+	for i := 0; i < l.nc; {
+		c := &l.cands[i]
+		r := &l.st.m.rules[c.rule]
+		v := more
+		switch {
+		case q-c.start >= int64(len(l.ring))-8:
+			v = reject // never reached by the rules' own bounds; keeps the ring valid
+		case c.dec != decRaw:
+			v = l.stepDecoded(c, r, q, b, end)
+		case r.pem:
+			v = r.stepTail(l.bytesAt(c.tail, q+btoi64(!end)), end)
+		case !end && r.charset[b]:
+			if q-c.tail >= int64(r.max) {
+				v = reject // the run is longer than any key of this format
+			}
+		default:
+			v = r.stepTail(l.bytesAt(c.tail, q), true)
+		}
+		if v == more {
+			i++
+			continue
+		}
+		if v == accept {
+			stop := q
+			if r.pem && !end && c.dec == decRaw {
+				stop = q + 1
+			}
+			l.hitFormat(c, r, stop)
+		}
+		l.nc--
+		l.cands[i] = l.cands[l.nc]
+	}
+}
+
+func btoi64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// hitFormat reports candidate c of rule r, whose token is [c.start, stop).
+func (l *lane) hitFormat(c *cand, r *rule, stop int64) {
+	if l.kind != laneMain && c.start >= l.segStart {
+		return
+	}
+	o1, o2, f := l.span(c.start, stop)
+	enc, key := "raw", l.bytesAt(c.start, stop)
+	if c.dec != decRaw {
+		// The fingerprint is of the key, as if it had been sent raw.
+		enc = decNames[c.dec]
+		key = append(append(l.scratch[:0], r.keywords[0]...), l.decTok...)
+	}
+	l.report(Hit{
+		Rule: r.name, Class: ClassFormat,
+		Encoding:    l.st.m.label(enc, f, l.kind, l.joinKind),
+		Fingerprint: Fingerprint(l.st.m.fpKey, key),
+	}, c.start, stop, o1, o2)
+}
+
+// sseGap is the largest jump between the original offsets of neighbouring
+// matched bytes that still counts as one run; an SSE event's framing
+// between two deltas is longer than any escape or zero-width padding.
+const sseGap = 24
+
+// report emits h for lane positions [from, to), original [o1, o2), and
+// queues its redaction. In the SSE lane each delta's piece is redacted on
+// its own, so the event framing between pieces survives.
+func (l *lane) report(h Hit, from, to, o1, o2 int64) {
+	if !l.st.emit(h, o1, o2) {
+		return
+	}
+	if l.kind != laneSSE {
+		l.st.addRedaction(o1, o2)
+		return
+	}
+	a := l.origin(from)
+	for q := from + 1; q < to; q++ {
+		if l.origin(q)-l.origin(q-1) > sseGap {
+			_, e, _ := l.span(q-1, q)
+			l.st.addRedaction(a, e)
+			a = l.origin(q)
+		}
+	}
+	l.st.addRedaction(a, o2)
+}
+
+// holdFrom returns the original offset of the earliest byte this lane may
+// still need (the start of a partial match, an open candidate or a pending
+// escape), or math.MaxInt64 when it needs none.
+func (l *lane) holdFrom() int64 {
+	h := int64(math.MaxInt64)
+	if d := l.a.depthOf(l.state); d > 0 {
+		h = l.origin(l.pos - d)
+	}
+	h = min(h, l.candHold())
+	if o, ok := l.nz.pending(); ok {
+		h = min(h, o)
+	}
+	return h
+}
+
+// pieceEnd settles, at the end of an SSE delta, the candidates that would
+// be accepted if the stream ended here. Waiting for the next delta would
+// let this event go out unredacted; the price is that a key continued in a
+// later delta is reported on the part seen so far.
+func (l *lane) pieceEnd() {
+	for i := 0; i < l.nc; {
+		c := &l.cands[i]
+		r := &l.st.m.rules[c.rule]
+		if r.stepTail(l.bytesAt(c.tail, l.pos), true) != accept {
+			i++
+			continue
+		}
+		l.hitFormat(c, r, l.pos)
+		l.nc--
+		l.cands[i] = l.cands[l.nc]
+	}
+}
+
+// candHold returns the original offset of the earliest open candidate's
+// start, or math.MaxInt64.
+func (l *lane) candHold() int64 {
+	h := int64(math.MaxInt64)
+	for i := 0; i < l.nc; i++ {
+		h = min(h, l.origin(l.cands[i].start))
+	}
+	return h
+}
+
+// finish flushes the normaliser and closes the candidates at end of stream.
+func (l *lane) finish(end int64) {
+	l.flushNorm(end)
+	if l.nc > 0 {
+		l.stepCands(l.pos, 0)
+	}
+}

@@ -1,0 +1,252 @@
+// Package sensor finds secrets in HTTP bodies as they stream through the
+// Tokfence proxy: the provider keys it holds, the capability tokens it
+// issued, per-session canaries, and well-known key formats it does not hold.
+//
+// Threat model: the agent (and, for responses, the upstream) controls the
+// body and wants a secret out. It may encode it (base64, base64url, hex,
+// base64 of base64 or of hex), escape it (JSON \uXXXX escapes, percent
+// escapes, both mixed), disguise it (fullwidth letters, zero-width
+// characters inside it), or split it (across SSE events, JSON array
+// elements, or "a" + "b" concatenations), and it chooses where the chunk
+// boundaries fall. The sensor does not defend against encodings it does not
+// undo (encryption, compression, arbitrary transforms, a secret spelled out
+// one character per request); it raises the cost of accidental and casual
+// leaks and catches the common exfiltration shapes.
+//
+// Invariants:
+//
+//   - A Hit never carries the matched bytes; it names the rule, the secret's
+//     ID, the encoding and a keyed 8-hex-digit fingerprint.
+//   - A Matcher is immutable once built and safe for concurrent use; a Stream
+//     is used by one goroutine and keeps the Matcher it started with.
+//   - Stream.Write returns only bytes that can no longer start a match, so a
+//     secret sent within one body piece is never forwarded whole, in any
+//     encoding the matcher knows. Memory per stream is fixed at creation
+//     (tens of kilobytes, scaling with the longest pattern), never with the
+//     body.
+//   - Bytes are held back at most MaxHold bytes. Past that (a match spread
+//     out by thousands of zero-width characters, say) the oldest bytes are
+//     forwarded anyway: detection still happens when the match completes, but
+//     redaction may then cover only its unforwarded part.
+//
+// How it works: each held secret is expanded into its encoded forms (raw;
+// the stable inner runs of base64 and base64url at the three byte
+// alignments, which match padded and unpadded blobs alike; hex in both
+// cases; base64 of base64 and base64 of hex), and those forms and the
+// format-rule keywords go into one Aho–Corasick automaton. A stream feeds
+// every byte through a normaliser (JSON escapes, percent escapes, fullwidth
+// forms, zero-width characters) into that automaton, remembering for a
+// bounded window where each normalised byte came from, so a hit can name
+// and redact the original run. Two more lanes run the same automaton over
+// reassembled text: string pieces joined across `","` and `" + "` gaps, and,
+// for text/event-stream bodies, the text deltas of OpenAI and Anthropic
+// streams joined across events. A keyword opens a candidate that the
+// rule's charset, length and plausibility checks confirm or drop.
+//
+// Format rules also see through one layer of base64, base64url or hex: the
+// keywords' encoded forms are patterns too, and a hit on one decodes the
+// encoded run once it ends.
+//
+// Limits worth knowing: the join lane joins only runs of token characters
+// [A-Za-z0-9+/=_.~-], so a multi-line PEM key split across array elements
+// may be missed; a hit on a base64 form redacts its stable run, leaving the
+// one or two boundary characters that also encode neighbouring bytes; the
+// PEM rule confirms on the header and the first 40 body characters and
+// redacts only those, so the caller should cut the stream on that hit;
+// Options.Redact runs inside Write and must be quick. A stream's memory is
+// three rings of 8 bytes per position (Matcher-wide size, a power of two
+// covering the longest pattern), plus the held bytes and the last chunk.
+//
+// Split secrets are the exception to "never forwarded": the sensor does not
+// hold bytes at SSE event boundaries (that would stall every stream), so
+// when a key is split across SSE deltas the earlier pieces may have been
+// forwarded before the last one arrives. The hit is reported on the last
+// piece, which is held until its event ends and is redacted; the caller is
+// expected to revoke the session and cut the stream. Pieces of a JSON array
+// or a "+" concatenation within one body are held while the gap between
+// them is undecided, so those are redacted whole.
+package sensor
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Class is the kind of secret a hit refers to.
+type Class string
+
+// Secret classes.
+const (
+	ClassProviderKey Class = "provider_key"
+	ClassToken       Class = "capability_token"
+	ClassCanary      Class = "canary"
+	ClassFormat      Class = "format"
+)
+
+// Direction tells a request body from a response body.
+type Direction uint8
+
+// Directions.
+const (
+	Request Direction = iota
+	Response
+)
+
+// String returns "request" or "response".
+func (d Direction) String() string {
+	if d == Response {
+		return "response"
+	}
+	return "request"
+}
+
+// Secret is a value the matcher must find. ID is safe to log (a provider
+// name, a token's jti, a session id); Value never is.
+type Secret struct {
+	ID    string
+	Class Class
+	Value []byte
+}
+
+// Hit is one sighting of a secret. It never contains the matched bytes.
+type Hit struct {
+	Rule        string // "exact" for known secrets, else the format rule name
+	Class       Class
+	SecretID    string // for exact hits; "" for format hits
+	Encoding    string // the layers undone to find it, e.g. "json-escape+base64"
+	Direction   Direction
+	Offset      int64  // original byte offset where the matched run starts
+	Fingerprint string // Fingerprint(FingerprintKey, secret value)
+}
+
+// Options configures a Matcher.
+type Options struct {
+	FormatRules    bool           // also run the format rules
+	FingerprintKey []byte         // key for Fingerprint; set it, or fingerprints are plain hashes
+	Redact         func(Hit) bool // which hits to redact from forwarded bytes; nil: none
+}
+
+// MinSecretLen is the shortest secret NewMatcher accepts. Shorter values
+// match ordinary text too often, and the stable base64 run of a 7-byte
+// value is only 8 characters, short enough to occur by chance in image
+// data.
+const MinSecretLen = 8
+
+// ErrShortSecret is returned by NewMatcher for a secret shorter than
+// MinSecretLen.
+var ErrShortSecret = errors.New("secret too short")
+
+// holdFactor bounds held-back bytes as a multiple of the lane ring: an
+// escaped normalised byte spans up to 9 original bytes (a percent-encoded
+// fullwidth letter, %EF%BC%A1), plus slack for join gaps.
+const holdFactor = 10
+
+// Matcher matches a fixed set of secrets and rules. It is immutable.
+type Matcher struct {
+	a       *automaton
+	secrets []secret
+	rules   []rule
+	opts    Options
+	fpKey   []byte
+	ring    int // lane ring size, a power of two
+	maxHold int
+	labels  map[labelKey]string
+}
+
+type secret struct {
+	ID    string
+	Class Class
+	fp    string
+}
+
+// NewMatcher builds a matcher for secrets and, if opts.FormatRules is set,
+// the built-in format rules. It copies what it keeps.
+func NewMatcher(secrets []Secret, opts Options) (*Matcher, error) {
+	m := &Matcher{opts: opts, fpKey: append([]byte(nil), opts.FingerprintKey...)}
+	var words [][]byte
+	var pats []pattern
+	for i, s := range secrets {
+		if len(s.Value) < MinSecretLen {
+			return nil, fmt.Errorf("secret %q (%s) has %d bytes, need %d: %w", s.ID, s.Class, len(s.Value), MinSecretLen, ErrShortSecret)
+		}
+		m.secrets = append(m.secrets, secret{ID: s.ID, Class: s.Class, fp: Fingerprint(m.fpKey, s.Value)})
+		for _, f := range expand(s.Value) {
+			words = append(words, f.b)
+			pats = append(pats, pattern{kind: patExact, ref: int32(i), enc: f.enc, n: int64(len(f.b))})
+		}
+	}
+	span := int64(0)
+	if opts.FormatRules {
+		m.rules = formatRules
+		for i, r := range m.rules {
+			for _, k := range r.keywords {
+				for _, f := range keywordForms([]byte(k)) {
+					words = append(words, f.b)
+					f.p.ref, f.p.n = int32(i), int64(len(f.b))
+					pats = append(pats, f.p)
+				}
+				span = max(span, decodeLimit(len(k))+16)
+			}
+		}
+	}
+	m.a = buildAutomaton(words, pats)
+	m.ring = 64
+	for int64(m.ring) < max(m.a.maxLen, span)+16 {
+		m.ring *= 2
+	}
+	m.maxHold = holdFactor * m.ring
+	m.buildLabels()
+	return m, nil
+}
+
+// MaxHold returns the most bytes a Stream ever holds back.
+func (m *Matcher) MaxHold() int { return m.maxHold }
+
+// Set holds the current Matcher. Swapping it (a key rotated, a session
+// ended) does not disturb streams in flight: each keeps its own Matcher.
+type Set struct{ p atomic.Pointer[Matcher] }
+
+// Load returns the current Matcher, or nil before the first Store.
+func (s *Set) Load() *Matcher { return s.p.Load() }
+
+// Store makes m the current Matcher.
+func (s *Set) Store(m *Matcher) { s.p.Store(m) }
+
+// Fingerprint returns 8 hex digits of HMAC-SHA256(key, secret): enough for
+// a human to tell two secrets apart, too little to confirm a guess offline
+// without the key.
+func Fingerprint(key, secret []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write(secret)
+	return hex.EncodeToString(h.Sum(nil)[:4])
+}
+
+// scanChunk is the read size of ScanReader.
+const scanChunk = 32 << 10
+
+// ScanReader scans all of r as one body and returns the hits.
+func ScanReader(r io.Reader, m *Matcher, dir Direction, contentType string) ([]Hit, error) {
+	st := m.NewStream(dir, contentType)
+	buf := make([]byte, scanChunk)
+	var all []Hit
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_, hits := st.Write(buf[:n])
+			all = append(all, hits...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return all, fmt.Errorf("scan: %w", err)
+		}
+	}
+	_, hits := st.Close()
+	return append(all, hits...), nil
+}

@@ -1,0 +1,265 @@
+package sensor
+
+import (
+	"math"
+	"strings"
+)
+
+// redactMark replaces each redacted run in the forwarded bytes.
+var redactMark = []byte("[REDACTED]")
+
+// rng is a range of original offsets, [s, e).
+type rng struct {
+	s, e    int64
+	started bool // the mark is out; the rest of the range is dropped silently
+}
+
+// recentExact is how many exact-hit ranges a stream remembers to drop
+// format hits on the same bytes (a held key also matches its format rule).
+const recentExact = 4
+
+// Stream scans one body. It is not safe for concurrent use.
+type Stream struct {
+	m        *Matcher
+	dir      Direction
+	main, jl lane
+	sl       lane
+	sse      bool
+	sx       sseState
+	buf      []byte // bytes not yet forwarded (after dropping the first drop)
+	bufAt    int64  // original offset of buf[0]
+	drop     int    // bytes at the front of buf forwarded by the last call
+	total    int64  // bytes written
+	out      []byte
+	hits     []Hit
+	red      []rng
+	exact    [recentExact]rng
+	ne       int
+	joiner
+	closed bool
+}
+
+// NewStream starts scanning a body of the given direction. A content type
+// of text/event-stream turns on the reassembly of SSE text deltas.
+func (m *Matcher) NewStream(dir Direction, contentType string) *Stream {
+	s := &Stream{m: m, dir: dir}
+	s.main.init(s, laneMain)
+	s.jl.init(s, laneJoin)
+	s.jl.joinKind = "concat"
+	s.jState = jBroken
+	ct := strings.ToLower(contentType)
+	if strings.HasPrefix(strings.TrimSpace(ct), "text/event-stream") {
+		s.sse = true
+		s.sl.init(s, laneSSE)
+		s.sl.joinKind = ""
+	}
+	return s
+}
+
+// Write scans p and returns the bytes now safe to forward, with redactions
+// applied, and the hits found. The forward slice may be shorter than p
+// (bytes that could still start a match are held back) or longer (held
+// bytes released). Both results alias the stream's buffers and are valid
+// until the next call.
+func (s *Stream) Write(p []byte) (forward []byte, hits []Hit) {
+	if s.closed {
+		return nil, nil
+	}
+	s.compact()
+	s.buf = append(s.buf, p...)
+	s.scan(p)
+	s.total += int64(len(p))
+	return s.release(false), s.hits
+}
+
+// plain marks the bytes the normaliser passes through unchanged.
+var plain = func() (t [256]bool) {
+	for b := range 0x80 {
+		t[b] = b != '\\' && b != '%'
+	}
+	return t
+}()
+
+// scan runs p through the lanes. The loop is lane.feedNorm inlined for the
+// common case (a plain byte, nothing pending, no open candidate, no join
+// in progress); everything else takes the general path.
+func (s *Stream) scan(p []byte) {
+	if s.sse {
+		for i, b := range p {
+			s.sx.feed(s, b, s.total+int64(i))
+		}
+	}
+	m, a := &s.main, s.main.a
+	ring, mask := m.ring, m.mask
+	dense, classes, sparse := a.dense, &a.classes, a.sparseBase
+	// The automaton state, the position and the joiner's state live in
+	// locals in the loop and are written back before any call that reads
+	// them; quiet caches "nothing pending in the normaliser, no candidate".
+	state, pos, base := m.state, m.pos, s.total
+	js, ja, quiet := s.jState, s.jActive, m.quiet()
+	for i, b := range p {
+		o := base + int64(i)
+		if !plain[b] || !quiet {
+			m.state, m.pos, s.jState = state, pos, js
+			m.feedOrig(b, o)
+			state, pos, js, ja, quiet = m.state, m.pos, s.jState, s.jActive, m.quiet()
+			continue
+		}
+		q := pos
+		ring[q&mask] = uint64(o)<<18 | 1<<12 | uint64(b)
+		pos++
+		// The joiner's commonest steps (inside a word, a word ending in a
+		// space, the next word starting) are inlined; the rest goes to join.
+		tc := tokenChar[b]
+		switch {
+		case ja:
+			m.state, m.pos, s.jState = state, pos, js
+			s.join(b, o, 1, 0, q)
+			js, ja = s.jState, s.jActive
+		case tc && js == jRun:
+		case tc && js == jGap && s.gapQuotes == 0:
+			js, s.runStart = jRun, q
+		case b == ' ' && js == jRun:
+			js, s.gapLen, s.gapQuotes, s.gapKind = jGap, 1, 0, "concat"
+			s.runEnd, s.runState, s.candHold = q, state, math.MaxInt64 // no candidate: quiet
+		case tc || js != jBroken:
+			m.state, m.pos, s.jState = state, pos, js
+			s.join(b, o, 1, 0, q)
+			js, ja = s.jState, s.jActive
+		}
+		var t uint32
+		if state < sparse {
+			t = dense[state+uint32(classes[b])]
+		} else {
+			t = a.step(state, b)
+		}
+		state = t &^ outBit
+		if t&outBit != 0 {
+			m.state, m.pos, s.jState = state, pos, js
+			m.matched(q)
+			quiet = m.quiet()
+		}
+	}
+	m.state, m.pos, s.jState = state, pos, js
+}
+
+// Close ends the body: it settles open candidates and pending escapes and
+// returns all remaining bytes and the last hits. Write after Close returns
+// nothing.
+func (s *Stream) Close() (forward []byte, hits []Hit) {
+	if s.closed {
+		return nil, nil
+	}
+	s.compact()
+	s.main.finish(s.total)
+	s.idle()
+	if s.sse {
+		s.sl.finish(s.total)
+	}
+	s.closed = true
+	return s.release(true), s.hits
+}
+
+// compact drops the bytes forwarded by the previous call; they could not
+// be dropped then because the returned slice aliased them.
+func (s *Stream) compact() {
+	s.hits = s.hits[:0]
+	if s.drop > 0 {
+		n := copy(s.buf, s.buf[s.drop:])
+		s.buf = s.buf[:n]
+		s.bufAt += int64(s.drop)
+		s.drop = 0
+	}
+}
+
+// holdPoint returns the original offset from which bytes must be held.
+func (s *Stream) holdPoint() int64 {
+	h := min(s.total, s.main.holdFrom(), s.joinHold())
+	if s.sse {
+		// Pieces of earlier events are already out; hold only this event.
+		if sh := s.sl.holdFrom(); sh != math.MaxInt64 {
+			h = min(h, max(sh, s.sx.eventStart))
+		}
+	}
+	return max(h, s.total-int64(s.m.maxHold), s.bufAt)
+}
+
+// release forwards the bytes before the hold point (all of them if final),
+// replacing redacted ranges with redactMark.
+func (s *Stream) release(final bool) []byte {
+	end := s.total
+	if !final {
+		end = s.holdPoint()
+	}
+	n := int(end - s.bufAt)
+	s.drop = n
+	if len(s.red) == 0 || s.red[0].s >= end {
+		return s.buf[:n]
+	}
+	s.out = s.out[:0]
+	c, k := s.bufAt, 0
+	for _, r := range s.red {
+		if r.s >= end {
+			s.red[k] = r
+			k++
+			continue
+		}
+		if r.s > c {
+			s.out = append(s.out, s.buf[c-s.bufAt:r.s-s.bufAt]...)
+			c = r.s
+		}
+		if !r.started {
+			s.out = append(s.out, redactMark...)
+			r.started = true
+		}
+		if r.e > end {
+			c = end
+			s.red[k] = r
+			k++
+		} else {
+			c = max(c, r.e)
+		}
+	}
+	s.red = s.red[:k]
+	if c < end {
+		s.out = append(s.out, s.buf[c-s.bufAt:end-s.bufAt]...)
+	}
+	return s.out
+}
+
+// emit records hit h for original bytes [o1, o2) and reports whether the
+// caller should redact them.
+func (s *Stream) emit(h Hit, o1, o2 int64) bool {
+	h.Direction, h.Offset = s.dir, o1
+	if h.Class == ClassFormat {
+		for _, r := range s.exact[:s.ne] {
+			if o1 < r.e && r.s < o2 {
+				return false // the same bytes are a known secret, reported as such
+			}
+		}
+	} else {
+		copy(s.exact[1:], s.exact[:recentExact-1])
+		s.exact[0] = rng{s: o1, e: o2}
+		s.ne = min(s.ne+1, recentExact)
+	}
+	s.hits = append(s.hits, h)
+	return s.m.opts.Redact != nil && s.m.opts.Redact(h)
+}
+
+// addRedaction merges [a, b) into the sorted, disjoint pending ranges.
+func (s *Stream) addRedaction(a, b int64) {
+	if a = max(a, s.bufAt); a >= b {
+		return
+	}
+	i := 0
+	for i < len(s.red) && s.red[i].e < a {
+		i++
+	}
+	j := i
+	for j < len(s.red) && s.red[j].s <= b {
+		a, b = min(a, s.red[j].s), max(b, s.red[j].e)
+		j++
+	}
+	started := i < j && s.red[i].started && s.red[i].s <= a
+	s.red = append(s.red[:i], append([]rng{{s: a, e: b, started: started}}, s.red[j:]...)...)
+}
