@@ -36,6 +36,10 @@ type Config struct {
 	PolicyFile    string                    `toml:"policy_file"`
 	LogLevel      string                    `toml:"log_level"`
 	Providers     map[string]ProviderConfig `toml:"providers"`
+	// Pricing overrides the embedded price table, keyed "PROVIDER/MODEL".
+	Pricing map[string]Price `toml:"pricing"`
+	// Budgets caps spend per agent ("*": every agent without its own).
+	Budgets map[string]Budget `toml:"budgets"`
 
 	// File is the config file that was read ("" when none).
 	File string `toml:"-"`
@@ -234,6 +238,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := BuildProviders(c.Providers); err != nil {
 		return err
+	}
+	if _, err := loadPrices(c.Pricing); err != nil {
+		return err
+	}
+	for a, b := range c.Budgets {
+		if b.DailyUSD < 0 || b.MonthlyUSD < 0 || b.DailyTokens < 0 || b.MonthlyTokens < 0 {
+			return fmt.Errorf("config: budgets.%s: limits must be non-negative", a)
+		}
 	}
 	return nil
 }

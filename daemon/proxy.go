@@ -27,6 +27,9 @@ type forward struct {
 	sess  *sessionState
 	model string
 	rec   *requestRecord
+	// stripUsage is set when the daemon asked for a usage chunk the agent
+	// did not; the response filter removes it.
+	stripUsage bool
 }
 
 type forwardKey struct{}
@@ -136,6 +139,11 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 		rec.fail(w, http.StatusTooManyRequests, errRateLimit, fmt.Sprintf("rate limit for a %s session exceeded", st.risk.State()))
 		return false
 	}
+	if err := d.checkBudget(c, f.p.Name, f.model); err != nil {
+		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, rec)
+		rec.fail(w, http.StatusTooManyRequests, errRateLimit, err.Error())
+		return false
+	}
 	if _, err := st.sess.AddRequest(); err != nil {
 		status, typ := http.StatusTooManyRequests, errRateLimit
 		if !errors.Is(err, capability.ErrLimit) {
@@ -144,10 +152,8 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 		rec.fail(w, status, typ, err.Error())
 		return false
 	}
-	if !d.scanRequest(w, r, f, body) {
-		return false
-	}
-	return true
+	body = d.requestUsage(r, f, body)
+	return d.scanRequest(w, r, f, body)
 }
 
 // readBody reads the whole request body, bounded by max_body_bytes, so it

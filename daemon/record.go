@@ -55,6 +55,7 @@ func (rec *requestRecord) bindSession(c *capability.Claims, s *capability.Sessio
 // finishRecord writes the request's summary to the audit trail.
 func (d *Daemon) finishRecord(rec *requestRecord) {
 	rec.LatencyMS = float64(d.clock().Sub(rec.start).Microseconds()) / 1000
+	d.meterResponse(rec)
 	r := rec.Record
 	r.Event = audit.EventResponse
 	if _, err := d.appendAudit(r); err != nil {

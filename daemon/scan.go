@@ -246,8 +246,12 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) {
 		return
 	}
 	ct := resp.Header.Get("Content-Type")
-	resp.Body = &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
+	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
 		d: d, f: f, tap: newUsageTap(ct), buf: make([]byte, 32<<10)}
+	if f.stripUsage && strings.Contains(strings.ToLower(ct), "text/event-stream") {
+		sb.strip = &usageStripper{}
+	}
+	resp.Body = sb
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 }
@@ -263,6 +267,7 @@ type scanBody struct {
 	buf     []byte
 	pending []byte
 	eof     bool
+	strip   *usageStripper
 }
 
 func (b *scanBody) Read(p []byte) (int, error) {
@@ -275,11 +280,17 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.tap.write(b.buf[:n])
 			fwd, hits := b.stream.Write(b.buf[:n])
 			b.pending = fwd
+			if b.strip != nil {
+				b.pending = b.strip.filter(fwd)
+			}
 			b.hits(hits)
 		}
 		if err == io.EOF {
 			held := append([]byte(nil), b.pending...) // Close reuses Write's buffer
 			fwd, hits := b.stream.Close()
+			if b.strip != nil {
+				fwd = append(b.strip.filter(fwd), b.strip.flush()...)
+			}
 			b.pending = append(held, fwd...)
 			b.hits(hits)
 			b.eof = true

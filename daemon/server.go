@@ -65,6 +65,8 @@ type Daemon struct {
 	rebuild  rebuilder
 	sensors  sensor.Set
 	audit    auditSink
+	prices   priceTable
+	meter    *meter
 	policyW  *policy.Watcher
 	tcpAddr  string
 
@@ -91,6 +93,10 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	prices, err := loadPrices(cfg.Pricing)
+	if err != nil {
+		return nil, err
+	}
 	d := &Daemon{
 		cfg:       cfg,
 		log:       opts.Logger,
@@ -99,6 +105,8 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		uid:       os.Getuid(),
 		ready:     make(chan struct{}),
 		providers: providers,
+		prices:    prices,
+		meter:     newMeter(),
 		transport: opts.Transport,
 		runCtx:    context.Background(),
 	}
@@ -178,6 +186,9 @@ func (d *Daemon) prepare(ctx context.Context) error {
 			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", filepath.Join(d.cfg.StateDir, "audit"))
 	}
 	d.audit.log = alog
+	if err := d.meter.rebuild(filepath.Join(d.cfg.StateDir, "audit"), d.clock()); err != nil {
+		return fmt.Errorf("rebuild usage counters from the audit trail: %w", err)
+	}
 	// Fill the key cache stamp, the sensors' keys and the audited key set.
 	d.keyCache.stamp = statIndex(d.keys.Index().Path())
 	d.keyCache.keys = map[string]keystore.Secret{}

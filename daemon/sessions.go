@@ -71,6 +71,7 @@ type GrantRequest struct {
 	TTL         string   `json:"ttl,omitempty"` // Go duration; "" = 15m
 	MaxRequests int64    `json:"max_requests,omitempty"`
 	MaxTokens   int64    `json:"max_tokens,omitempty"`
+	MaxSpendUSD float64  `json:"max_spend_usd,omitempty"`
 	// BindPeer ties the session to the calling process: when it exits,
 	// however it exits, the daemon kills the session. `tokfence exec` sets it.
 	BindPeer bool `json:"bind_peer,omitempty"`
@@ -117,8 +118,12 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.MaxSpendUSD < 0 || req.MaxSpendUSD > 1e6 {
+		writeError(w, http.StatusBadRequest, errInvalid, "max_spend_usd must be between 0 and 1000000")
+		return
+	}
 	scope := capability.Scope{Providers: req.Providers, Models: req.Models, Endpoints: req.Endpoints,
-		MaxRequests: req.MaxRequests, MaxTokens: req.MaxTokens}
+		MaxRequests: req.MaxRequests, MaxTokens: req.MaxTokens, MaxSpendMicroUSD: int64(req.MaxSpendUSD * 1e6)}
 	token, claims, err := d.auth.Mint(req.Agent, scope, ttl)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, errInvalid, "grant: "+err.Error())
@@ -186,6 +191,9 @@ type SessionInfo struct {
 	PeerPID    int              `json:"peer_pid,omitempty"`
 	PeerExe    string           `json:"peer_exe,omitempty"`
 	Restored   bool             `json:"restored,omitempty"`
+	Tokens     int64            `json:"tokens"`
+	SpendUSD   float64          `json:"spend_usd"`
+	Unpriced   int64            `json:"unpriced_requests,omitempty"`
 }
 
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +204,8 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 		ids[s.ID] = true
 		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires,
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
+		u := d.meter.session(s.ID)
+		info.Tokens, info.SpendUSD, info.Unpriced = u.Tokens, usd(u.MicroUSD), u.Unpriced
 		if st, ok := d.states.lookup(s.ID); ok {
 			info.Risk, info.RiskReason = st.risk.State().String(), st.risk.Reason()
 		}

@@ -111,6 +111,9 @@ func (t *usageTap) merge(doc []byte) {
 		}
 		t.seen = true
 		in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
+		if f.InputTokens > 0 && f.PromptTokens == 0 {
+			in += f.CacheRead // Anthropic counts cache reads apart from input_tokens
+		}
 		out := max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount)
 		cached := max(f.CacheRead, f.PromptDetails.Cached, f.CachedContentCount)
 		// Streams report cumulative counts (Anthropic's message_delta

@@ -15,7 +15,7 @@ func TestUsageTapReadsEveryDialect(t *testing.T) {
 	}{
 		{"openai-chat.json", "application/json", audit.Usage{InputTokens: 19, OutputTokens: 10, CachedTokens: 4}},
 		{"openai-chat-stream.sse", "text/event-stream", audit.Usage{InputTokens: 12, OutputTokens: 3}},
-		{"anthropic-messages.json", "application/json", audit.Usage{InputTokens: 25, OutputTokens: 11, CachedTokens: 7}},
+		{"anthropic-messages.json", "application/json", audit.Usage{InputTokens: 32, OutputTokens: 11, CachedTokens: 7}},
 		{"anthropic-messages-stream.sse", "text/event-stream; charset=utf-8", audit.Usage{InputTokens: 25, OutputTokens: 15}},
 		{"gemini-generate.json", "application/json; charset=UTF-8", audit.Usage{InputTokens: 8, OutputTokens: 21}},
 	}

@@ -125,6 +125,10 @@ func TestExecRunsAnAgentAndKillsItsSessionAfter(t *testing.T) {
 	if string(out) != "401" {
 		t.Fatalf("token after exec ended = %s, want 401", out)
 	}
+	r = e.run("", "usage", "--by", "agent", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"key": "shell"`) || !strings.Contains(r.stdout, `"input_tokens": 3`) || !strings.Contains(r.stdout, `"output_tokens": 4`) {
+		t.Fatalf("usage --by agent = %+v, want the shell agent's 3 in / 4 out", r)
+	}
 	if r := e.run("", "sessions", "--json"); r.code != 0 || strings.Contains(r.stdout, vars["sid"]) {
 		t.Fatalf("session still listed after exec (killed sessions leave the live list): %+v", r)
 	}

@@ -22,6 +22,7 @@ func scopeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ttl", Usage: "token lifetime, e.g. 30m (default 15m; at most the daemon's max_ttl)"},
 		&cli.Int64Flag{Name: "max-requests", Usage: "refuse requests after `N`"},
 		&cli.Int64Flag{Name: "max-tokens", Usage: "token budget `N` for the session"},
+		&cli.Float64Flag{Name: "max-spend", Usage: "spend limit in `USD` for the session, e.g. 2.00"},
 	}
 }
 
@@ -34,6 +35,7 @@ func grantRequest(c *cli.Context) daemon.GrantRequest {
 		TTL:         c.String("ttl"),
 		MaxRequests: c.Int64("max-requests"),
 		MaxTokens:   c.Int64("max-tokens"),
+		MaxSpendUSD: c.Float64("max-spend"),
 	}
 }
 
@@ -42,7 +44,7 @@ func grantCommand() *cli.Command {
 		Name:  "grant",
 		Usage: "mint a capability token for an agent",
 		UsageText: "tokfence grant --agent NAME --provider P [--provider P2] [--model GLOB] [--endpoint GLOB]\n" +
-			"               [--ttl 30m] [--max-requests N] [--format token|env|json]\n\nExamples:\n" +
+			"               [--ttl 30m] [--max-requests N] [--max-tokens N] [--max-spend USD] [--format token|env|json]\n\nExamples:\n" +
 			"   tokfence grant --agent coder --provider openai --model 'gpt-4o*' --ttl 30m\n" +
 			"   eval \"$(tokfence grant --agent coder --provider anthropic --format env)\"",
 		Flags: append(scopeFlags(),

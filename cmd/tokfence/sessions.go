@@ -39,7 +39,7 @@ func runSessions(c *cli.Context) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tAGENT\tRISK\tREQUESTS\tEXPIRES IN\tSCOPE\tWHY")
+	fmt.Fprintln(tw, "SESSION\tAGENT\tRISK\tREQUESTS\tTOKENS\tSPEND\tEXPIRES IN\tSCOPE\tWHY")
 	for _, s := range list {
 		scope := strings.Join(s.Scope.Providers, ",")
 		if len(s.Scope.Models) > 0 {
@@ -49,7 +49,14 @@ func runSessions(c *cli.Context) error {
 		if s.Scope.MaxRequests > 0 {
 			reqs += fmt.Sprintf("/%d", s.Scope.MaxRequests)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Agent, s.Risk, reqs,
+		spend := fmt.Sprintf("$%.4f", s.SpendUSD)
+		if s.Scope.MaxSpendMicroUSD > 0 {
+			spend += fmt.Sprintf("/$%.2f", float64(s.Scope.MaxSpendMicroUSD)/1e6)
+		}
+		if s.Unpriced > 0 {
+			spend += fmt.Sprintf(" (+%d unpriced)", s.Unpriced)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Agent, s.Risk, reqs, s.Tokens, spend,
 			time.Until(s.Expires).Round(time.Second), scope, s.RiskReason)
 	}
 	return tw.Flush()

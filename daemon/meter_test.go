@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// usageUpstream reports the given usage on every non-streaming reply.
+func usageUpstream(in, out int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":%d,"completion_tokens":%d}}`, in, out)
+	}
+}
+
+func TestMaxSpendRefusesOnceCrossed(t *testing.T) {
+	e := startProxyEnv(t, usageUpstream(5000, 1000)) // gpt-4o-mini: 5000×0.15 + 1000×0.60 = 1350 µ$
+	g := e.grant(t, GrantRequest{MaxSpendUSD: 0.002})
+	for i, want := range []int{200, 200, 429} {
+		resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+		if resp.StatusCode != want {
+			t.Fatalf("request %d = %d %s, want %d", i+1, resp.StatusCode, body, want)
+		}
+		if want == 429 && (!strings.Contains(body, "max-spend") || !strings.Contains(body, `"type":"rate_limit_error"`)) {
+			t.Fatalf("429 body %s should name the limit in the provider shape", body)
+		}
+	}
+	if e.up.count() != 2 {
+		t.Fatalf("upstream saw %d, want 2", e.up.count())
+	}
+	s := sessionRisk(t, e, g.Session)
+	if s.SpendUSD != 0.0027 || s.Tokens != 12000 {
+		t.Fatalf("session usage = %d tokens $%v, want 12000 tokens $0.0027", s.Tokens, s.SpendUSD)
+	}
+}
+
+func TestUnpricedModelsAreFlaggedNeverFree(t *testing.T) {
+	e := startProxyEnv(t, usageUpstream(10, 10))
+	g := e.grant(t, GrantRequest{})
+	body := `{"model":"gpt-99-ultra","messages":[]}`
+	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token)); resp.StatusCode != 200 {
+		t.Fatalf("unpriced model without a spend limit = %d, want 200", resp.StatusCode)
+	}
+	if s := sessionRisk(t, e, g.Session); s.Unpriced != 1 || s.Tokens != 20 {
+		t.Fatalf("session = %+v, want 1 unpriced request with its 20 tokens counted", s)
+	}
+	capped := e.grant(t, GrantRequest{MaxSpendUSD: 1})
+	resp, msg := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(capped.Token))
+	if resp.StatusCode != 429 || !strings.Contains(msg, "no price") {
+		t.Fatalf("unpriced model under --max-spend = %d %s, want 429 naming the missing price", resp.StatusCode, msg)
+	}
+}
+
+func TestAgentBudgetSurvivesRestart(t *testing.T) {
+	e := startProxyEnv(t, usageUpstream(4000, 2000), func(c *Config) {
+		c.Budgets = map[string]Budget{"coder": {DailyTokens: 10000}}
+	})
+	g := e.grant(t, GrantRequest{Agent: "coder"})
+	for i, want := range []int{200, 200, 429} {
+		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != want {
+			t.Fatalf("request %d = %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	e2 := e.restart(t)
+	fresh := e2.grant(t, GrantRequest{Agent: "coder"})
+	resp, body := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(fresh.Token))
+	if resp.StatusCode != 429 || !strings.Contains(body, "daily token budget") {
+		t.Fatalf("new session of the same agent after restart = %d %s, want 429", resp.StatusCode, body)
+	}
+	other := e2.grant(t, GrantRequest{Agent: "writer"})
+	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(other.Token)); resp.StatusCode != 200 {
+		t.Fatalf("another agent = %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestConcurrentOvershootIsBoundedByInFlight documents the limit's
+// semantics: admission counts finished requests only, so N requests
+// admitted together may all run, and nothing starts after they finish.
+func TestConcurrentOvershootIsBoundedByInFlight(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inFlight := 0
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		<-release
+		usageUpstream(100, 0)(w, r)
+	})
+	g := e.grant(t, GrantRequest{MaxTokens: 1})
+	const n = 8
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+			codes <- resp.StatusCode
+		}()
+	}
+	waitUntil(t, "all requests in flight", func() bool { mu.Lock(); defer mu.Unlock(); return inFlight == n })
+	close(release)
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == 200 {
+			ok++
+		}
+	}
+	if ok > n {
+		t.Fatalf("%d succeeded, more than the %d in flight", ok, n)
+	}
+	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 429 {
+		t.Fatalf("request after the limit was crossed = %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestStreamUsageIsRequestedAndHiddenFromTheAgent(t *testing.T) {
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
+		if strings.Contains(string(body), `"include_usage":true`) {
+			io.WriteString(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3000,\"completion_tokens\":500}}\n\n")
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	})
+	g := e.grant(t, GrantRequest{})
+	stream := func(body string) string {
+		req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+g.Token)
+		resp, err := e.tcp.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(bufio.NewReader(resp.Body))
+		return string(b)
+	}
+	got := stream(`{"model":"gpt-4o-mini","stream":true,"messages":[]}`)
+	if strings.Contains(got, "usage") || !strings.Contains(got, `"hi"`) || !strings.Contains(got, "[DONE]") {
+		t.Fatalf("agent that did not ask for usage saw %q", got)
+	}
+	if !strings.Contains(string(e.up.requests()[0].Body), `"include_usage":true`) {
+		t.Fatalf("upstream request %s lacks include_usage", e.up.requests()[0].Body)
+	}
+	if s := sessionRisk(t, e, g.Session); s.Tokens != 3500 {
+		t.Fatalf("metered tokens = %d, want 3500 from the hidden usage chunk", s.Tokens)
+	}
+	got = stream(`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}`)
+	if !strings.Contains(got, `"usage":{"prompt_tokens":3000`) {
+		t.Fatalf("agent that asked for usage did not get it: %q", got)
+	}
+	_ = context.Background
+}
+
+func TestMissingUsageIsEstimatedAndMarked(t *testing.T) {
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[{"message":{"content":"`+strings.Repeat("x", 400)+`"}}]}`)
+	})
+	g := e.grant(t, GrantRequest{})
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	if s := sessionRisk(t, e, g.Session); s.Tokens < 100 || s.Tokens > 150 {
+		t.Fatalf("estimated tokens = %d, want about (body bytes)/4", s.Tokens)
+	}
+}
