@@ -32,10 +32,14 @@ type Config struct {
 	UpstreamHeaderTimeout Duration `toml:"upstream_header_timeout"`
 	// HeaderTimeout bounds how long a client may take to send its request
 	// headers (slowloris).
-	HeaderTimeout Duration                  `toml:"header_timeout"`
-	PolicyFile    string                    `toml:"policy_file"`
-	LogLevel      string                    `toml:"log_level"`
-	Providers     map[string]ProviderConfig `toml:"providers"`
+	HeaderTimeout Duration `toml:"header_timeout"`
+	// UpstreamIdleTimeout cuts a response whose upstream sends nothing for
+	// this long (a hung stream). Reasoning models can think for minutes
+	// between events, so the default is generous.
+	UpstreamIdleTimeout Duration                  `toml:"upstream_idle_timeout"`
+	PolicyFile          string                    `toml:"policy_file"`
+	LogLevel            string                    `toml:"log_level"`
+	Providers           map[string]ProviderConfig `toml:"providers"`
 	// Pricing overrides the embedded price table, keyed "PROVIDER/MODEL".
 	Pricing map[string]Price `toml:"pricing"`
 	// Budgets caps spend per agent ("*": every agent without its own).
@@ -72,6 +76,7 @@ func Defaults() Config {
 		MaxBodyBytes:          32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
 		UpstreamHeaderTimeout: Duration{5 * time.Minute},
 		HeaderTimeout:         Duration{10 * time.Second},
+		UpstreamIdleTimeout:   Duration{5 * time.Minute},
 		LogLevel:              "info",
 	}
 }
@@ -212,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTTL.Duration < time.Minute || c.MaxTTL.Duration > 30*24*time.Hour {
 		return fmt.Errorf("config: max_ttl %s must be between 1m and 720h", c.MaxTTL)
+	}
+	if c.UpstreamIdleTimeout.Duration <= 0 {
+		return fmt.Errorf("config: upstream_idle_timeout must be positive")
 	}
 	if c.HeaderTimeout.Duration <= 0 {
 		return fmt.Errorf("config: header_timeout must be positive")

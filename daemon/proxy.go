@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/keystore"
@@ -30,7 +31,11 @@ type forward struct {
 	// stripUsage is set when the daemon asked for a usage chunk the agent
 	// did not; the response filter removes it.
 	stripUsage bool
+	idle       *time.Timer
 }
+
+// errUpstreamIdle cancels a request whose upstream went silent.
+var errUpstreamIdle = errors.New("upstream sent nothing for too long")
 
 type forwardKey struct{}
 
@@ -86,10 +91,7 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	if !d.hasToken(claims.ID) {
 		d.registerSession(token, claims, nil) // first sight since a restart
 	}
-	if !d.auditOK() {
-		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
-		return
-	}
+
 	f := &forward{p: p, rest: rest, query: r.URL.Query(), token: token, sess: st, rec: rec}
 	if !d.admit(w, r, f, claims) {
 		return
@@ -100,6 +102,12 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.key = key
+	// The request is on the trail before a byte goes upstream: if it cannot
+	// be recorded it is not forwarded (fail closed).
+	if _, err := d.appendAudit(rec.Record); err != nil {
+		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
+		return
+	}
 	if p.Name == "gemini" {
 		f.query.Del("key") // the SDK's query-string key, if any, is never forwarded
 	}
@@ -107,6 +115,10 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(sess.Context(), func() { cancel(context.Cause(sess.Context())) })
 	defer stop()
 	defer cancel(nil)
+	// A hung upstream (no byte for upstream_idle_timeout) is cut; each
+	// byte read from it pushes the deadline back.
+	f.idle = time.AfterFunc(d.cfg.UpstreamIdleTimeout.Duration, func() { cancel(errUpstreamIdle) })
+	defer f.idle.Stop()
 	d.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -225,6 +237,8 @@ func (d *Daemon) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(cause, capability.ErrRevoked):
 		f.rec.fail(w, http.StatusUnauthorized, errAuth, "session was killed")
+	case errors.Is(cause, errUpstreamIdle):
+		f.rec.fail(w, http.StatusGatewayTimeout, errUpstream, fmt.Sprintf("upstream %s sent nothing for %s", f.p.Name, d.cfg.UpstreamIdleTimeout.Duration))
 	case errors.Is(err, context.Canceled):
 		f.rec.fail(w, 499, errInvalid, "client went away")
 	default:

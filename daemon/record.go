@@ -65,38 +65,23 @@ func (d *Daemon) finishRecord(rec *requestRecord) {
 		"model", rec.Model, "method", rec.Method, "path", rec.Path, "status", rec.Status, "latency_ms", rec.LatencyMS)
 }
 
-// auditSink serialises the daemon's audit writes and remembers whether the
-// last one failed, so that requests fail closed while the trail is broken.
+// auditSink holds the daemon's audit trail.
 type auditSink struct {
-	mu     sync.Mutex
-	log    *audit.Log
-	broken error
+	mu  sync.Mutex // guards log replacement (tests swap it)
+	log *audit.Log
 }
 
-// appendAudit writes r. It is the only path to the trail.
+// appendAudit writes r. It is the only path to the trail; a caller that
+// is about to act on something (forward a request, grant a token) refuses
+// to act when it fails.
 func (d *Daemon) appendAudit(r audit.Record) (audit.Record, error) {
-	s := &d.audit
-	if s.log == nil {
+	d.audit.mu.Lock()
+	l := d.audit.log
+	d.audit.mu.Unlock()
+	if l == nil {
 		return r, errors.New("audit trail not open")
 	}
-	out, err := s.log.Append(r)
-	s.mu.Lock()
-	s.broken = err
-	s.mu.Unlock()
-	return out, err
-}
-
-// auditOK reports whether requests may proceed: the trail accepted its
-// last write, or accepts a probe record now.
-func (d *Daemon) auditOK() bool {
-	d.audit.mu.Lock()
-	broken := d.audit.broken
-	d.audit.mu.Unlock()
-	if broken == nil {
-		return true
-	}
-	_, err := d.appendAudit(audit.Record{Event: "audit_resumed", Reason: "a write succeeded after: " + broken.Error()})
-	return err == nil
+	return l.Append(r)
 }
 
 // observe feeds ev to the session's risk machine, records the result, and

@@ -108,7 +108,7 @@ func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	g := e.grant(t, GrantRequest{})
 	e.d.audit.log.Close()                                                            // every later append fails, as on a full or read-only disk
-	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)) // its record fails: the trail is now known broken
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	before := e.up.count()
 	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	if resp.StatusCode != 503 || !strings.Contains(body, "audit") || e.up.count() != before {

@@ -276,6 +276,9 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		n, err := b.src.Read(b.buf)
+		if n > 0 && b.f.idle != nil {
+			b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
+		}
 		if n > 0 {
 			b.tap.write(b.buf[:n])
 			fwd, hits := b.stream.Write(b.buf[:n])
