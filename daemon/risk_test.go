@@ -107,7 +107,7 @@ func TestRiskIsPerSessionUnderConcurrency(t *testing.T) {
 func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	g := e.grant(t, GrantRequest{})
-	e.d.audit.log.Close()                                                            // every later append fails, as on a full or read-only disk
+	e.d.audit.log.Close() // every later append fails, as on a full or read-only disk
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	before := e.up.count()
 	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
