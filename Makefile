@@ -4,13 +4,19 @@
 #   make test   vet, gofmt, and the whole test suite under -race
 #   make bench  the benchmarks of the hot paths
 
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 GO      ?= go
 BIN     := bin/tokfence
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
 APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
-.PHONY: build deps run test vet fmt bench clean
+.PHONY: build deps run test unit soak fuzz vet fmt bench clean
+
+FUZZTIME ?= 30s
+SOAK     ?= 2m
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tokfence
@@ -52,11 +58,30 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps vet
+# test is what CI runs: the whole suite under -race (the keychain and SDK
+# tests fail rather than skip), then a bounded soak, then every fuzz target
+# for FUZZTIME each.
+test: deps vet unit soak fuzz
+
+unit:
 	TOKFENCE_REQUIRE_KEYRING=1 TOKFENCE_REQUIRE_SDK=1 $(GO) test -race -count=1 -timeout 30m ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+soak:
+	$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./daemon/ -args -soak=$(SOAK) | grep -E '^(---|ok|FAIL|PASS)|soak_test'
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$f in $$pkg for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/tokfence-fuzz.log 2>&1 || { cat /tmp/tokfence-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+# bench runs the hot-path benchmarks, then the load harness (cmd/tfbench)
+# against a real daemon process; results land in bench/results.json.
+bench: build deps
+	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/ ./daemon/audit/
+	$(GO) run ./cmd/tfbench $(BENCHFLAGS)
 
 clean:
 	rm -rf bin
