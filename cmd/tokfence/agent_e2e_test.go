@@ -26,6 +26,7 @@ type fakeProvider struct {
 	mu    sync.Mutex
 	auths []string // every Authorization / x-api-key value seen
 	paths []string
+	ids   map[string]bool // X-Req-Id of every request that arrived
 }
 
 func newFakeProvider(t *testing.T) *fakeProvider {
@@ -36,6 +37,12 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		f.auths = append(f.auths, r.Header.Values("Authorization")...)
 		f.auths = append(f.auths, r.Header.Values("X-Api-Key")...)
 		f.paths = append(f.paths, r.Method+" "+r.URL.Path)
+		if id := r.Header.Get("X-Req-Id"); id != "" {
+			if f.ids == nil {
+				f.ids = map[string]bool{}
+			}
+			f.ids[id] = true
+		}
 		f.mu.Unlock()
 		switch {
 		case r.URL.Path == "/v1/chat/completions" && r.Header.Get("Authorization") != "Bearer "+testOpenAIKey,
