@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
@@ -24,18 +23,13 @@ func (e *hintError) Unwrap() error { return e.err }
 // Hint returns the fix.
 func (e *hintError) Hint() string { return e.hint }
 
+// WithHint returns err carrying a hint, the fix the CLI prints as
+// "tokfence: hint: ...".
+func WithHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
+
 func withHintf(err error, format string, args ...any) error {
-	return &hintError{err: err, hint: fmt.Sprintf(format, args...)}
+	return WithHint(err, fmt.Sprintf(format, args...))
 }
-
-// policyStatus is the last reload's outcome, shown by `tokfence status`.
-type policyStatus struct {
-	mu      sync.Mutex
-	lastErr string
-	at      time.Time
-}
-
-var policyState policyStatus
 
 // setupPolicy loads the policy file, if one is configured. A bad file at
 // start is an error: the daemon never runs on a policy it could not read.

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -81,26 +80,7 @@ func TestCanarySightingsTurnTheSessionRed(t *testing.T) {
 func TestRedCutsTheSessionsOtherLiveStream(t *testing.T) {
 	e := startProxyEnv(t, slowStream)
 	g := e.grant(t, GrantRequest{})
-	req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
-	req.Header.Set("Authorization", "Bearer "+g.Token)
-	resp, err := e.tcp.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if _, err := readEvent(br); err != nil {
-		t.Fatal(err)
-	}
-	cut := make(chan struct{})
-	go func() {
-		for {
-			if _, err := readEvent(br); err != nil {
-				close(cut)
-				return
-			}
-		}
-	}()
+	cut := cutAfterFirstEvent(t, e.openStream(t, g.Token))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"`+canaryOf(t, g)+`"}]}`, bearer(g.Token))
 	select {
 	case <-cut:

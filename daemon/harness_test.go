@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -172,3 +173,36 @@ func bearer(tok string) map[string]string { return map[string]string{"Authorizat
 const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 
 func mustSecret(s string) keystore.Secret { return keystore.NewSecret([]byte(s)) }
+
+// openStream starts a streamed completion over TCP and returns a reader of
+// its events; the body is closed when the test ends.
+func (e *proxyEnv) openStream(t testing.TB, token string) *bufio.Reader {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := e.tcp.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return bufio.NewReader(resp.Body)
+}
+
+// cutAfterFirstEvent reads the stream's first event, then reports on the
+// returned channel when the stream ends.
+func cutAfterFirstEvent(t testing.TB, br *bufio.Reader) <-chan time.Time {
+	t.Helper()
+	if _, err := readEvent(br); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	cut := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, err := readEvent(br); err != nil {
+				cut <- time.Now()
+				return
+			}
+		}
+	}()
+	return cut
+}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -34,26 +33,7 @@ func slowStream(w http.ResponseWriter, r *http.Request) {
 func TestKillCutsALiveStream(t *testing.T) {
 	e := startProxyEnv(t, slowStream)
 	g := e.grant(t, GrantRequest{})
-	req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
-	req.Header.Set("Authorization", "Bearer "+g.Token)
-	resp, err := e.tcp.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if _, err := readEvent(br); err != nil {
-		t.Fatalf("first event: %v", err)
-	}
-	cut := make(chan time.Time, 1)
-	go func() {
-		for {
-			if _, err := readEvent(br); err != nil {
-				cut <- time.Now()
-				return
-			}
-		}
-	}()
+	cut := cutAfterFirstEvent(t, e.openStream(t, g.Token))
 	killed := time.Now()
 	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)

@@ -314,14 +314,7 @@ func TestSSEEventsAreNotBuffered(t *testing.T) {
 		io.WriteString(w, "data: [DONE]\n\n")
 	})
 	g := e.grant(t, GrantRequest{})
-	req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
-	req.Header.Set("Authorization", "Bearer "+g.Token)
-	resp, err := e.tcp.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br := e.openStream(t, g.Token)
 	for i := 0; i < events; i++ {
 		ev, err := readEvent(br)
 		if err != nil {

@@ -49,17 +49,8 @@ func printError(w io.Writer, err error) {
 	}
 }
 
-// hintError wraps err with a hint for the user.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }
-
-func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
+// withHint wraps err with a hint for the user.
+func withHint(err error, hint string) error { return daemon.WithHint(err, hint) }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
