@@ -184,9 +184,11 @@ func writeFileAtomic(path string, b []byte) error {
 // is owned by the session: it ends when the process exits, the session
 // ends, or the daemon stops.
 func (d *Daemon) bindToProcess(sess *capability.Session, pid int) {
+	d.agents.add(pid)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer d.agents.remove(pid)
 		if waitProcessExit(d.runCtx, sess.Context(), pid) {
 			if err := d.killSession(sess.ID, sess.Expires, fmt.Sprintf("bound process %d exited", pid)); err != nil {
 				d.log.Error("kill session of exited process", "session", sess.ID, "err", err)

@@ -91,6 +91,10 @@ func (d *Daemon) guard(p perm, h http.HandlerFunc) http.Handler {
 				writeError(w, http.StatusForbidden, errPermission, "the control API is served only to the daemon's own user on its Unix socket")
 				return
 			}
+			if peer.PID > 0 && d.agents.under(peer.PID) {
+				writeError(w, http.StatusForbidden, errPermission, "the control API is not served to processes running under `tokfence exec`: an agent cannot mint, list or revive tokens")
+				return
+			}
 			if hasCredentialHeader(r.Header) {
 				writeError(w, http.StatusForbidden, errPermission, "the control API does not accept credentials: a capability token is never authority to manage tokfence")
 				return

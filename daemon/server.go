@@ -69,6 +69,7 @@ type Daemon struct {
 	meter    *meter
 	policyW  *policy.Watcher
 	tcpAddr  string
+	agents   agentRoots
 
 	runCtx context.Context
 	stopBG context.CancelFunc

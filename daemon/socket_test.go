@@ -134,19 +134,6 @@ func TestRefusesSocketPathLongerThanSunPath(t *testing.T) {
 	}
 }
 
-func TestProcessIsNotDumpable(t *testing.T) {
-	startEnv(t, testConfig(t))
-	v, err := dumpable()
-	if err != nil || v != 0 {
-		t.Fatalf("PR_GET_DUMPABLE = %d, %v; want 0", v, err)
-	}
-	var rl syscall.Rlimit
-	must(t, syscall.Getrlimit(syscall.RLIMIT_CORE, &rl))
-	if rl.Cur != 0 {
-		t.Fatalf("RLIMIT_CORE = %d, want 0", rl.Cur)
-	}
-}
-
 // TestForeignUIDIsRefused dials the socket as uid 65534 (nobody) through
 // setpriv, with the directory and socket opened to everyone, so only the
 // peer-credential check stands between that uid and the daemon.

@@ -281,3 +281,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAgentUnderExecCannotUseTheControlAPI: an agent runs as the user, so
+// it can reach the socket; the daemon refuses its control requests because
+// it descends from a bound exec, even when it double-forks away.
+func TestAgentUnderExecCannotUseTheControlAPI(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	script := binPath + ` grant --agent escape --provider openai; echo "grant=$?";
+		` + binPath + ` kill --all; echo "kill=$?";
+		( ( ` + binPath + ` sessions >/dev/null 2>&1; echo "orphan=$?" > "$HOME/orphan" ) & ); sleep 1`
+	r := e.run("", "exec", "--agent", "jailed", "--provider", "openai", "--", "sh", "-c", script)
+	if !strings.Contains(r.stdout, "grant=1") || !strings.Contains(r.stdout, "kill=1") || !strings.Contains(r.stderr, "not served to processes running under `tokfence exec`") {
+		t.Fatalf("an agent used the control API: %+v", r)
+	}
+	waitFor(t, "the orphan's result", func() bool { b, _ := os.ReadFile(filepath.Join(e.home, "orphan")); return len(b) > 0 })
+	if b, _ := os.ReadFile(filepath.Join(e.home, "orphan")); strings.TrimSpace(string(b)) != "orphan=1" {
+		t.Fatalf("a double-forked agent process used the control API: %s", b)
+	}
+	if r := e.run("", "sessions"); r.code != 0 {
+		t.Fatalf("the user outside exec lost the control API: %+v", r)
+	}
+}

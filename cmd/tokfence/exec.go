@@ -40,6 +40,9 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := becomeSubreaper(); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
 	cl := daemon.NewClient(cfg.Socket)
 	req := grantRequest(c)
 	req.BindPeer = true // the daemon kills the session when this process exits, however it exits
