@@ -1,6 +1,11 @@
 package sensor
 
-import "sort"
+import (
+	"bytes"
+	"cmp"
+	"math"
+	"slices"
+)
 
 // patKind tells an exact secret form from a format-rule keyword.
 type patKind uint8
@@ -50,86 +55,129 @@ type automaton struct {
 	edgeNext   []uint32 // target codes, with outBit (ids during the build)
 	fail       []uint32
 	depth      []int32
-	out        []int32 // per state, index into outs, or -1
+	out        []int32 // per state, index into outOff, or -1
 	dict       []uint32
-	outs       [][]int32 // pattern indexes ending exactly at a state
+	outOff     []uint32 // per out index, start into outPat; one extra at the end
+	outPat     []int32  // pattern indexes ending exactly at a state, grouped
 	pats       []pattern
 	maxLen     int64
+	minLen     int64
+	// grams has bit (c0*nc+c1)*nc+c2 set when some pattern begins with
+	// bytes of classes c0 c1 c2; nil when the block scan is off (see
+	// Stream.block). The bits are independent of the automaton state, so
+	// testing them does not wait on the previous byte's table load.
+	grams []uint64
 }
 
-type tkid struct {
-	b byte
-	n uint32
-}
-
-type tnode struct {
-	kids []tkid
-	outs []int32
-}
-
-func (n *tnode) kid(b byte) (uint32, bool) {
-	for _, k := range n.kids {
-		if k.b == b {
-			return k.n, true
-		}
-	}
-	return 0, false
-}
+// maxGramClasses bounds the classes for which grams is built: 100 classes
+// (every printable ASCII character and a few more) take 125 KB; binary
+// secrets with more byte values scan byte by byte instead.
+const maxGramClasses = 100
 
 // buildAutomaton compiles words (pattern i is words[i]) into an automaton.
+//
+// The trie is built straight into its final breadth-first numbering: with
+// the words sorted, a preorder walk meets each level's nodes in
+// lexicographic order, which is their breadth-first order, so counting the
+// nodes per level first gives every node its id as it is created. A
+// state's children then have consecutive ids, and the edge into state id
+// is edge id-1. No per-node slices or maps are made.
 func buildAutomaton(words [][]byte, pats []pattern) *automaton {
-	trie := []tnode{{}}
-	a := &automaton{pats: pats}
-	for i, w := range words {
-		s := uint32(0)
-		for _, b := range w {
-			t, ok := trie[s].kid(b)
-			if !ok {
-				t = uint32(len(trie))
-				trie = append(trie, tnode{})
-				trie[s].kids = append(trie[s].kids, tkid{b, t})
-			}
-			s = t
-		}
-		trie[s].outs = append(trie[s].outs, int32(i))
-		a.maxLen = max(a.maxLen, int64(len(w)))
+	a := &automaton{pats: pats, minLen: math.MaxInt64}
+	order := make([]int32, len(words))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	// Renumber breadth first so depth never decreases with the id.
-	order := []uint32{0}
-	newID := make([]uint32, len(trie))
-	for i := 0; i < len(order); i++ {
-		kids := trie[order[i]].kids
-		sort.Slice(kids, func(x, y int) bool { return kids[x].b < kids[y].b })
-		for _, k := range kids {
-			newID[k.n] = uint32(len(order))
-			order = append(order, k.n)
+	slices.SortFunc(order, func(x, y int32) int {
+		if c := bytes.Compare(words[x], words[y]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y) // equal words keep pattern order
+	})
+	lcp := make([]int32, len(words))
+	for j, wi := range order {
+		a.maxLen = max(a.maxLen, int64(len(words[wi])))
+		a.minLen = min(a.minLen, int64(len(words[wi])))
+		if j > 0 {
+			lcp[j] = int32(commonPrefix(words[order[j-1]], words[wi]))
 		}
 	}
-	n := len(order)
+	level := make([]uint32, a.maxLen+2) // nodes per depth, then next id per depth
+	level[0] = 1
+	for j, wi := range order {
+		for d := int(lcp[j]) + 1; d <= len(words[wi]); d++ {
+			level[d]++
+		}
+	}
+	n := uint32(0)
+	for d, c := range level {
+		level[d] = n
+		n += c
+	}
+	a.alloc(n)
+	a.grow(words, order, lcp, level)
+	a.classify()
+	a.buildGrams()
+	a.link()
+	a.encode()
+	return a
+}
+
+// commonPrefix returns the length of the longest common prefix of x and y.
+func commonPrefix(x, y []byte) int {
+	n := min(len(x), len(y))
+	for i := range n {
+		if x[i] != y[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// alloc makes the per-state arrays for n states.
+func (a *automaton) alloc(n uint32) {
 	a.edgeOff = make([]uint32, n+1)
+	a.edgeByte = make([]byte, n-1)
+	a.edgeNext = make([]uint32, n-1)
 	a.fail = make([]uint32, n)
 	a.depth = make([]int32, n)
 	a.out = make([]int32, n)
 	a.dict = make([]uint32, n)
-	for id, old := range order {
-		a.edgeOff[id] = uint32(len(a.edgeByte))
-		a.out[id] = -1
-		if len(trie[old].outs) > 0 {
-			a.out[id] = int32(len(a.outs))
-			a.outs = append(a.outs, trie[old].outs)
-		}
-		for _, k := range trie[old].kids {
-			a.edgeByte = append(a.edgeByte, k.b)
-			a.edgeNext = append(a.edgeNext, newID[k.n])
-			a.depth[newID[k.n]] = a.depth[id] + 1
-		}
+	for i := range a.out {
+		a.out[i] = -1
 	}
-	a.edgeOff[n] = uint32(len(a.edgeByte))
-	a.link()
-	a.densify()
-	a.encode()
-	return a
 }
+
+// grow creates the trie's nodes from the sorted words; next[d] is the id
+// the next node at depth d gets.
+func (a *automaton) grow(words [][]byte, order, lcp []int32, next []uint32) {
+	path := make([]uint32, a.maxLen+1) // path[d]: the current word's node at depth d
+	for j, wi := range order {
+		w := words[wi]
+		for d := int(lcp[j]); d < len(w); d++ {
+			id := next[d+1]
+			next[d+1]++
+			a.edgeByte[id-1] = w[d]
+			a.edgeNext[id-1] = id
+			a.depth[id] = int32(d + 1)
+			a.edgeOff[path[d]+1]++
+			path[d+1] = id
+		}
+		t := path[len(w)]
+		if j == 0 || int(lcp[j]) != len(w) || len(words[order[j-1]]) != len(w) {
+			a.out[t] = int32(len(a.outOff))
+			a.outOff = append(a.outOff, uint32(len(a.outPat)))
+		}
+		a.outPat = append(a.outPat, wi)
+	}
+	a.outOff = append(a.outOff, uint32(len(a.outPat)))
+	for s := range len(a.edgeOff) - 1 {
+		a.edgeOff[s+1] += a.edgeOff[s]
+	}
+}
+
+// outsOf returns the patterns ending exactly at the state whose out is oi.
+func (a *automaton) outsOf(oi int32) []int32 { return a.outPat[a.outOff[oi]:a.outOff[oi+1]] }
 
 // code returns the code of state id.
 func (a *automaton) code(id uint32) uint32 {
@@ -170,28 +218,58 @@ func (a *automaton) kid(s uint32, b byte) (uint32, bool) {
 	return 0, false
 }
 
-// link computes failure and dictionary links, then flags edge targets.
+// classify builds the byte classes and counts the dense states.
+func (a *automaton) classify() {
+	var seen [256]bool
+	for _, b := range a.edgeByte {
+		seen[b] = true
+	}
+	nc := uint32(1)
+	for b := range 256 {
+		if seen[b] {
+			a.classes[b] = uint8(nc)
+			nc++
+		}
+	}
+	if nc > 256 {
+		// Every byte value occurs in some pattern: class 0 is then unused
+		// and the table needs 256 columns, one per byte.
+		nc = 256
+		for b := range a.classes {
+			a.classes[b] = uint8(b)
+		}
+	}
+	a.nc = nc
+	for a.nDense < uint32(len(a.depth)) && a.depth[a.nDense] <= denseDepth {
+		a.nDense++
+	}
+	a.dense = make([]uint32, a.nDense*a.nc)
+}
+
+// link computes failure and dictionary links breadth first, building each
+// shallow state's dense row as soon as its children are linked; deeper
+// failure links then take one row lookup once the chain reaches a shallow
+// state. Finally it flags edge targets.
 func (a *automaton) link() {
 	for s := uint32(0); s < uint32(len(a.fail)); s++ {
 		for i := a.edgeOff[s]; i < a.edgeOff[s+1]; i++ {
 			b, t := a.edgeByte[i], a.edgeNext[i]
 			if s != 0 {
-				f := a.fail[s]
-				for {
-					if k, ok := a.kid(f, b); ok {
-						a.fail[t] = k
-						break
-					}
-					if f == 0 {
-						break
-					}
-					f = a.fail[f]
-				}
+				a.fail[t] = a.failOf(a.fail[s], b)
 			}
 			if f := a.fail[t]; a.out[f] >= 0 {
 				a.dict[t] = f
 			} else {
 				a.dict[t] = a.dict[f]
+			}
+		}
+		if s < a.nDense {
+			row := a.dense[s*a.nc : (s+1)*a.nc]
+			if s != 0 {
+				copy(row, a.dense[a.fail[s]*a.nc:])
+			}
+			for i := a.edgeOff[s]; i < a.edgeOff[s+1]; i++ {
+				row[a.classes[a.edgeByte[i]]] = a.flag(a.edgeNext[i])
 			}
 		}
 	}
@@ -200,55 +278,50 @@ func (a *automaton) link() {
 	}
 }
 
+// failOf returns the state reached from state f, or its failure chain, on
+// byte b: the failure link of a child of a state whose link is f.
+func (a *automaton) failOf(f uint32, b byte) uint32 {
+	for f >= a.nDense {
+		if k, ok := a.kid(f, b); ok {
+			return k
+		}
+		f = a.fail[f]
+	}
+	return a.dense[f*a.nc+uint32(a.classes[b])] &^ outBit
+}
+
+// buildGrams fills grams from the trie's first three levels, or leaves it
+// nil when a pattern is shorter than three bytes or the classes are many.
+func (a *automaton) buildGrams() {
+	if a.minLen < 3 || a.nc > maxGramClasses {
+		return
+	}
+	nc := a.nc
+	a.grams = make([]uint64, (nc*nc*nc+63)/64)
+	for p := uint32(1); p < uint32(len(a.depth)) && a.depth[p] == 1; p++ {
+		c0 := uint32(a.classes[a.edgeByte[p-1]])
+		for e1 := a.edgeOff[p]; e1 < a.edgeOff[p+1]; e1++ {
+			c1, s := uint32(a.classes[a.edgeByte[e1]]), e1+1
+			for e2 := a.edgeOff[s]; e2 < a.edgeOff[s+1]; e2++ {
+				k := (c0*nc+c1)*nc + uint32(a.classes[a.edgeByte[e2]])
+				a.grams[k>>6] |= 1 << (k & 63)
+			}
+		}
+	}
+}
+
+// gram reports whether some pattern begins with b0 b1 b2.
+func (a *automaton) gram(b0, b1, b2 byte) bool {
+	k := (uint32(a.classes[b0])*a.nc+uint32(a.classes[b1]))*a.nc + uint32(a.classes[b2])
+	return a.grams[k>>6]&(1<<(k&63)) != 0
+}
+
 // flag returns t with outBit set when a pattern ends at t.
 func (a *automaton) flag(t uint32) uint32 {
 	if a.out[t] >= 0 || a.dict[t] != 0 {
 		return t | outBit
 	}
 	return t
-}
-
-// densify builds byte classes and the dense rows of the shallow states.
-func (a *automaton) densify() {
-	var rep []byte
-	rep = append(rep, 0)
-	seen := [256]bool{}
-	for _, b := range a.edgeByte {
-		seen[b] = true
-	}
-	for b := 0; b < 256; b++ {
-		if seen[b] {
-			a.classes[b] = uint8(len(rep))
-			rep = append(rep, byte(b))
-		}
-	}
-	all := len(rep) > 256
-	if all {
-		// Every byte value occurs in some pattern: class 0 is then unused
-		// and the table needs 256 columns, one per byte.
-		rep = rep[1:]
-		for b := range a.classes {
-			a.classes[b] = uint8(b)
-		}
-	}
-	a.nc = uint32(len(rep))
-	for a.nDense < uint32(len(a.depth)) && a.depth[a.nDense] <= denseDepth {
-		a.nDense++
-	}
-	a.dense = make([]uint32, a.nDense*a.nc)
-	for s := uint32(0); s < a.nDense; s++ {
-		for c := uint32(0); c < a.nc; c++ {
-			var t uint32
-			if c == 0 && !all {
-				t = 0 // a byte in no pattern restarts the search
-			} else if k, ok := a.kid(s, rep[c]); ok {
-				t = a.flag(k)
-			} else if s != 0 {
-				t = a.dense[a.fail[s]*a.nc+c]
-			}
-			a.dense[s*a.nc+c] = t
-		}
-	}
 }
 
 // step returns the code (with outBit) after reading b in the state with

@@ -91,12 +91,16 @@ func BenchmarkSSEEvent(b *testing.B) {
 	}
 }
 
-// BenchmarkNewMatcher is the build cost of 100 secrets and the rules,
-// paid on every key rotation or session start.
+// BenchmarkNewMatcher is the build cost of 10, 100 and 500 secrets and the
+// rules, paid whenever a session starts or ends (each adds about five).
 func BenchmarkNewMatcher(b *testing.B) {
-	ss := benchSecrets(100)
-	b.ReportAllocs()
-	for b.Loop() {
-		mustMatcher(b, ss, Options{FormatRules: true})
+	for _, n := range []int{10, 100, 500} {
+		b.Run(fmt.Sprint("secrets=", n), func(b *testing.B) {
+			ss := benchSecrets(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				mustMatcher(b, ss, Options{FormatRules: true})
+			}
+		})
 	}
 }

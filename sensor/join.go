@@ -1,6 +1,9 @@
 package sensor
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // Joiner states.
 const (
@@ -14,15 +17,18 @@ const (
 // indentation. Longer gaps are prose, not a split literal.
 const maxGap = 16
 
-var tokenChar, gapChar [256]bool
+// tokenChar and gapChar have initialisers rather than an init function, so
+// package-level tables built from them (breaksGap) see them filled.
+var (
+	tokenChar = byteSet("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_.~-")
+	gapChar   = byteSet("\"' \t\r\n+,")
+)
 
-func init() {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_.~-") {
-		tokenChar[c] = true
+func byteSet(s string) (t [256]bool) {
+	for i := 0; i < len(s); i++ {
+		t[s[i]] = true
 	}
-	for _, c := range []byte("\"' \t\r\n+,") {
-		gapChar[c] = true
-	}
+	return t
 }
 
 // joiner feeds the join lane: runs of token characters from the normalised
@@ -136,28 +142,22 @@ type labelKey struct {
 
 var flagNames = [nFlags]string{"json-escape", "percent", "fullwidth", "zero-width"}
 
-// buildLabels precomputes every Encoding string, so a hit allocates none.
-func (m *Matcher) buildLabels() {
-	m.labels = map[labelKey]string{}
-	encs := map[string]bool{}
-	for _, n := range decNames {
-		encs[n] = true
-	}
-	for _, p := range m.a.pats {
-		if p.kind == patExact {
-			encs[p.enc] = true
-		}
-	}
+// labels holds every Encoding string, built once, so a hit allocates none.
+var labels = sync.OnceValue(func() map[labelKey]string {
+	m := map[labelKey]string{}
+	encs := []string{"base64(base64)", "base64url(base64)", "base64(hex)"}
+	encs = append(encs, decNames[:]...) // raw, base64, base64url, hex
 	lanes := []labelKey{{kind: laneMain}, {kind: laneJoin, join: "concat"}, {kind: laneJoin, join: "json-array"}, {kind: laneSSE}}
-	for enc := range encs {
+	for _, enc := range encs {
 		for f := uint8(0); f < 1<<nFlags; f++ {
 			for _, ln := range lanes {
 				k := labelKey{enc: enc, f: f, kind: ln.kind, join: ln.join}
-				m.labels[k] = composeLabel(k)
+				m[k] = composeLabel(k)
 			}
 		}
 	}
-}
+	return m
+})
 
 func composeLabel(k labelKey) string {
 	var parts []string
@@ -180,7 +180,7 @@ func composeLabel(k labelKey) string {
 
 // label returns the Encoding for a hit on an enc form through flags f.
 func (m *Matcher) label(enc string, f uint8, kind laneKind, join string) string {
-	if s, ok := m.labels[labelKey{enc, f, kind, join}]; ok {
+	if s, ok := labels()[labelKey{enc, f, kind, join}]; ok {
 		return s
 	}
 	return composeLabel(labelKey{enc, f, kind, join})

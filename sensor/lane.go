@@ -122,7 +122,7 @@ func (l *lane) matched(q int64) {
 		if oi < 0 {
 			continue
 		}
-		for _, pi := range l.a.outs[oi] {
+		for _, pi := range l.a.outsOf(oi) {
 			p := &l.a.pats[pi]
 			start := q - p.n + 1
 			if p.kind == patKeyword {

@@ -41,7 +41,9 @@
 // reassembled text: string pieces joined across `","` and `" + "` gaps, and,
 // for text/event-stream bodies, the text deltas of OpenAI and Anthropic
 // streams joined across events. A keyword opens a candidate that the
-// rule's charset, length and plausibility checks confirm or drop.
+// rule's charset, length and plausibility checks confirm or drop. Plain
+// text in which no pattern's first three bytes occur (most prose and JSON)
+// skips the automaton's per-byte steps: see Stream.block.
 //
 // Format rules also see through one layer of base64, base64url or hex: the
 // keywords' encoded forms are patterns too, and a hit on one decodes the
@@ -74,6 +76,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 )
 
@@ -155,7 +158,6 @@ type Matcher struct {
 	fpKey   []byte
 	ring    int // lane ring size, a power of two
 	maxHold int
-	labels  map[labelKey]string
 }
 
 type secret struct {
@@ -168,31 +170,36 @@ type secret struct {
 // the built-in format rules. It copies what it keeps.
 func NewMatcher(secrets []Secret, opts Options) (*Matcher, error) {
 	m := &Matcher{opts: opts, fpKey: append([]byte(nil), opts.FingerprintKey...)}
-	var words [][]byte
-	var pats []pattern
-	for i, s := range secrets {
+	total := 0
+	for _, s := range secrets {
 		if len(s.Value) < MinSecretLen {
 			return nil, fmt.Errorf("secret %q (%s) has %d bytes, need %d: %w", s.ID, s.Class, len(s.Value), MinSecretLen, ErrShortSecret)
 		}
+		total += len(s.Value)
+	}
+	// A secret's forms total about 61 times its length (see expand).
+	fb := formBuilder{arena: make([]byte, 0, 64*total)}
+	pats := make([]pattern, 0, 34*len(secrets)+len(ruleWords().pats))
+	m.secrets = make([]secret, 0, len(secrets))
+	for i, s := range secrets {
 		m.secrets = append(m.secrets, secret{ID: s.ID, Class: s.Class, fp: Fingerprint(m.fpKey, s.Value)})
-		for _, f := range expand(s.Value) {
-			words = append(words, f.b)
-			pats = append(pats, pattern{kind: patExact, ref: int32(i), enc: f.enc, n: int64(len(f.b))})
+		n := len(fb.spans)
+		fb.expand(s.Value)
+		for _, sp := range fb.spans[n:] {
+			pats = append(pats, pattern{kind: patExact, ref: int32(i), enc: sp.enc, n: int64(sp.n)})
 		}
+	}
+	words := make([][]byte, len(fb.spans), len(pats)+len(ruleWords().pats))
+	for i, sp := range fb.spans {
+		words[i] = fb.word(sp)
 	}
 	span := int64(0)
 	if opts.FormatRules {
+		rw := ruleWords()
 		m.rules = formatRules
-		for i, r := range m.rules {
-			for _, k := range r.keywords {
-				for _, f := range keywordForms([]byte(k)) {
-					words = append(words, f.b)
-					f.p.ref, f.p.n = int32(i), int64(len(f.b))
-					pats = append(pats, f.p)
-				}
-				span = max(span, decodeLimit(len(k))+16)
-			}
-		}
+		words = append(words, rw.words...)
+		pats = append(pats, rw.pats...)
+		span = rw.span
 	}
 	m.a = buildAutomaton(words, pats)
 	m.ring = 64
@@ -200,9 +207,32 @@ func NewMatcher(secrets []Secret, opts Options) (*Matcher, error) {
 		m.ring *= 2
 	}
 	m.maxHold = holdFactor * m.ring
-	m.buildLabels()
 	return m, nil
 }
+
+// keywordWords holds the format rules' keyword forms as automaton words.
+type keywordWords struct {
+	words [][]byte
+	pats  []pattern
+	span  int64 // the longest encoded run a candidate collects, plus slack
+}
+
+// ruleWords returns the keyword forms of formatRules, computed once: they
+// never change, and every matcher build would otherwise redo them.
+var ruleWords = sync.OnceValue(func() *keywordWords {
+	kw := &keywordWords{}
+	for i, r := range formatRules {
+		for _, k := range r.keywords {
+			for _, f := range keywordForms([]byte(k)) {
+				kw.words = append(kw.words, f.b)
+				f.p.ref, f.p.n = int32(i), int64(len(f.b))
+				kw.pats = append(kw.pats, f.p)
+			}
+			kw.span = max(kw.span, decodeLimit(len(k))+16)
+		}
+	}
+	return kw
+})
 
 // MaxHold returns the most bytes a Stream ever holds back.
 func (m *Matcher) MaxHold() int { return m.maxHold }

@@ -72,17 +72,28 @@ func (s *Stream) Write(p []byte) (forward []byte, hits []Hit) {
 	return s.release(false), s.hits
 }
 
-// plain marks the bytes the normaliser passes through unchanged.
+// plain marks the bytes the normaliser passes through unchanged when it
+// holds nothing: all but the escape starts and the UTF-8 lead bytes that
+// may begin a fullwidth or zero-width character (see stageB).
 var plain = func() (t [256]bool) {
-	for b := range 0x80 {
-		t[b] = b != '\\' && b != '%'
+	for b := range 256 {
+		t[b] = b != '\\' && b != '%' && b != 0xC2 && b != 0xE1 && b != 0xE2 && b != 0xEF
 	}
 	return t
 }()
 
-// scan runs p through the lanes. The loop is lane.feedNorm inlined for the
-// common case (a plain byte, nothing pending, no open candidate, no join
-// in progress); everything else takes the general path.
+// jsonEscape maps the character after a backslash in a two-byte JSON
+// escape to the byte it stands for, and every other byte to 0.
+var jsonEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', '\'': '\'', 'n': '\n', 't': '\t', 'r': '\r', 'b': '\b', 'f': '\f'}
+
+// isHex marks the hexadecimal digits.
+var isHex = byteSet("0123456789abcdefABCDEF")
+
+// scan runs p through the lanes. Runs of plain bytes that cannot start a
+// match go through block, which does not step the automaton per byte; the
+// loop is lane.feedNorm inlined for the next common case (a plain byte,
+// nothing pending, no open candidate, no join in progress); everything
+// else takes the general path.
 func (s *Stream) scan(p []byte) {
 	if s.sse {
 		for i, b := range p {
@@ -97,11 +108,30 @@ func (s *Stream) scan(p []byte) {
 	// them; quiet caches "nothing pending in the normaliser, no candidate".
 	state, pos, base := m.state, m.pos, s.total
 	js, ja, quiet := s.jState, s.jActive, m.quiet()
-	for i, b := range p {
+	blocks := a.grams != nil && !noBlock
+	for i := 0; i < len(p); i++ {
+		if blocks && quiet && !ja && state < sparse && blockByte[p[i]] && (js != jGap || s.gapQuotes == 0) {
+			m.state, m.pos, s.jState = state, pos, js
+			i = s.block(p, i)
+			state, pos, js = m.state, m.pos, s.jState
+			if i == len(p) {
+				break
+			}
+		}
+		b := p[i]
 		o := base + int64(i)
 		if !plain[b] || !quiet {
 			m.state, m.pos, s.jState = state, pos, js
-			m.feedOrig(b, o)
+			if quiet && b == '\\' && i+1 < len(p) && jsonEscape[p[i+1]] != 0 {
+				// A two-byte JSON escape: what feedOrig does, without
+				// going through the normaliser's states.
+				m.feedNorm(jsonEscape[p[i+1]], o, 2, fJSON)
+				i++
+			} else if quiet && b == '%' && i+1 < len(p) && !isHex[p[i+1]] {
+				m.feedNorm('%', o, 1, 0) // not an escape: flushPct's result
+			} else {
+				m.feedOrig(b, o)
+			}
 			state, pos, js, ja, quiet = m.state, m.pos, s.jState, s.jActive, m.quiet()
 			continue
 		}
