@@ -137,10 +137,15 @@ func usd(micro int64) float64 { return float64(micro) / 1e6 }
 // meterResponse prices a finished request, counts it and notes the cost
 // in its audit record. A reply without usage is estimated from its size
 // (about four bytes a token) and marked as an estimate.
+//
+// It runs once per request: when the reply body ends (before its last byte
+// reaches the agent, so the agent's next request already sees the count)
+// or, for a reply that never ended, when the request finishes.
 func (d *Daemon) meterResponse(rec *requestRecord) {
-	if rec.Session == "" || rec.Status < 200 || rec.Status >= 300 {
+	if rec.metered || rec.Session == "" || rec.Status < 200 || rec.Status >= 300 {
 		return
 	}
+	rec.metered = true
 	if rec.Usage == nil {
 		rec.Usage = &audit.Usage{InputTokens: (rec.BytesIn + 3) / 4, OutputTokens: (rec.BytesOut + 3) / 4, Estimated: true}
 	}

@@ -47,6 +47,7 @@ func (d *Daemon) newReverseProxy() *httputil.ReverseProxy {
 		ModifyResponse: d.modifyResponse,
 		ErrorHandler:   d.proxyError,
 		ErrorLog:       slogLogger(d.log),
+		BufferPool:     copyBuffers{},
 	}
 }
 
@@ -225,8 +226,7 @@ func (d *Daemon) modifyResponse(resp *http.Response) error {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	f.rec.Status = resp.StatusCode
-	d.wrapResponse(resp, f)
-	return nil
+	return d.wrapResponse(resp, f)
 }
 
 // proxyError answers when the upstream could not be reached or the

@@ -21,6 +21,7 @@ type requestRecord struct {
 	audit.Record
 	start   time.Time
 	replied bool
+	metered bool
 }
 
 func (d *Daemon) newRecord(r *http.Request) *requestRecord {

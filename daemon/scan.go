@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -241,20 +243,39 @@ func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
 
 // wrapResponse puts the upstream body behind the response sensor and the
 // usage tap. Redaction can change the length, so the reply is re-framed.
-func (d *Daemon) wrapResponse(resp *http.Response, f *forward) {
+func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 	if resp.Body == nil || resp.Body == http.NoBody {
-		return
+		return nil
 	}
 	ct := resp.Header.Get("Content-Type")
 	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
-		d: d, f: f, tap: newUsageTap(ct), buf: make([]byte, 32<<10)}
-	if f.stripUsage && strings.Contains(strings.ToLower(ct), "text/event-stream") {
+		d: d, f: f, tap: newUsageTap(ct), buf: make([]byte, scanBufSize)}
+	sse := strings.Contains(strings.ToLower(ct), "text/event-stream")
+	if f.stripUsage && sse {
 		sb.strip = &usageStripper{}
+	}
+	if !sse && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
+		// A small, sized reply is scanned whole, so it keeps an exact
+		// Content-Length (and is not re-framed as chunked).
+		b, err := io.ReadAll(sb)
+		sb.Close()
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
 	}
 	resp.Body = sb
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
+	return nil
 }
+
+// maxWholeReply bounds a non-streaming reply read whole before forwarding:
+// chat replies are kilobytes, and past this it streams like any other.
+const maxWholeReply = 1 << 20
 
 // scanBody is the response body as the agent reads it: only bytes the
 // sensor has cleared, with our secrets cut out.
@@ -270,7 +291,17 @@ type scanBody struct {
 	strip   *usageStripper
 }
 
+// scanBufSize is the read size from the upstream: an SSE event is a few
+// hundred bytes and a held stream keeps its buffer for its whole life, so
+// a small one keeps open streams cheap.
+const scanBufSize = 8 << 10
+
 func (b *scanBody) Read(p []byte) (int, error) {
+	// A killed session forwards nothing more, even before the request's
+	// own context (cancelled by an AfterFunc goroutine) catches up.
+	if err := context.Cause(b.f.sess.sess.Context()); err != nil {
+		return 0, err
+	}
 	for len(b.pending) == 0 {
 		if b.eof {
 			return 0, io.EOF
@@ -280,6 +311,7 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
 		}
 		if n > 0 {
+			b.f.rec.BytesOut += int64(n) // as the upstream sent it
 			b.tap.write(b.buf[:n])
 			fwd, hits := b.stream.Write(b.buf[:n])
 			b.pending = fwd
@@ -298,13 +330,13 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.hits(hits)
 			b.eof = true
 			b.f.rec.Usage = b.tap.usage()
+			b.d.meterResponse(b.f.rec)
 		} else if err != nil {
 			return 0, err
 		}
 	}
 	n := copy(p, b.pending)
 	b.pending = b.pending[n:]
-	b.f.rec.BytesOut += int64(n)
 	return n, nil
 }
 

@@ -25,8 +25,8 @@ func newUpstreamTransport(cfg Config) *http.Transport {
 		ResponseHeaderTimeout:  cfg.UpstreamHeaderTimeout.Duration,
 		ExpectContinueTimeout:  time.Second,
 		IdleConnTimeout:        90 * time.Second,
-		MaxIdleConns:           256,
-		MaxIdleConnsPerHost:    64,
+		MaxIdleConns:           1024, // agents fan out; a small pool churns connections past 64 in flight
+		MaxIdleConnsPerHost:    512,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 1 << 20,
 	}
