@@ -8,8 +8,8 @@
 // line (without its newline); the first record carries 64 zeros. The chain
 // runs across files: the first record of a new file links to the last record
 // of the one before. A sidecar file, audit.head (0600), holds the sequence
-// number and hash of the newest record, rewritten after every append, so
-// that the end of the chain is anchored too.
+// number and hash of the newest acknowledged record, rewritten after every
+// commit, so that the end of the chain is anchored too.
 //
 // Threat model. The trail makes visible any edit, deletion, reordering or
 // truncation of records, and the deletion of an archived file, made by
@@ -27,16 +27,29 @@
 // Invariants:
 //   - A record is written with a single write call of the whole line; a line
 //     without a trailing newline is a torn write and was never acknowledged.
-//   - Append returns nil only after the line (and, unless Options.NoSync,
-//     its fsync) succeeded; on any failure the file is cut back to the last
-//     good offset and the sequence number is not consumed.
+//   - Append returns nil only after the line and (unless Options.NoSync) an
+//     fsync that began after it was written succeeded. Concurrent appends
+//     share that fsync (group commit): each writes its line under the lock,
+//     then one of them syncs every line written so far while the others
+//     wait and later appends keep writing.
+//   - A failed commit fails every record not yet acknowledged: those its
+//     fsync covered and those written after it began, which chain from
+//     them. The file is cut back to the end of the last acknowledged record
+//     and the chain rolled back to it, so no sequence number is consumed by
+//     a failed record and no unacknowledged line stays in the file. A failed
+//     write cuts back only its own torn line. If a cut fails, every later
+//     Append retries it first and fails until it succeeds. Records are
+//     acknowledged in sequence order, and subscribers see them then.
 //   - audit.head is written only after the record it names is in the log
 //     (and synced, unless NoSync), so it may lag the log after a crash but is
-//     never ahead of it. It is rewritten in place after every append but
-//     synced only at rotation and Close: a per-append fsync of the head would
-//     double the cost of Append, and a lagging head loses nothing, because
-//     Open accepts a head that names an earlier record of the active file
-//     when the chain from that record on is intact, and records the repair.
+//     never ahead of it. It is rewritten in place once per commit, naming
+//     the newest record of the group, but synced only at rotation and Close:
+//     a per-commit fsync of the head would double the cost of a commit, and
+//     a lagging head loses nothing, because Open accepts a head that names
+//     an earlier record of the active file when the chain from that record
+//     on is intact, and records the repair.
+//   - A rotation is a group boundary: every record of the old file is
+//     committed before the next file is created.
 //   - Open never continues a broken chain silently: it repairs only a torn
 //     final line or a lagging head, and records that it did so as an
 //     "audit_recovered" record; anything else is refused with a *BreakError.

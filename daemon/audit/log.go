@@ -25,8 +25,8 @@ type Options struct {
 	MaxFileBytes int64
 	// Clock stamps records whose Time is zero; time.Now if nil.
 	Clock func() time.Time
-	// NoSync skips the fsync after each append. Append is then no longer
-	// durable across an OS crash or power loss (the file and head may lose
+	// NoSync skips the fsync that commits each append. Append is then no
+	// longer durable across an OS crash or power loss (the file and head may lose
 	// their newest records and Open may refuse the result), so it is meant
 	// for tests and benchmarks. The field is negative so that the zero value
 	// is the safe one.
@@ -57,14 +57,28 @@ type Log struct {
 	dir  string
 	opts Options
 
-	mu     sync.Mutex
-	f      file  // active file, opened O_APPEND
-	num    int   // number of the active file
-	size   int64 // bytes of complete records in the active file
-	hf     file  // audit.head
-	seq    uint64
-	prev   string // hash of the last record's line
-	dirty  bool   // a failed append may have left bytes past size
+	mu  sync.Mutex
+	f   file // active file, opened O_APPEND
+	num int  // number of the active file
+	hf  file // audit.head
+
+	// The written end of the chain: the last record written to f, whether
+	// or not it is durable yet. The next record chains from it.
+	seq  uint64
+	prev string // hash of the last written record's line
+	size int64  // bytes of complete records written to the active file
+
+	// The committed end of the chain: the last acknowledged record, which
+	// is durable and is what audit.head names, and the offset just past it
+	// in the active file. A failed commit rolls the written end back here.
+	durable     head
+	durableSize int64
+
+	pending   []*waiter // written records not yet committed, in seq order
+	syncing   bool      // a commit is running its fsync with mu released
+	committed sync.Cond // broadcast when a commit ends; L is &mu
+
+	dirty  bool // a failure may have left bytes past size or a stale head
 	closed bool
 	buf    bytes.Buffer // the line being written
 	hbuf   []byte       // the head being written
@@ -101,8 +115,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open audit log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, opts: opts, num: rec.active, size: rec.size, seq: rec.seq, prev: rec.hash,
+		durable: head{seq: rec.seq, hash: rec.hash}, durableSize: rec.size,
 		subs: make(map[chan Record]struct{})}
 	l.enc = json.NewEncoder(&l.buf)
+	l.committed.L = &l.mu
 	if err := l.openFiles(rec, len(nums) == 0); err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", dir, err)
 	}
@@ -176,103 +192,110 @@ func recoveredRecord(rec recovery) Record {
 }
 
 // Append assigns r its Seq, Prev and (if zero) Time, writes it as one line
-// with a single write call, and returns it as written. On any failure it
-// returns an error, cuts the file back to the last complete record and does
-// not consume the sequence number, so a later Append continues the chain.
+// with a single write call, and returns it as written once the line is
+// durable: unless Options.NoSync, it waits for an fsync that covers the
+// line, one shared by every append that wrote while the previous fsync ran
+// (group commit; see commit.go). On any failure it returns an error and the
+// sequence number is not consumed, so a later Append continues the chain.
+// An Append that shares a failed fsync fails too, as does every Append
+// that wrote after that fsync began: see fail.
 func (l *Log) Append(r Record) (Record, error) {
 	if r.Event == "" {
 		return r, errors.New("append audit record: empty event")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return r, ErrClosed
+	w, err := l.write(&r)
+	if err == nil {
+		err = l.await(w)
 	}
-	if err := l.repair(); err != nil {
+	switch {
+	case err == nil:
+		return r, nil
+	case r.Seq == 0:
 		return r, fmt.Errorf("append audit record: %w", err)
 	}
-	r.Seq, r.Prev = l.seq+1, l.prev
-	if r.Time.IsZero() {
-		r.Time = l.opts.Clock().UTC()
-	}
-	l.buf.Reset()
-	if err := l.enc.Encode(&r); err != nil {
-		return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
-	}
-	line := l.buf.Bytes() // ends in '\n'
-	if len(line) > maxLine {
-		return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, ErrTooLarge)
-	}
-	if l.size > 0 && l.size+int64(len(line)) > l.opts.MaxFileBytes {
-		if err := l.rotate(); err != nil {
-			return r, fmt.Errorf("append audit record seq %d: rotate: %w", r.Seq, err)
-		}
-	}
-	hash := lineHash(line[:len(line)-1])
-	if err := l.write(line, head{seq: r.Seq, hash: hash}); err != nil {
-		l.dirty = true
-		if rerr := l.repair(); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
-	}
-	l.size += int64(len(line))
-	l.seq, l.prev = r.Seq, hash
-	l.notify(r)
-	return r, nil
+	return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
 }
 
-// write appends line, syncs it unless NoSync, then points the head at it.
-func (l *Log) write(line []byte, h head) error {
+// write assigns r its place in the chain and writes its line to the active
+// file, rotating first when the line would overflow it. The line is not
+// yet durable: the returned waiter learns when it is. l.mu is held.
+func (l *Log) write(r *Record) (*waiter, error) {
+	for {
+		if l.closed {
+			return nil, ErrClosed
+		}
+		if err := l.repair(); err != nil {
+			return nil, err
+		}
+		r.Seq, r.Prev = l.seq+1, l.prev
+		if r.Time.IsZero() {
+			r.Time = l.opts.Clock().UTC()
+		}
+		line, err := l.encode(r)
+		if err != nil {
+			return nil, err
+		}
+		if l.size == 0 || l.size+int64(len(line)) <= l.opts.MaxFileBytes {
+			return l.writeLine(*r, line)
+		}
+		if l.syncing || len(l.pending) > 0 {
+			// A rotation is a group boundary: the old file's records are
+			// committed first. A step releases l.mu, after which another
+			// append may have rotated, or a failed commit rolled the chain
+			// back, so look again from the top.
+			l.step()
+			continue
+		}
+		if err := l.rotate(); err != nil {
+			return nil, fmt.Errorf("rotate: %w", err)
+		}
+	}
+}
+
+// encode returns r as one line ending in a newline, in l.buf.
+func (l *Log) encode(r *Record) ([]byte, error) {
+	l.buf.Reset()
+	if err := l.enc.Encode(r); err != nil {
+		return nil, err
+	}
+	line := l.buf.Bytes()
+	if len(line) > maxLine {
+		return nil, ErrTooLarge
+	}
+	return line, nil
+}
+
+// writeLine writes line, the encoding of r, with one write call and queues
+// it for the next commit. A failed write is cut back at once; the records
+// queued before it are unaffected. l.mu is held.
+func (l *Log) writeLine(r Record, line []byte) (*waiter, error) {
 	n, err := l.f.Write(line)
 	if err == nil && n != len(line) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	if !l.opts.NoSync {
-		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("sync: %w", err)
+		err = fmt.Errorf("write: %w", err)
+		l.dirty = true
+		if rerr := l.repair(); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
+		return nil, err
 	}
-	return l.writeHead(h)
+	hash := lineHash(line[:len(line)-1])
+	l.size += int64(len(line))
+	l.seq, l.prev = r.Seq, hash
+	w := waiters.Get().(*waiter)
+	w.rec, w.hash, w.end = r, hash, l.size
+	l.pending = append(l.pending, w)
+	return w, nil
 }
 
-// writeHead overwrites audit.head in place. It is not synced per append: a
-// head lost in a crash only lags the log, which Open repairs (see tail.go).
-func (l *Log) writeHead(h head) error {
-	l.hbuf = h.appendTo(l.hbuf[:0])
-	if _, err := l.hf.WriteAt(l.hbuf, 0); err != nil {
-		return fmt.Errorf("write head: %w", err)
-	}
-	return nil
-}
-
-// repair undoes what a failed append may have left: bytes past the last
-// complete record, and a head naming the failed record.
-func (l *Log) repair() error {
-	if !l.dirty {
-		return nil
-	}
-	if err := l.f.Truncate(l.size); err != nil {
-		return fmt.Errorf("cut back to offset %d: %w", l.size, err)
-	}
-	if err := l.writeHead(head{seq: l.seq, hash: l.prev}); err != nil {
-		return err
-	}
-	if !l.opts.NoSync {
-		if err := errors.Join(l.f.Sync(), l.hf.Sync()); err != nil {
-			return fmt.Errorf("sync after cut: %w", err)
-		}
-	}
-	l.dirty = false
-	return nil
-}
-
-// rotate makes the next numbered file active. The head is synced first so
-// that after a crash it never lags into an earlier file than the active one,
-// which is all Open scans.
+// rotate makes the next numbered file active. Every record of the old file
+// is committed (write commits them first), so the head names its last record; the
+// head is synced so that after a crash it never lags into an earlier file
+// than the active one, which is all Open scans. l.mu is held.
 func (l *Log) rotate() error {
 	if !l.opts.NoSync {
 		if err := l.hf.Sync(); err != nil {
@@ -291,7 +314,7 @@ func (l *Log) rotate() error {
 		}
 	}
 	old := l.f
-	l.f, l.num, l.size = f, next, 0
+	l.f, l.num, l.size, l.durableSize = f, next, 0, 0
 	if err := old.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", fileName(next-1), err)
 	}
@@ -311,8 +334,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Close syncs and closes the files and ends every subscription. Later
-// Appends return ErrClosed.
+// Close commits the appends already written, syncs and closes the files
+// and ends every subscription. Later Appends return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -320,6 +343,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.flush()
 	for ch := range l.subs {
 		delete(l.subs, ch)
 		close(ch)
@@ -333,7 +357,7 @@ func (l *Log) Close() error {
 }
 
 // Subscribe returns a channel that receives every record appended after the
-// call, until ctx is done or the Log is closed, when it is closed. A
+// call, in order, as each is acknowledged (committed), until ctx is done or the Log is closed, when it is closed. A
 // subscriber more than subBuffer records behind is dropped (its channel is
 // closed early) so that it cannot stall the daemon; it can catch up with
 // Read from the last Seq it saw.

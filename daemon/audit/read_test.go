@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -145,35 +144,5 @@ func TestFollowSeesNewRecordsAcrossRotation(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Follow after cancel = %v, want nil", err)
-	}
-}
-
-func BenchmarkAppend(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		noSync bool
-	}{{"fsync", false}, {"nosync", true}} {
-		b.Run(bc.name, func(b *testing.B) {
-			l := openLog(b, filepath.Join(b.TempDir(), "audit"), Options{NoSync: bc.noSync})
-			defer l.Close()
-			uid := 1000
-			rec := Record{Event: EventRequest, Session: "7f3c2a9e0d1b4c5a8e6f7a8b9c0d1e2f", Agent: "coder",
-				JTI: "01JD3Q9W6", PeerUID: &uid, PeerPID: 4242, PeerExe: "/usr/bin/python3",
-				Provider: "openai", Model: "gpt-4o", Method: "POST", Path: "/v1/chat/completions",
-				Status: 200, LatencyMS: 812.4, BytesIn: 2048, BytesOut: 16384,
-				Usage: &Usage{InputTokens: 512, OutputTokens: 2048}}
-			r, err := l.Append(rec)
-			if err != nil {
-				b.Fatal(err)
-			}
-			line, _ := json.Marshal(r)
-			b.SetBytes(int64(len(line) + 1))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := l.Append(rec); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }

@@ -1,0 +1,167 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit. Append writes its line under l.mu and then waits, with
+// l.mu released, until a commit covers it. A commit takes every pending
+// record, runs one fsync of the active file with l.mu released (appends
+// keep writing meanwhile and queue for the next commit), then, under l.mu,
+// points audit.head at the newest record it synced and acknowledges the
+// batch in order: subscribers are notified and the waiting Appends return.
+// There is no background goroutine: a waiting Append that finds no commit
+// running leads one itself, so a lone appender pays one fsync as before and
+// N concurrent appenders share about one fsync per fsync time.
+//
+// The batch-failure rule: if a commit fails (its fsync or its head write),
+// every record not yet acknowledged fails, both those in the batch and
+// those written after the batch began. The later ones must fail too: their
+// Prev hashes chain from records that are about to be cut. The active file
+// is cut back to the end of the last acknowledged record, audit.head is
+// pointed back at it, and the chain (seq, prev) is rolled back to it, so no
+// sequence number is consumed and the next Append continues a valid chain.
+
+// waiter is an appended record whose line is written but not yet durable.
+type waiter struct {
+	rec  Record
+	hash string // hash of its line
+	end  int64  // offset just past its line in the active file
+	done bool   // committed or failed; err tells which
+	err  error
+}
+
+// waiters recycles waiters: one per Append would otherwise be the largest
+// allocation on the daemon's request path.
+var waiters = sync.Pool{New: func() any { return new(waiter) }}
+
+// await returns once w is committed (nil) or has failed (its error), then
+// recycles w: by then no commit refers to it. l.mu is held.
+func (l *Log) await(w *waiter) error {
+	for !w.done {
+		l.step()
+	}
+	err := w.err
+	*w = waiter{}
+	waiters.Put(w)
+	return err
+}
+
+// flush returns once every record written so far has been committed or
+// has failed. Appends must be stopped (l.closed), or it may never return.
+// l.mu is held.
+func (l *Log) flush() {
+	for l.syncing || len(l.pending) > 0 {
+		l.step()
+	}
+}
+
+// step waits for the running commit to end, or runs one if none is
+// running and a record is pending. Callers loop on it and then look again
+// at what they wait for. l.mu is held.
+func (l *Log) step() {
+	switch {
+	case l.syncing:
+		l.committed.Wait()
+	case len(l.pending) > 0:
+		l.commit()
+	}
+}
+
+// commit makes every pending record durable with one fsync, anchors the
+// head at the newest of them and acknowledges them in order, or fails them
+// all (see fail). The fsync runs with l.mu released and l.syncing set, so
+// that only one commit runs at a time and the active file is not rotated
+// under it. l.mu is held on entry and on return; pending is not empty.
+func (l *Log) commit() {
+	defer l.committed.Broadcast()
+	batch := l.pending
+	last := batch[len(batch)-1]
+	var err error
+	if !l.opts.NoSync {
+		f := l.f
+		l.syncing = true
+		l.mu.Unlock()
+		err = f.Sync()
+		l.mu.Lock()
+		l.syncing = false
+		if err != nil {
+			err = fmt.Errorf("sync: %w", err)
+		}
+	}
+	h := head{seq: last.rec.Seq, hash: last.hash}
+	if err == nil {
+		err = l.writeHead(h)
+	}
+	if err != nil {
+		l.fail(err, len(batch))
+		return
+	}
+	l.durable, l.durableSize = h, last.end
+	for _, w := range batch {
+		w.done = true
+		l.notify(w.rec)
+	}
+	n := copy(l.pending, l.pending[len(batch):])
+	clear(l.pending[n:])
+	l.pending = l.pending[:n]
+}
+
+// fail ends a commit of the first n pending records that failed with err:
+// every pending record fails, the first n with err and the rest because
+// they chain from those, and the chain and active file are rolled back to
+// the last acknowledged record. If the cut itself fails, the Log stays
+// dirty and each later Append retries it before writing. l.mu is held.
+func (l *Log) fail(err error, n int) {
+	l.seq, l.prev, l.size = l.durable.seq, l.durable.hash, l.durableSize
+	l.dirty = true
+	rerr := l.repair()
+	first := l.pending[0].rec.Seq
+	for i, w := range l.pending {
+		w.done = true
+		w.err = err
+		if i >= n {
+			w.err = fmt.Errorf("chains from seq %d, whose commit failed: %w", first, err)
+		}
+		if rerr != nil {
+			w.err = errors.Join(w.err, rerr)
+		}
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
+}
+
+// writeHead overwrites audit.head in place. It is not synced per commit: a
+// head lost in a crash only lags the log, which Open repairs (see tail.go).
+func (l *Log) writeHead(h head) error {
+	l.hbuf = h.appendTo(l.hbuf[:0])
+	if _, err := l.hf.WriteAt(l.hbuf, 0); err != nil {
+		return fmt.Errorf("write head: %w", err)
+	}
+	return nil
+}
+
+// repair undoes what a failure may have left: bytes past the last complete
+// record written (a torn line, or records rolled back by fail), and a head
+// that is torn or names a record that failed. The head is pointed at the
+// last acknowledged record, never at a pending one. l.mu is held.
+func (l *Log) repair() error {
+	if !l.dirty {
+		return nil
+	}
+	if err := l.f.Truncate(l.size); err != nil {
+		return fmt.Errorf("cut back to offset %d: %w", l.size, err)
+	}
+	if err := l.writeHead(l.durable); err != nil {
+		return err
+	}
+	if !l.opts.NoSync {
+		if err := errors.Join(l.f.Sync(), l.hf.Sync()); err != nil {
+			return fmt.Errorf("sync after cut: %w", err)
+		}
+	}
+	l.dirty = false
+	return nil
+}
