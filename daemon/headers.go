@@ -25,8 +25,14 @@ var credentialNames = map[string]bool{
 
 // normHeader lowercases name and folds '_' to '-': some servers (and CGI
 // bridges) treat X_Api_Key as X-Api-Key, so both spellings must be caught.
+// It allocates only when name is not already in that form.
 func normHeader(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '_' || ('A' <= c && c <= 'Z') {
+			return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		}
+	}
+	return name
 }
 
 // isCredentialHeader reports whether a header of this name could carry a
@@ -46,10 +52,10 @@ func isCredentialHeader(name string) bool {
 	return false
 }
 
-// tokenHeaders are where SDKs put the API key, and so where an agent's
+// tokenHeaderNames are where SDKs put the API key, and so where an agent's
 // capability token arrives: Authorization (Bearer) on every route, and the
-// provider-specific key headers.
-var tokenHeaders = []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key"}
+// provider-specific key headers; in normHeader form.
+var tokenHeaderNames = map[string]bool{"authorization": true, "x-api-key": true, "x-goog-api-key": true, "api-key": true}
 
 // errNoToken is the 401 for a request without a capability token: strict
 // mode never grants implicitly.
@@ -62,13 +68,7 @@ func extractToken(h http.Header) (string, error) {
 	var token string
 	for name, vals := range h {
 		canon := normHeader(name)
-		isTok := false
-		for _, th := range tokenHeaders {
-			if canon == normHeader(th) {
-				isTok = true
-			}
-		}
-		if !isTok {
+		if !tokenHeaderNames[canon] {
 			continue
 		}
 		if len(vals) != 1 {

@@ -207,15 +207,7 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	return true
 }
 
-func isTokenHeader(name string) bool {
-	n := normHeader(name)
-	for _, t := range tokenHeaders {
-		if n == normHeader(t) {
-			return true
-		}
-	}
-	return false
-}
+func isTokenHeader(name string) bool { return tokenHeaderNames[normHeader(name)] }
 
 // sensorHit audits one hit and applies the policy's decision. A provider
 // key in a response is the upstream echoing its own credential: it is
