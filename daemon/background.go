@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func (d *Daemon) policyError() string {
 
 // startBackground starts the daemon's long-lived goroutines; each stops
 // when the run context ends, and serve waits for them.
-func (d *Daemon) startBackground(ctx interface{ Done() <-chan struct{} }) {
+func (d *Daemon) startBackground(ctx context.Context) {
 	if d.policyW != nil {
 		d.wg.Add(1)
 		go func() {
