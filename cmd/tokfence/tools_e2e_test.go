@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestScanExitCodesAndOutput(t *testing.T) {
+	e := newCLIEnv(t, nil)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const known = "my-internal-secret-0123456789abcdef"
+	// Shaped like a real Anthropic key (the format rule checks length and
+	// charset), valid nowhere.
+	const alpha = "AbC1dE2fG3hI4jK5lM6nO7pQ8rS9tU0vWxYz-_"
+	var b strings.Builder
+	for i := 0; b.Len() < 93; i++ {
+		b.WriteByte(alpha[(i*7+3)%len(alpha)])
+	}
+	fakeKey := "sk-ant-api03-" + b.String() + "AA"
+	leaky := write("leak.txt", "config: "+fakeKey+"\n")
+	clean := write("clean.txt", "nothing to see: chatcmpl-abc123 and 123e4567-e89b-12d3-a456-426614174000\n")
+	encoded := write("encoded.txt", "blob="+base64.StdEncoding.EncodeToString([]byte("xx"+known+"yy"))+"\n")
+	secrets := write("secrets.txt", "# known secrets\n"+known+"\n")
+
+	if r := e.run("", "scan", leaky); r.code != 1 || !strings.Contains(r.stdout, "anthropic") || strings.Contains(r.stdout, fakeKey) {
+		t.Fatalf("scan of a leaking file = %+v, want exit 1 naming the rule and never the key", r)
+	}
+	if r := e.run("", "scan", clean); r.code != 0 || r.stdout != "" {
+		t.Fatalf("scan of a clean file = %+v, want exit 0 and no output", r)
+	}
+	if r := e.run("", "scan", filepath.Join(dir, "missing.txt")); r.code != 2 || !strings.Contains(r.stderr, "tokfence: error:") {
+		t.Fatalf("scan of a missing file = %+v, want exit 2", r)
+	}
+	if r := e.run("", "scan", encoded); r.code != 0 {
+		t.Fatalf("without --secrets the known secret is not a format match: %+v", r)
+	}
+	r := e.run("", "scan", "--secrets", secrets, "--json", encoded)
+	var hit struct{ File, Rule, Encoding, Fingerprint string }
+	if r.code != 1 || json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &hit) != nil || hit.Rule != "exact" || !strings.Contains(hit.Encoding, "base64") || strings.Contains(r.stdout, known) {
+		t.Fatalf("scan --secrets --json of a base64'd known secret = %+v (%+v)", r, hit)
+	}
+	if r := e.run(fakeKey+"\n", "scan"); r.code != 1 {
+		t.Fatalf("scan of stdin = %+v, want exit 1", r)
+	}
+}
+
+func TestPolicyCheckAndAuditVerifyFromTheCLI(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	good, _ := filepath.Abs("../../testdata/policy/example.toml")
+	bad, _ := filepath.Abs("../../testdata/policy/bad-state.toml")
+	if r := e.run("", "policy", "check", good); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+		t.Fatalf("policy check of the example = %+v", r)
+	}
+	if r := e.run("", "policy", "check", bad); r.code != 1 || !strings.Contains(r.stderr, "bad-state.toml:") || !strings.Contains(r.stderr, "PURPLE") {
+		t.Fatalf("policy check of a bad file = %+v, want a line-numbered error", r)
+	}
+	stop := e.startDaemon("--tcp", "127.0.0.1:0")
+	e.run("", "grant", "--agent", "a", "--provider", "openai")
+	stop()
+	if r := e.run("", "audit", "verify"); r.code != 0 || !strings.Contains(r.stdout, "intact") {
+		t.Fatalf("audit verify = %+v", r)
+	}
+	if r := e.run("", "audit", "--event", "grant"); r.code != 0 || !strings.Contains(r.stdout, "grant") || !strings.Contains(r.stdout, "agent=a") {
+		t.Fatalf("audit --event grant = %+v", r)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.home, ".local", "state", "tokfence", "audit", "audit-*.jsonl"))
+	if len(files) == 0 {
+		t.Fatal("no audit file")
+	}
+	b, _ := os.ReadFile(files[0])
+	edited := strings.Replace(string(b), `"agent":"a"`, `"agent":"b"`, 1)
+	if edited == string(b) {
+		t.Fatal("grant record not found to edit")
+	}
+	os.WriteFile(files[0], []byte(edited), 0o600)
+	if r := e.run("", "audit", "verify"); r.code != 1 || !strings.Contains(r.stderr, "audit trail broken at") {
+		t.Fatalf("audit verify after an edit = %+v, want the broken record named", r)
+	}
+}
