@@ -84,6 +84,9 @@ func (s *Stream) block(p []byte, i int) int {
 	if j == i {
 		return i
 	}
+	if end := q0 + int64(j-i); end > m.limit {
+		m.room(end)
+	}
 	m.fill(p[i:j], q0, s.total+int64(i))
 	sh := shallow{a: a, p: p, i: i, d: d, pre: pre, enter: enter}
 	s.joinBlock(p, i, j, q0, &sh)

@@ -251,6 +251,9 @@ func (l *lane) decodeRun(c *cand, q int64) []byte {
 	if lead >= pad+4 {
 		extra = 4
 	}
+	if l.decBuf == nil {
+		l.decBuf = make([]byte, 0, l.size+4)
+	}
 	buf := l.decBuf[:0]
 	if lead < pad {
 		buf = append(buf, "AAA"[:pad]...)
@@ -277,7 +280,7 @@ func (l *lane) lead(p int64, alpha *[256]bool, most int) int {
 	n := 0
 	for ; n < most; n++ {
 		at := p - int64(n) - 1
-		if at < l.resetAt || at < l.pos-int64(len(l.ring)) || !alpha[byte(l.ring[at&l.mask])] {
+		if at < l.resetAt || at < l.pos-l.size || !alpha[byte(l.ring[at&l.mask])] {
 			break
 		}
 	}

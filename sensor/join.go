@@ -103,7 +103,7 @@ func (s *Stream) replay() {
 	l, m := &s.jl, &s.main
 	l.reset()
 	l.segStart = l.pos
-	from := max(s.runStart, s.runEnd-int64(len(m.ring))+1, m.pos-int64(len(m.ring))+1)
+	from := max(s.runStart, s.runEnd-m.size+1, m.pos-m.size+1)
 	for p := from; p < s.runEnd; p++ {
 		v := m.ring[p&m.mask]
 		l.feedNorm(byte(v), int64(v>>18), int64(v>>12&63), uint8(v>>8&0xF))

@@ -38,7 +38,9 @@ type lane struct {
 	state    uint32
 	pos      int64    // normalised bytes seen
 	ring     []uint64 // per normalised byte: origin<<18 | width<<12 | flags<<8 | byte
-	mask     int64
+	mask     int64    // len(ring)-1
+	size     int64    // the ring's full size, Matcher.ring: the window the lane keeps
+	limit    int64    // positions below limit can be written without growing the ring
 	cands    [maxCands]cand
 	nc       int
 	segStart int64 // position where the current piece starts (join and SSE lanes)
@@ -52,10 +54,76 @@ type lane struct {
 func (l *lane) init(st *Stream, kind laneKind) {
 	m := st.m
 	l.st, l.a, l.kind = st, m.a, kind
-	l.ring = make([]uint64, m.ring)
-	l.mask = int64(m.ring - 1)
-	l.scratch = make([]byte, 0, m.ring)
-	l.decBuf = make([]byte, 0, m.ring+4)
+	l.size = int64(m.ring)
+	// The ring, the scratch and the decoding buffer are allocated when
+	// first needed; see room.
+}
+
+// minRing is the smallest ring a lane allocates.
+const minRing = 64
+
+// need returns the earliest lane position the lane may still read: the
+// start of a partial match or an open candidate, less the few bytes before
+// a keyword that open and lead look at, and for the main lane the current
+// run of token characters, which the joiner may replay. Reads are never
+// older than size positions back (the window the lane promises).
+func (l *lane) need() int64 {
+	lo := l.pos - 2 // block reads the two bytes before its start
+	if d := l.a.depthOf(l.state); d > 0 {
+		lo = min(lo, l.pos-d)
+	}
+	for i := 0; i < l.nc; i++ {
+		lo = min(lo, l.cands[i].start)
+	}
+	lo -= 8 // open reads the byte before a keyword, lead up to 7
+	if s := l.st; l.kind == laneMain && s.jState != jBroken {
+		lo = min(lo, s.runStart)
+		if s.jState == jGap {
+			lo = min(lo, s.runEnd-l.a.depthOf(s.runState)-1)
+		}
+	}
+	return max(lo, l.pos-l.size)
+}
+
+// room makes the ring big enough to write positions up to end (exclusive)
+// without overwriting a position the lane may still read. The ring starts
+// small and doubles as held-back matches, candidates and runs need it, up
+// to size; at full size it behaves as a fixed ring of size positions.
+func (l *lane) room(end int64) {
+	c := int64(len(l.ring))
+	if c == l.size {
+		l.limit = math.MaxInt64
+		return
+	}
+	lo := l.need()
+	want := max(c, minRing)
+	for want < l.size && end-lo > want {
+		want *= 2
+	}
+	want = min(want, l.size)
+	if want != c {
+		r := make([]uint64, want)
+		if c > 0 {
+			for q := max(0, l.pos-c); q < l.pos; q++ {
+				r[q&(want-1)] = l.ring[q&l.mask]
+			}
+		}
+		l.ring, l.mask = r, want-1
+	}
+	if want == l.size {
+		l.limit = math.MaxInt64
+	} else {
+		l.limit = lo + want
+	}
+}
+
+// scratchBuf returns the scratch buffer, emptied, allocating it at full
+// size on first use.
+func (l *lane) scratchBuf() []byte {
+	if l.scratch == nil {
+		l.scratch = make([]byte, 0, l.size)
+	}
+	return l.scratch[:0]
 }
 
 // feedNorm takes one normalised byte b that came from original bytes
@@ -64,6 +132,9 @@ func (l *lane) feedNorm(b byte, o, w int64, f uint8) {
 	f |= l.nz.drop
 	l.nz.drop = 0
 	q := l.pos
+	if q >= l.limit {
+		l.room(q + 1)
+	}
 	l.ring[q&l.mask] = uint64(o)<<18 | uint64(min(w, 63))<<12 | uint64(f)<<8 | uint64(b)
 	l.pos++
 	if l.kind == laneMain {
@@ -108,7 +179,7 @@ func (l *lane) span(from, to int64) (o1, o2 int64, f uint8) {
 
 // bytesAt copies the normalised bytes [from, to) into the scratch buffer.
 func (l *lane) bytesAt(from, to int64) []byte {
-	l.scratch = l.scratch[:0]
+	l.scratch = l.scratchBuf()
 	for q := from; q < to; q++ {
 		l.scratch = append(l.scratch, byte(l.ring[q&l.mask]))
 	}
@@ -145,7 +216,7 @@ func (l *lane) matched(q int64) {
 
 // open starts a candidate for keyword pattern p spanning [start, tail).
 func (l *lane) open(p *pattern, start, tail int64) {
-	if p.dec == decRaw && start > l.resetAt && start > l.pos-int64(len(l.ring)) {
+	if p.dec == decRaw && start > l.resetAt && start > l.pos-l.size {
 		if b := byte(l.ring[(start-1)&l.mask]); csAlnum[b] {
 			return // the keyword is inside a longer word
 		}
@@ -167,7 +238,7 @@ func (l *lane) stepCands(q int64, b byte) {
 		r := &l.st.m.rules[c.rule]
 		v := more
 		switch {
-		case q-c.start >= int64(len(l.ring))-8:
+		case q-c.start >= l.size-8:
 			v = reject // never reached by the rules' own bounds; keeps the ring valid
 		case c.dec != decRaw:
 			v = l.stepDecoded(c, r, q, b, end)

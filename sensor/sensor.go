@@ -21,9 +21,9 @@
 //     is used by one goroutine and keeps the Matcher it started with.
 //   - Stream.Write returns only bytes that can no longer start a match, so a
 //     secret sent within one body piece is never forwarded whole, in any
-//     encoding the matcher knows. Memory per stream is fixed at creation
-//     (tens of kilobytes, scaling with the longest pattern), never with the
-//     body.
+//     encoding the matcher knows. Memory per stream is bounded (tens of
+//     kilobytes at most, scaling with the longest pattern), never with the
+//     body; a stream with ordinary traffic uses a few kilobytes.
 //   - Bytes are held back at most MaxHold bytes. Past that (a match spread
 //     out by thousands of zero-width characters, say) the oldest bytes are
 //     forwarded anyway: detection still happens when the match completes, but
@@ -56,8 +56,11 @@
 // PEM rule confirms on the header and the first 40 body characters and
 // redacts only those, so the caller should cut the stream on that hit;
 // Options.Redact runs inside Write and must be quick. A stream's memory is
-// three rings of 8 bytes per position (Matcher-wide size, a power of two
-// covering the longest pattern), plus the held bytes and the last chunk.
+// at most three rings of 8 bytes per position (Matcher-wide size, a power
+// of two covering the longest pattern), plus the held bytes and the last
+// chunk. The rings start small and double only when a partial match, an
+// open candidate or a run the joiner may replay needs more of the window,
+// so most streams never allocate them at full size.
 //
 // Split secrets are the exception to "never forwarded": the sensor does not
 // hold bytes at SSE event boundaries (that would stall every stream), so

@@ -101,7 +101,10 @@ func (s *Stream) scan(p []byte) {
 		}
 	}
 	m, a := &s.main, s.main.a
-	ring, mask := m.ring, m.mask
+	if m.ring == nil {
+		m.room(m.pos + 1) // block reads the ring before it writes
+	}
+	ring, mask, lim := m.ring, m.mask, m.limit
 	dense, classes, sparse := a.dense, &a.classes, a.sparseBase
 	// The automaton state, the position and the joiner's state live in
 	// locals in the loop and are written back before any call that reads
@@ -114,6 +117,7 @@ func (s *Stream) scan(p []byte) {
 			m.state, m.pos, s.jState = state, pos, js
 			i = s.block(p, i)
 			state, pos, js = m.state, m.pos, s.jState
+			ring, mask, lim = m.ring, m.mask, m.limit // block may have grown the ring
 			if i == len(p) {
 				break
 			}
@@ -133,9 +137,15 @@ func (s *Stream) scan(p []byte) {
 				m.feedOrig(b, o)
 			}
 			state, pos, js, ja, quiet = m.state, m.pos, s.jState, s.jActive, m.quiet()
+			ring, mask, lim = m.ring, m.mask, m.limit
 			continue
 		}
 		q := pos
+		if q >= lim {
+			m.state, m.pos, s.jState = state, pos, js
+			m.room(q + 1)
+			ring, mask, lim = m.ring, m.mask, m.limit
+		}
 		ring[q&mask] = uint64(o)<<18 | 1<<12 | uint64(b)
 		pos++
 		// The joiner's commonest steps (inside a word, a word ending in a

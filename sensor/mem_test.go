@@ -1,0 +1,86 @@
+package sensor
+
+import (
+	"runtime"
+	"testing"
+)
+
+// sseEvents are typical OpenAI and Anthropic stream events: a few hundred
+// bytes, no secret, no format keyword.
+var sseEvents = [][]byte{
+	[]byte(`data: {"id":"chatcmpl-9Xq2","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"),
+	[]byte(`data: {"id":"chatcmpl-9Xq2","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" the model"},"finish_reason":null}]}` + "\n\n"),
+	[]byte("event: content_block_delta\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello! How can I help you with the task-runner today?"}}` + "\n\n"),
+	[]byte(`data: {"id":"chatcmpl-9Xq2","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" returned a stream of tokens, 100% of them \u00e9t\u00e9"},"finish_reason":null}]}` + "\n\n"),
+}
+
+// openSSE starts an SSE stream and writes the typical events to it.
+func openSSE(m *Matcher) *Stream {
+	st := m.NewStream(Response, "text/event-stream")
+	for _, ev := range sseEvents {
+		st.Write(ev)
+	}
+	return st
+}
+
+// TestStreamMemory checks that an open SSE stream with ordinary traffic
+// costs a few kilobytes, not the full windows (about 20 KiB before they
+// were allocated on demand).
+func TestStreamMemory(t *testing.T) {
+	m := mustMatcher(t, benchSecrets(100), Options{FormatRules: true})
+	openSSE(m) // warm up the package's lazily built tables
+	const n = 500
+	streams := make([]*Stream, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range streams {
+		streams[i] = openSSE(m)
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("ring size %d positions; %d bytes allocated per open SSE stream", m.ring, per)
+	if per > 6<<10 {
+		t.Errorf("an open SSE stream allocated %d bytes, want at most %d", per, 6<<10)
+	}
+	runtime.KeepAlive(streams)
+}
+
+// TestStreamGrowsToFullWindow checks that a long run of key characters
+// still grows the rings to their full size, so nothing that fits the
+// window is lost.
+func TestStreamGrowsToFullWindow(t *testing.T) {
+	m := mustMatcher(t, benchSecrets(10), Options{FormatRules: true})
+	st := m.NewStream(Request, "application/json")
+	run := make([]byte, 4*m.ring)
+	for i := range run {
+		run[i] = "abcdefgh"[i%8]
+	}
+	st.Write([]byte(`{"a":"`))
+	for i := 0; i < len(run); i += 7 {
+		st.Write(run[i:min(i+7, len(run))])
+	}
+	st.Write([]byte(`","b":"x"}`))
+	if got := len(st.main.ring); got != m.ring {
+		t.Errorf("main ring has %d positions after a long run, want %d", got, m.ring)
+	}
+	st.Close()
+}
+
+// BenchmarkNewStream is the cost of opening a stream, alone and with a
+// few ordinary SSE events written to it.
+func BenchmarkNewStream(b *testing.B) {
+	m := mustMatcher(b, benchSecrets(100), Options{FormatRules: true})
+	b.Run("empty", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.NewStream(Response, "text/event-stream")
+		}
+	})
+	b.Run("sse-events", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			openSSE(m)
+		}
+	})
+}
