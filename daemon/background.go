@@ -99,16 +99,20 @@ func (d *Daemon) startBackground(ctx context.Context) {
 	}()
 }
 
-// housekeep drops expired sessions, their sensor entries and revocations.
+// housekeep drops expired sessions, the risk state of sessions no longer
+// live, expired sensor entries and expired revocations.
 func (d *Daemon) housekeep() {
 	pruned := d.sessions.Prune()
+	live := map[string]bool{}
+	for _, s := range d.sessions.List() {
+		live[s.ID] = true
+	}
+	d.states.prune(live)
 	if err := d.revs.Prune(); err != nil {
 		d.log.Error("prune revocations", "err", err)
 	}
 	if len(pruned) > 0 {
-		if err := d.rebuildSensors(); err != nil {
-			d.log.Error("rebuild sensors", "err", err)
-		}
+		d.rebuild.run(d) // drops the expired entries, coalesced with any grant's rebuild
 	}
 }
 

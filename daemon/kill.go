@@ -131,11 +131,10 @@ func openGrants(path string) (*grantStore, error) {
 	return g, nil
 }
 
-func (g *grantStore) add(sid, agent string, exp time.Time) error {
+func (g *grantStore) add(sid, agent string, exp, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.m[sid] = grantRecord{Agent: agent, Expires: exp}
-	now := time.Now()
 	for id, r := range g.m {
 		if r.Expires.Before(now) {
 			delete(g.m, id)

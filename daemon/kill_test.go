@@ -183,3 +183,19 @@ func TestMaxRequestsIsEnforced(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+func TestHousekeepingForgetsDeadSessionsState(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	dead := e.grant(t, GrantRequest{Agent: "dead"})
+	alive := e.grant(t, GrantRequest{Agent: "alive"})
+	if _, err := e.client.Kill(context.Background(), KillRequest{Session: dead.Session}); err != nil {
+		t.Fatal(err)
+	}
+	e.d.housekeep()
+	if _, ok := e.d.states.lookup(dead.Session); ok {
+		t.Fatal("a killed session's risk state outlived housekeeping")
+	}
+	if _, ok := e.d.states.lookup(alive.Session); !ok {
+		t.Fatal("housekeeping dropped a live session's risk state")
+	}
+}

@@ -146,7 +146,7 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to grant: "+err.Error())
 		return
 	}
-	if err := d.grants.add(claims.SID, claims.Subject, claims.ExpiresAt.Time); err != nil {
+	if err := d.grants.add(claims.SID, claims.Subject, claims.ExpiresAt.Time, d.clock()); err != nil {
 		d.log.Error("persist grant", "session", claims.SID, "err", err)
 	}
 	if req.BindPeer && peer.PID > 0 {
@@ -199,9 +199,7 @@ type SessionInfo struct {
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	live := d.sessions.List()
 	out := make([]SessionInfo, 0, len(live))
-	ids := map[string]bool{}
 	for _, s := range live {
-		ids[s.ID] = true
 		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires,
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
 		u := d.meter.session(s.ID)
@@ -211,7 +209,6 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	d.states.prune(ids)
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	writeJSON(w, http.StatusOK, out)
 }
