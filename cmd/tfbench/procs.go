@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
 // reaper owns every child process and temporary directory of a run and
@@ -112,8 +112,7 @@ func readLine(rd io.Reader, d time.Duration) (string, error) {
 }
 
 // keyring is a private D-Bus session bus with an unlocked gnome-keyring,
-// the same set-up as keystore/keystoretest (which needs a testing.TB, so
-// its approach is reimplemented here rather than called).
+// started by keystoretest.Launch, the same set-up the tests use.
 type keyring struct {
 	home string
 	addr string
@@ -147,72 +146,12 @@ func (k *keyring) childEnv(extra ...string) []string {
 }
 
 func startKeyring(ctx context.Context, r *reaper, home string) (*keyring, error) {
-	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon", "dbus-send"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return nil, fmt.Errorf("%s is not installed (apt-get install dbus dbus-bin gnome-keyring): %w", bin, err)
-		}
-	}
-	for _, d := range []string{".local/share/keyrings", ".config", ".local/state", "run"} {
-		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	k := &keyring{home: home}
-	bus := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1", "--address=unix:dir="+home)
-	out, err := bus.StdoutPipe()
+	env, stop, err := keystoretest.Launch(ctx, home)
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.start("dbus-daemon", bus, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if k.addr, err = readLine(out, 10*time.Second); err != nil {
-		c.stop(time.Second)
-		return nil, fmt.Errorf("dbus-daemon: %w", err)
-	}
-	if err := k.startSecrets(r); err != nil {
-		return nil, err
-	}
-	return k, k.waitForService(ctx)
-}
-
-// startSecrets runs gnome-keyring-daemon, which daemonizes (so it is no
-// child of ours): it is stopped by the pid it prints, and exits with its
-// bus in any case.
-func (k *keyring) startSecrets(r *reaper) error {
-	pw := make([]byte, 16)
-	rand.Read(pw)
-	cmd := exec.Command("gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize")
-	cmd.Env = k.childEnv()
-	cmd.Stdin = strings.NewReader(hex.EncodeToString(pw))
-	outb, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("gnome-keyring-daemon: %w", err)
-	}
-	for _, l := range strings.Split(string(outb), "\n") {
-		if v, ok := strings.CutPrefix(l, "GNOME_KEYRING_PID="); ok {
-			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				r.later(func() { syscall.Kill(pid, syscall.SIGTERM) })
-			}
-		}
-	}
-	return nil
-}
-
-// waitForService polls until org.freedesktop.secrets answers on the bus.
-func (k *keyring) waitForService(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		cmd := exec.CommandContext(ctx, "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
-			"/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets")
-		cmd.Env = k.childEnv()
-		if out, err := cmd.Output(); err == nil && strings.Contains(string(out), "true") {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("org.freedesktop.secrets did not appear on the private bus within 10s")
+	r.later(stop)
+	return &keyring{home: env.Home, addr: env.Address}, nil
 }
 
 // procStatus reads VmRSS, VmHWM (KiB) and Threads of pid from /proc.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon"
 )
 
 // fakeKey is the provider key the run stores: shaped like an OpenAI key,
@@ -47,7 +48,7 @@ type tokfence struct {
 	token   string
 	session string
 	idleRSS int64 // KiB, right after start and grant
-	ctl     *http.Client
+	ctl     *daemon.Client
 }
 
 // startTokfence writes a config whose openai provider points at the fake
@@ -93,13 +94,13 @@ func (t *tokfence) startDaemon(ctx context.Context, r *reaper) error {
 		return err
 	}
 	t.pid = t.proc.pid()
-	t.ctl = &http.Client{Timeout: 30 * time.Second, Transport: unixTransport(t.socket, 4)}
+	t.ctl = daemon.NewClient(t.socket)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if t.proc.exited() {
 			return fmt.Errorf("tokfence daemon %s exited at start: %v; log:\n%s", t.name, t.proc.err, t.logTail(2000))
 		}
-		if t.control(ctx, http.MethodGet, "/v1/status", nil, nil) == nil {
+		if _, err := t.ctl.Status(ctx); err == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -126,7 +127,7 @@ func (t *tokfence) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var g grant
+	var g daemon.Grant
 	if err := json.Unmarshal(out, &g); err != nil || g.Token == "" {
 		return fmt.Errorf("tokfence grant: no token in reply (%v)", err)
 	}
@@ -151,48 +152,15 @@ func (t *tokfence) cli(ctx context.Context, stdin string, args ...string) ([]byt
 }
 
 // grant is the part of the control API's grant reply the harness uses.
-type grant struct {
-	Token   string `json:"token"`
-	Session string `json:"session"`
-}
-
 // newSession mints a fresh session through the control API on the socket.
-func (t *tokfence) newSession(ctx context.Context) (grant, error) {
-	var g grant
-	req := map[string]any{"agent": "bench-kill", "providers": []string{"openai"}, "ttl": "1h"}
-	err := t.control(ctx, http.MethodPost, "/v1/grant", req, &g)
-	return g, err
+func (t *tokfence) newSession(ctx context.Context) (*daemon.Grant, error) {
+	return t.ctl.Grant(ctx, daemon.GrantRequest{Agent: "bench-kill", Providers: []string{"openai"}, TTL: "1h"})
 }
 
 // kill revokes session sid through the control API: POST /v1/kill.
 func (t *tokfence) kill(ctx context.Context, sid string) error {
-	return t.control(ctx, http.MethodPost, "/v1/kill", map[string]string{"session": sid}, nil)
-}
-
-func (t *tokfence) control(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://tokfence"+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := t.ctl.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	_, err := t.ctl.Kill(ctx, daemon.KillRequest{Session: sid})
+	return err
 }
 
 // countGoroutines sends the daemon SIGQUIT (GOTRACEBACK=all is in its

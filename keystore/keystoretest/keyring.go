@@ -1,17 +1,20 @@
-// Package keystoretest starts a private, throwaway Secret Service for tests:
-// its own D-Bus session bus and a gnome-keyring-daemon whose login keyring is
-// unlocked with a random password and kept under a temporary $HOME. Nothing
-// touches the user's real keyring.
+// Package keystoretest starts a private, throwaway Secret Service for tests
+// and the load harness: its own D-Bus session bus and a gnome-keyring-daemon
+// whose login keyring is unlocked with a random password and kept under a
+// temporary $HOME. Nothing touches the user's real keyring.
 //
-// When the tools are missing the test is skipped, unless
+// When the tools are missing, Start skips the test, unless
 // TOKFENCE_REQUIRE_KEYRING=1 (set by `make test` and CI), in which case it
 // fails: a keychain test that silently skips in CI proves nothing.
 package keystoretest
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,101 +43,123 @@ func (e *Env) Vars() []string {
 	}
 }
 
-func required() bool { return os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" }
-
-func unavailable(tb testing.TB, format string, args ...any) {
-	tb.Helper()
-	if required() {
-		tb.Fatalf("TOKFENCE_REQUIRE_KEYRING=1 but "+format, args...)
-	}
-	tb.Skipf("no Secret Service for this test: "+format, args...)
-}
-
 // Start launches a private bus and keyring for the test and stops them when
 // it ends.
 func Start(tb testing.TB) *Env {
 	tb.Helper()
-	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			unavailable(tb, "%s is not installed (apt-get install dbus gnome-keyring)", bin)
-		}
-	}
 	home, err := os.MkdirTemp("", "tokfence-keyring-")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(home) })
-	for _, d := range []string{".local/share/keyrings", ".config", ".local/state", "run"} {
-		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
-			tb.Fatal(err)
+	env, stop, err := Launch(context.Background(), home)
+	if err != nil {
+		if os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" {
+			tb.Fatalf("TOKFENCE_REQUIRE_KEYRING=1 but %v", err)
 		}
+		tb.Skipf("no Secret Service for this test: %v", err)
 	}
-	env := &Env{Home: home}
-	env.Address = startBus(tb, home)
-	startKeyring(tb, env)
+	tb.Cleanup(stop)
 	return env
 }
 
-func startBus(tb testing.TB, home string) string {
-	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1", "--address=unix:dir="+home)
+// Launch starts a private bus and keyring under home (created if needed).
+// stop ends both; it is safe to call once, and is a no-op on error paths,
+// where Launch has already cleaned up.
+func Launch(ctx context.Context, home string) (env *Env, stop func(), err error) {
+	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon", "dbus-send"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return nil, nil, fmt.Errorf("%s is not installed (apt-get install dbus dbus-bin gnome-keyring)", bin)
+		}
+	}
+	for _, d := range []string{".local/share/keyrings", ".config", ".local/state", "run"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
+			return nil, nil, err
+		}
+	}
+	env = &Env{Home: home}
+	bus, err := startBus(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyringPID, err := startKeyring(env)
+	stop = func() {
+		if keyringPID > 0 {
+			syscall.Kill(keyringPID, syscall.SIGTERM)
+		}
+		bus.Process.Kill()
+		bus.Wait()
+	}
+	if err == nil {
+		err = waitForService(ctx, env)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return env, stop, nil
+}
+
+func startBus(env *Env) (*exec.Cmd, error) {
+	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1", "--address=unix:dir="+env.Home)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		unavailable(tb, "start dbus-daemon: %v", err)
+		return nil, fmt.Errorf("start dbus-daemon: %w", err)
 	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	line := make(chan string, 1)
-	go func() {
+	go func() { // ends when the bus prints its address or exits
 		s, _ := bufio.NewReader(out).ReadString('\n')
 		line <- strings.TrimSpace(s)
 	}()
 	select {
-	case addr := <-line:
-		if addr == "" {
-			unavailable(tb, "dbus-daemon printed no address")
+	case env.Address = <-line:
+		if env.Address != "" {
+			return cmd, nil
 		}
-		return addr
 	case <-time.After(10 * time.Second):
-		unavailable(tb, "dbus-daemon did not start within 10s")
 	}
-	return ""
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, errors.New("dbus-daemon printed no address within 10s")
 }
 
-func startKeyring(tb testing.TB, env *Env) {
+// startKeyring runs gnome-keyring-daemon, which daemonizes (so it is no
+// child of ours); it returns the pid it prints, and it exits with its bus
+// in any case.
+func startKeyring(env *Env) (int, error) {
 	pw := make([]byte, 16)
 	rand.Read(pw)
 	cmd := exec.Command("gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize")
 	cmd.Env = append(os.Environ(), env.Vars()...)
 	cmd.Stdin = strings.NewReader(hex.EncodeToString(pw))
-	outb, err := cmd.Output()
+	out, err := cmd.Output()
 	if err != nil {
-		unavailable(tb, "gnome-keyring-daemon: %v", err)
+		return 0, fmt.Errorf("gnome-keyring-daemon: %w", err)
 	}
-	// --daemonize prints GNOME_KEYRING_CONTROL=... and SSH_AUTH_SOCK; the
-	// daemon exits with its bus, but kill it explicitly by pid if printed.
-	for _, l := range strings.Split(string(outb), "\n") {
+	for _, l := range strings.Split(string(out), "\n") {
 		if v, ok := strings.CutPrefix(l, "GNOME_KEYRING_PID="); ok {
 			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				tb.Cleanup(func() { syscall.Kill(pid, syscall.SIGTERM) })
+				return pid, nil
 			}
 		}
 	}
-	waitForService(tb, env)
+	return 0, nil
 }
 
 // waitForService polls until org.freedesktop.secrets answers on the bus.
-func waitForService(tb testing.TB, env *Env) {
+func waitForService(ctx context.Context, env *Env) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		cmd := exec.Command("dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
 			"/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets")
 		cmd.Env = append(os.Environ(), env.Vars()...)
 		if out, err := cmd.Output(); err == nil && strings.Contains(string(out), "true") {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	unavailable(tb, "org.freedesktop.secrets did not appear on the private bus")
+	return errors.New("org.freedesktop.secrets did not appear on the private bus within 10s")
 }
