@@ -6,12 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/tokfence/tokfence/policy"
 )
 
 // Config is the daemon's merged configuration. Precedence is flags >
@@ -124,57 +123,13 @@ func Load(file string, getenv func(string) string) (Config, error) {
 func decodeConfig(b []byte, file string, cfg *Config) error {
 	md, err := toml.Decode(string(b), cfg)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
-		}
-		if m := decodeLineRE.FindStringSubmatch(err.Error()); m != nil {
-			return fmt.Errorf("%s:%s: %s", file, m[1], m[2])
-		}
-		return fmt.Errorf("%s: %w", file, err)
+		return policy.FileError(file, b, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return fmt.Errorf("%s:%d: unknown key %q", file, KeyLine(b, k), k.String())
+		return fmt.Errorf("%s:%d: unknown key %q", file, policy.KeyLine(b, k), k.String())
 	}
 	return nil
-}
-
-// decodeLineRE picks the line out of go-toml's type errors, which are not
-// ParseErrors: `toml: line 3 (last key "x"): incompatible types: ...`.
-var decodeLineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "[^"]*"\))?: (.*)$`)
-
-// KeyLine returns the 1-based line on which TOML key k is defined in src, or
-// 0 if it cannot be found. It finds the table header of k's parent and then
-// the first assignment to k's last part below it, which is how a person would
-// look for it; go-toml's metadata carries no positions for keys.
-func KeyLine(src []byte, k toml.Key) int {
-	if len(k) == 0 {
-		return 0
-	}
-	lines := strings.Split(string(src), "\n")
-	start := 0
-	if len(k) > 1 {
-		parent := strings.Join(k[:len(k)-1], ".")
-		for i, l := range lines {
-			t := strings.Trim(strings.TrimSpace(l), "[]")
-			if t == parent {
-				start = i + 1
-				break
-			}
-		}
-	}
-	last := k[len(k)-1]
-	for i := start; i < len(lines); i++ {
-		t := strings.TrimSpace(lines[i])
-		t = strings.Trim(t, "[]")
-		name, _, _ := strings.Cut(t, "=")
-		name = strings.Trim(strings.TrimSpace(name), `"'`)
-		if name == last || strings.HasSuffix(name, "."+last) {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 func applyEnv(cfg *Config, getenv func(string) string) error {
