@@ -28,8 +28,8 @@ func openFDs() int {
 // TestSoak runs mixed traffic — plain and streamed completions, model
 // listings, out-of-scope requests — while sessions are granted and killed
 // and the policy file is rewritten, valid and invalid. At the end no
-// goroutine or fd has leaked, the audit chain verifies, and every request
-// is on the trail exactly once.
+// goroutine or fd has leaked, the audit chain verifies, every answered
+// request has a response record and every forwarded one a request record.
 func TestSoak(t *testing.T) {
 	if *soakFor == 0 {
 		t.Skip("pass -soak 2m to run")
@@ -150,13 +150,16 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit verify after soak: %v", err)
 	}
-	var requests, responses int64
+	var requests, responses, interrupted int64
 	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{}, func(r audit.Record) error {
 		switch r.Event {
 		case audit.EventRequest:
 			requests++
 		case audit.EventResponse:
 			responses++
+			if r.Status == 401 || r.Status == 499 || r.Status >= 502 {
+				interrupted++ // killed or abandoned, possibly after its request record
+			}
 		}
 		return nil
 	})
@@ -167,7 +170,10 @@ func TestSoak(t *testing.T) {
 	if forwarded.Load() < sent.Load()/2 {
 		t.Fatalf("only %d of %d requests were forwarded: the soak is not exercising the proxy", forwarded.Load(), sent.Load())
 	}
-	if requests != forwarded.Load() {
-		t.Fatalf("%d request records but the upstream saw %d requests", requests, forwarded.Load())
+	// Nothing reaches the upstream unrecorded. A request recorded but never
+	// forwarded is one that a kill or the end of the soak cut in between,
+	// and it has an interrupted response record.
+	if requests < forwarded.Load() || requests > forwarded.Load()+interrupted {
+		t.Fatalf("%d request records, the upstream saw %d requests, %d were interrupted", requests, forwarded.Load(), interrupted)
 	}
 }
