@@ -6,8 +6,11 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkProxySmallRequest measures one small non-streaming request sent
@@ -57,4 +60,106 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkHeldStreams measures what one open SSE stream costs in memory:
+// it opens 200 streams that stay open, each past its first event, directly
+// to the fake upstream, through a bare httputil.ReverseProxy and through
+// Tokfence on TCP, and reports the growth of live heap and of goroutine
+// stacks per stream. Client and upstream live in this process too, so the
+// proxy's own cost is a variant's figure minus direct's:
+//
+//	go test -run '^$' -bench HeldStreams -benchtime 3x ./daemon/
+func BenchmarkHeldStreams(b *testing.B) {
+	const streams = 200
+	release := make(chan struct{})
+	e := startProxyEnv(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	e.up.record = false
+	g := e.grant(b, GrantRequest{Agent: "bench", TTL: "1h"})
+	target, _ := url.Parse(e.up.URL)
+	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
+	}})
+	defer bare.Close()
+	cases := []struct{ name, url string }{
+		{"direct", e.up.URL + "/v1/chat/completions"},
+		{"bare-reverseproxy", bare.URL + "/openai/v1/chat/completions"},
+		{"tokfence-tcp", e.baseURL() + "/openai/v1/chat/completions"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var heap, stack float64
+			for range b.N {
+				h, s := heldStreamCost(b, c.url, g.Token, streams)
+				heap += h
+				stack += s
+			}
+			b.ReportMetric(heap/float64(b.N)/streams, "heap-B/stream")
+			b.ReportMetric(stack/float64(b.N)/streams, "stack-B/stream")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// heldStreamCost opens n streams to url, waits for each one's first event,
+// and returns the growth of live heap and of stack memory while they are
+// open. Every stream is closed before it returns.
+func heldStreamCost(b *testing.B, url, token string, n int) (heap, stack float64) {
+	b.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	settle() // the streams of the run before have wound down
+	before := liveMemory()
+	bodies := make([]io.ReadCloser, 0, n)
+	defer func() {
+		for _, body := range bodies {
+			body.Close()
+		}
+	}()
+	for range n {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"model":"gpt-4o","stream":true}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, resp.Body)
+		if _, err := io.ReadFull(resp.Body, make([]byte, 8)); err != nil {
+			b.Fatalf("first event: %v", err)
+		}
+	}
+	after := liveMemory()
+	return after[0] - before[0], after[1] - before[1]
+}
+
+// settle waits (up to 5 s) until the goroutine count has held still for
+// 100 ms, so that connections closed before are gone from the figures.
+func settle() {
+	last, still := runtime.NumGoroutine(), 0
+	for i := 0; i < 500 && still < 10; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if n := runtime.NumGoroutine(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+}
+
+// liveMemory returns the live heap and the stack memory in use, after a GC.
+func liveMemory() [2]float64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return [2]float64{float64(s[0].Value.Uint64()), float64(s[1].Value.Uint64())}
 }

@@ -2,14 +2,27 @@ package daemon
 
 import "sync"
 
+// copyBufSize is ReverseProxy's copy buffer, which is also the read size
+// from the upstream (scanBody reads into it). An open stream holds its
+// buffer for its whole life, so it is sized for the traffic, not for bulk
+// throughput: an SSE event is a few hundred bytes and a small reply is
+// read whole before the copy (see wrapResponse). It is a quarter of
+// ReverseProxy's default 32 KiB.
+const copyBufSize = 8 << 10
+
 // copyBuffers pools ReverseProxy's copy buffers, so a reply does not cost a
-// fresh 32 KiB allocation.
+// fresh allocation. Pooling array pointers lets Get and Put convert to and
+// from the slice without allocating.
 type copyBuffers struct{}
 
-var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 
 // Get returns a buffer from the pool.
-func (copyBuffers) Get() []byte { return *copyPool.Get().(*[]byte) }
+func (copyBuffers) Get() []byte { return copyPool.Get().(*[copyBufSize]byte)[:] }
 
-// Put returns b to the pool.
-func (copyBuffers) Put(b []byte) { copyPool.Put(&b) }
+// Put returns b to the pool; a buffer of another size is left to the GC.
+func (copyBuffers) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		copyPool.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}

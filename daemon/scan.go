@@ -241,22 +241,25 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 	}
 	ct := resp.Header.Get("Content-Type")
 	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
-		d: d, f: f, tap: newUsageTap(ct), buf: make([]byte, scanBufSize)}
+		d: d, f: f, tap: newUsageTap(ct)}
 	sse := strings.Contains(strings.ToLower(ct), "text/event-stream")
 	if f.stripUsage && sse {
 		sb.strip = &usageStripper{}
 	}
 	if !sse && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
 		// A small, sized reply is scanned whole, so it keeps an exact
-		// Content-Length (and is not re-framed as chunked).
-		b, err := io.ReadAll(sb)
+		// Content-Length (and is not re-framed as chunked). Room for the
+		// whole body up front lets one upstream read fill it.
+		var out bytes.Buffer
+		out.Grow(int(resp.ContentLength) + bytes.MinRead)
+		_, err := out.ReadFrom(sb)
 		sb.Close()
 		if err != nil {
 			return err
 		}
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		resp.ContentLength = int64(len(b))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		resp.Body = io.NopCloser(bytes.NewReader(out.Bytes()))
+		resp.ContentLength = int64(out.Len())
+		resp.Header.Set("Content-Length", strconv.Itoa(out.Len()))
 		return nil
 	}
 	resp.Body = sb
@@ -270,23 +273,21 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 const maxWholeReply = 1 << 20
 
 // scanBody is the response body as the agent reads it: only bytes the
-// sensor has cleared, with our secrets cut out.
+// sensor has cleared, with our secrets cut out. It has no buffer of its
+// own: the upstream is read into the caller's buffer (ReverseProxy's copy
+// buffer), which the sensor copies into its window, and what the sensor
+// clears is copied back out. An open stream thus holds one copy buffer,
+// not two.
 type scanBody struct {
 	src     io.ReadCloser
 	stream  *sensor.Stream
 	d       *Daemon
 	f       *forward
 	tap     *usageTap
-	buf     []byte
-	pending []byte
+	pending []byte // cleared bytes not yet read; aliases the sensor's buffers
 	eof     bool
 	strip   *usageStripper
 }
-
-// scanBufSize is the read size from the upstream: an SSE event is a few
-// hundred bytes and a held stream keeps its buffer for its whole life, so
-// a small one keeps open streams cheap.
-const scanBufSize = 8 << 10
 
 func (b *scanBody) Read(p []byte) (int, error) {
 	// A killed session forwards nothing more, even before the request's
@@ -294,18 +295,23 @@ func (b *scanBody) Read(p []byte) (int, error) {
 	if err := context.Cause(b.f.sess.sess.Context()); err != nil {
 		return 0, err
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for len(b.pending) == 0 {
 		if b.eof {
 			return 0, io.EOF
 		}
-		n, err := b.src.Read(b.buf)
-		if n > 0 && b.f.idle != nil {
-			b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
-		}
+		// p is free: everything cleared so far has been copied out, and
+		// pending never aliases p (the sensor copies what it is given).
+		n, err := b.src.Read(p)
 		if n > 0 {
+			if b.f.idle != nil {
+				b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
+			}
 			b.f.rec.BytesOut += int64(n) // as the upstream sent it
-			b.tap.write(b.buf[:n])
-			fwd, hits := b.stream.Write(b.buf[:n])
+			b.tap.write(p[:n])
+			fwd, hits := b.stream.Write(p[:n])
 			b.pending = fwd
 			if b.strip != nil {
 				b.pending = b.strip.filter(fwd)
