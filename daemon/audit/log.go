@@ -1,9 +1,7 @@
 package audit
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,9 +78,8 @@ type Log struct {
 
 	dirty  bool // a failure may have left bytes past size or a stale head
 	closed bool
-	buf    bytes.Buffer // the line being written
-	hbuf   []byte       // the head being written
-	enc    *json.Encoder
+	buf    []byte // the line being written
+	hbuf   []byte // the head being written
 	subs   map[chan Record]struct{}
 }
 
@@ -117,7 +114,6 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{dir: dir, opts: opts, num: rec.active, size: rec.size, seq: rec.seq, prev: rec.hash,
 		durable: head{seq: rec.seq, hash: rec.hash}, durableSize: rec.size,
 		subs: make(map[chan Record]struct{})}
-	l.enc = json.NewEncoder(&l.buf)
 	l.committed.L = &l.mu
 	if err := l.openFiles(rec, len(nums) == 0); err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", dir, err)
@@ -256,12 +252,14 @@ func (l *Log) write(r *Record) (*waiter, error) {
 
 // encode returns r as one line ending in a newline, in l.buf.
 func (l *Log) encode(r *Record) ([]byte, error) {
-	l.buf.Reset()
-	if err := l.enc.Encode(r); err != nil {
-		return nil, err
+	line, err := r.appendJSON(l.buf[:0])
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
 	}
-	line := l.buf.Bytes()
+	line = append(line, '\n')
+	l.buf = line
 	if len(line) > maxLine {
+		l.buf = nil // do not keep an oversized buffer
 		return nil, ErrTooLarge
 	}
 	return line, nil
