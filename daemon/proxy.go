@@ -31,7 +31,14 @@ type forward struct {
 	// stripUsage is set when the daemon asked for a usage chunk the agent
 	// did not; the response filter removes it.
 	stripUsage bool
-	idle       *time.Timer
+	// streaming is set when the reply is forwarded as it arrives.
+	streaming bool
+
+	// Set by bind.
+	ctx    context.Context // the request's, carried from admission to forwarding
+	cancel context.CancelCauseFunc
+	stop   func() bool
+	idle   *time.Timer
 }
 
 // errUpstreamIdle cancels a request whose upstream went silent.
@@ -56,36 +63,74 @@ func (d *Daemon) newReverseProxy() *httputil.ReverseProxy {
 func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	rec := d.newRecord(r)
 	defer d.finishRecord(rec)
+	f := d.admitRequest(w, r, rec)
+	if f == nil {
+		return
+	}
+	defer f.release()
+	d.proxy.ServeHTTP(&replyWriter{ResponseWriter: w, f: f}, r.WithContext(f.ctx))
+}
+
+// replyWriter is what ReverseProxy writes the reply through. A streamed
+// reply's header is sent as soon as ReverseProxy sets the status. Left to
+// itself, ReverseProxy sends it from a timer goroutine or, when the first
+// event wins that race, from deep in its copy loop; net/http's header
+// writing is the deepest point of the request path, and done from there it
+// doubles the stack (8 to 16 KiB) that the stream's goroutine keeps for its
+// whole life (see routes.go). Sent from here it is the same bytes, at the
+// same moment or earlier.
+type replyWriter struct {
+	http.ResponseWriter
+	f *forward
+}
+
+func (rw *replyWriter) WriteHeader(code int) {
+	rw.ResponseWriter.WriteHeader(code)
+	if code >= 200 && rw.f.streaming {
+		// A failure here (the agent left) resurfaces on the next write.
+		_ = http.NewResponseController(rw.ResponseWriter).Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (rw *replyWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// admitRequest runs every check before a request may go upstream and records
+// it on the trail. It returns nil when it has refused the request (and
+// written the refusal). It is a function of its own so that its frame,
+// the largest of the request path, is off the stack while the reply
+// streams (see routes.go on why the request path is kept shallow).
+func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *requestRecord) *forward {
 	p, ok := d.providers[r.PathValue("provider")]
 	if !ok {
 		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("unknown provider %q", r.PathValue("provider")))
-		return
+		return nil
 	}
 	rec.Provider = p.Name
 	rest := "/" + r.PathValue("rest")
 	rec.Path = rest
 	if p.Base == nil {
 		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, fmt.Sprintf("provider %q has no base_url configured", p.Name))
-		return
+		return nil
 	}
 	if !allowedPath(p, rest) {
 		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("path %s is not part of the %s API", rest, p.Name))
-		return
+		return nil
 	}
 	token, err := extractToken(r.Header)
 	if err != nil {
 		rec.fail(w, http.StatusUnauthorized, errAuth, err.Error())
-		return
+		return nil
 	}
 	claims, err := d.auth.Verify(token)
 	if err != nil {
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
-		return
+		return nil
 	}
 	sess, err := d.sessions.GetOrRestore(claims)
 	if err != nil {
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
-		return
+		return nil
 	}
 	st := d.states.get(sess, d.clock)
 	rec.bindSession(claims, sess)
@@ -95,32 +140,43 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 
 	f := &forward{p: p, rest: rest, query: r.URL.Query(), token: token, sess: st, rec: rec}
 	if !d.admit(w, r, f, claims) {
-		return
+		return nil
 	}
 	key, err := d.providerKey(r.Context(), p.Name)
 	if err != nil {
 		d.keyError(w, rec, p.Name, err)
-		return
+		return nil
 	}
 	f.key = key
 	// The request is on the trail before a byte goes upstream: if it cannot
 	// be recorded it is not forwarded (fail closed).
 	if _, err := d.appendAudit(rec.Record); err != nil {
 		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
-		return
+		return nil
 	}
 	if p.Name == "gemini" {
 		f.query.Del("key") // the SDK's query-string key, if any, is never forwarded
 	}
-	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), forwardKey{}, f))
-	stop := context.AfterFunc(sess.Context(), func() { cancel(context.Cause(sess.Context())) })
-	defer stop()
-	defer cancel(nil)
-	// A hung upstream (no byte for upstream_idle_timeout) is cut; each
-	// byte read from it pushes the deadline back.
-	f.idle = time.AfterFunc(d.cfg.UpstreamIdleTimeout.Duration, func() { cancel(errUpstreamIdle) })
-	defer f.idle.Stop()
-	d.proxy.ServeHTTP(w, r.WithContext(ctx))
+	f.bind(r.Context(), d.cfg.UpstreamIdleTimeout.Duration)
+	return f
+}
+
+// bind derives the context f is forwarded under. It ends when the session
+// is killed, when the upstream has sent nothing for idle (each byte read
+// from it pushes that back), or at release.
+func (f *forward) bind(parent context.Context, idle time.Duration) {
+	sctx := f.sess.sess.Context()
+	ctx, cancel := context.WithCancelCause(context.WithValue(parent, forwardKey{}, f))
+	f.ctx, f.cancel = ctx, cancel
+	f.stop = context.AfterFunc(sctx, func() { cancel(context.Cause(sctx)) })
+	f.idle = time.AfterFunc(idle, func() { cancel(errUpstreamIdle) })
+}
+
+// release ends what bind started, once the reply is done.
+func (f *forward) release() {
+	f.idle.Stop()
+	f.cancel(nil)
+	f.stop()
 }
 
 // admit runs the checks that need the request body: size, model, scope,

@@ -327,6 +327,62 @@ func TestSSEEventsAreNotBuffered(t *testing.T) {
 	}
 }
 
+// A streamed reply's header reaches the agent when the upstream sends it,
+// not with the first event: an upstream that answers at once and then
+// thinks for a while must not look hung.
+func TestStreamHeaderIsNotHeldForTheFirstEvent(t *testing.T) {
+	gotHeader := make(chan struct{})
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Request-Id", "req-1")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select { // the first event waits until the agent has the header
+		case <-gotHeader:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
+	})
+	g := e.grant(t, GrantRequest{})
+	for _, viaUnix := range []bool{false, true} {
+		base, c := e.baseURL(), e.tcp
+		if viaUnix {
+			base, c = "http://tokfence", e.unix
+		}
+		req, _ := http.NewRequest("POST", base+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
+		req.Header.Set("Authorization", "Bearer "+g.Token)
+		type result struct {
+			resp *http.Response
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := c.Do(req)
+			done <- result{resp, err}
+		}()
+		var res result
+		select {
+		case res = <-done:
+		case <-time.After(10 * time.Second):
+			close(gotHeader) // let the upstream finish so the test can end
+			t.Fatalf("unix=%v: no response header while the upstream holds its first event", viaUnix)
+		}
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		if res.resp.StatusCode != 200 || res.resp.Header.Get("X-Request-Id") != "req-1" {
+			t.Fatalf("unix=%v: status %d, header %v", viaUnix, res.resp.StatusCode, res.resp.Header)
+		}
+		gotHeader <- struct{}{}
+		ev, err := readEvent(bufio.NewReader(res.resp.Body))
+		res.resp.Body.Close()
+		if err != nil || !strings.Contains(ev, "hi") {
+			t.Fatalf("unix=%v: first event %q, %v", viaUnix, ev, err)
+		}
+	}
+}
+
 func readEvent(br *bufio.Reader) (string, error) {
 	var b strings.Builder
 	for {

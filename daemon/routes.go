@@ -22,21 +22,21 @@ const (
 type route struct {
 	pattern string
 	perm    perm
-	handle  http.HandlerFunc
+	handle  func(*Daemon, http.ResponseWriter, *http.Request)
 }
 
 func (d *Daemon) controlRoutes() []route {
 	return []route{
-		{"GET /v1/status", permAdmin, d.handleStatus},
-		{"POST /v1/grant", permAdmin, d.handleGrant},
-		{"GET /v1/sessions", permAdmin, d.handleSessions},
-		{"POST /v1/kill", permAdmin, d.handleKill},
+		{"GET /v1/status", permAdmin, (*Daemon).handleStatus},
+		{"POST /v1/grant", permAdmin, (*Daemon).handleGrant},
+		{"GET /v1/sessions", permAdmin, (*Daemon).handleSessions},
+		{"POST /v1/kill", permAdmin, (*Daemon).handleKill},
 	}
 }
 
 func (d *Daemon) proxyRoutes() []route {
 	return []route{
-		{"/{provider}/{rest...}", permAgent, d.handleProxy},
+		{"/{provider}/{rest...}", permAgent, (*Daemon).handleProxy},
 	}
 }
 
@@ -44,7 +44,7 @@ func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rs := range routes {
 		for _, r := range rs {
-			mux.Handle(r.pattern, d.guard(r.perm, r.handle))
+			mux.Handle(r.pattern, &guarded{d: d, perm: r.perm, handle: r.handle})
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -53,63 +53,117 @@ func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 	return mux
 }
 
-// socketMux serves the control API and the proxy.
-func (d *Daemon) socketMux() http.Handler { return d.buildMux(d.controlRoutes(), d.proxyRoutes()) }
+// The request path is kept shallow on purpose. A streamed reply keeps its
+// handler goroutine parked inside ReverseProxy for the stream's whole life,
+// and net/http writes the reply's header from the deepest point of that
+// path; if the handler's frames push that point past the goroutine's 8 KiB
+// stack, the stack doubles to 16 KiB and stays so. So each layer below is
+// one small frame whose checks run in a callee that has returned before the
+// next layer runs, and handlers are called directly, not through method
+// values. BenchmarkHeldStreams and the load harness measure the result.
 
-// tcpMux serves the proxy only: the control API is never on TCP.
-func (d *Daemon) tcpMux() http.Handler { return d.buildMux(d.proxyRoutes()) }
-
-// frontHandler refuses what no route may see, before the mux can clean or
-// redirect the path: CONNECT, absolute-form targets, protocol upgrades
-// (h2c, websockets) and paths with encoded separators or dot segments.
-func (d *Daemon) frontHandler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodConnect {
-			writeError(w, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
-			return
-		}
-		if r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") ||
-			r.Header.Get("HTTP2-Settings") != "" {
-			writeError(w, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
-			return
-		}
-		if err := checkRequestURI(r.RequestURI); err != nil {
-			writeError(w, http.StatusBadRequest, errInvalid, err.Error())
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// frontDoor is a listener's handler. It refuses what no route may see,
+// then routes through mux.
+type frontDoor struct {
+	mux *http.ServeMux
+	// tcpHosts is nil on the Unix socket; on TCP it holds the Host values
+	// that name the listener itself.
+	tcpHosts map[string]bool
+	tcpPort  string
 }
 
-// guard enforces perm before h runs.
-func (d *Daemon) guard(p perm, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := PeerFrom(r.Context())
-		switch p {
-		case permAdmin:
-			if !ok || peer.Transport != "unix" || !d.allowPeer(peer) {
-				writeError(w, http.StatusForbidden, errPermission, "the control API is served only to the daemon's own user on its Unix socket")
-				return
-			}
-			if peer.PID > 0 && d.agents.under(peer.PID) {
-				writeError(w, http.StatusForbidden, errPermission, "the control API is not served to processes running under `tokfence exec`: an agent cannot mint, list or revive tokens")
-				return
-			}
-			if hasCredentialHeader(r.Header) {
-				writeError(w, http.StatusForbidden, errPermission, "the control API does not accept credentials: a capability token is never authority to manage tokfence")
-				return
-			}
-		case permAgent:
-			if !ok || (peer.Transport == "unix" && !d.allowPeer(peer)) {
-				writeError(w, http.StatusForbidden, errPermission, "peer not allowed")
-				return
-			}
-		default:
-			writeError(w, http.StatusInternalServerError, errInternal, "route has no permission")
-			return
+// socketDoor serves the control API and the proxy.
+func (d *Daemon) socketDoor() http.Handler {
+	return &frontDoor{mux: d.buildMux(d.controlRoutes(), d.proxyRoutes())}
+}
+
+// tcpDoor serves the proxy only: the control API is never on TCP.
+// Loopback TCP is hostile ground: any local user and any web page (through
+// DNS rebinding) can reach it, so requests with an Origin are refused and
+// the Host must name the listener itself.
+func (d *Daemon) tcpDoor(port string) http.Handler {
+	return &frontDoor{mux: d.buildMux(d.proxyRoutes()), tcpPort: port, tcpHosts: map[string]bool{
+		"127.0.0.1:" + port: true, "localhost:" + port: true, "[::1]:" + port: true,
+	}}
+}
+
+func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fd.admit(w, r) {
+		fd.mux.ServeHTTP(w, r)
+	}
+}
+
+// admit refuses, before the mux can clean or redirect the path, CONNECT,
+// absolute-form targets, protocol upgrades (h2c, websockets) and paths with
+// encoded separators or dot segments; on TCP also browsers and foreign
+// Host headers. It writes the refusal itself.
+func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
+	if fd.tcpHosts != nil {
+		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+			writeError(w, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
+			return false
 		}
-		h(w, r)
-	})
+		if !fd.tcpHosts[strings.ToLower(r.Host)] {
+			writeError(w, http.StatusMisdirectedRequest, errPermission, "unexpected Host header; use 127.0.0.1:"+fd.tcpPort)
+			return false
+		}
+	}
+	if r.Method == http.MethodConnect {
+		writeError(w, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
+		return false
+	}
+	if r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") ||
+		r.Header.Get("HTTP2-Settings") != "" {
+		writeError(w, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
+		return false
+	}
+	if err := checkRequestURI(r.RequestURI); err != nil {
+		writeError(w, http.StatusBadRequest, errInvalid, err.Error())
+		return false
+	}
+	return true
+}
+
+// guarded is a route's handler behind its permission.
+type guarded struct {
+	d      *Daemon
+	perm   perm
+	handle func(*Daemon, http.ResponseWriter, *http.Request)
+}
+
+func (g *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.d.permit(w, r, g.perm) {
+		g.handle(g.d, w, r)
+	}
+}
+
+// permit enforces p; it writes the refusal itself.
+func (d *Daemon) permit(w http.ResponseWriter, r *http.Request, p perm) bool {
+	peer, ok := PeerFrom(r.Context())
+	switch p {
+	case permAdmin:
+		if !ok || peer.Transport != "unix" || !d.allowPeer(peer) {
+			writeError(w, http.StatusForbidden, errPermission, "the control API is served only to the daemon's own user on its Unix socket")
+			return false
+		}
+		if peer.PID > 0 && d.agents.under(peer.PID) {
+			writeError(w, http.StatusForbidden, errPermission, "the control API is not served to processes running under `tokfence exec`: an agent cannot mint, list or revive tokens")
+			return false
+		}
+		if hasCredentialHeader(r.Header) {
+			writeError(w, http.StatusForbidden, errPermission, "the control API does not accept credentials: a capability token is never authority to manage tokfence")
+			return false
+		}
+		return true
+	case permAgent:
+		if !ok || (peer.Transport == "unix" && !d.allowPeer(peer)) {
+			writeError(w, http.StatusForbidden, errPermission, "peer not allowed")
+			return false
+		}
+		return true
+	}
+	writeError(w, http.StatusInternalServerError, errInternal, "route has no permission")
+	return false
 }
 
 // hasCredentialHeader reports whether h carries anything that looks like an

@@ -265,6 +265,7 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 	resp.Body = sb
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
+	f.streaming = true
 	return nil
 }
 

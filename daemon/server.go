@@ -144,7 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.release()
-	servers := []*http.Server{d.httpServer(d.frontHandler(d.socketMux()), "unix")}
+	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
 	listeners := []net.Listener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log}}
 	if d.cfg.TCP != "" {
 		tln, err := d.listenTCP()
@@ -153,7 +153,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		_, port, _ := net.SplitHostPort(d.tcpAddr)
-		servers = append(servers, d.httpServer(tcpGuard(port, d.frontHandler(d.tcpMux())), "tcp"))
+		servers = append(servers, d.httpServer(d.tcpDoor(port), "tcp"))
 		listeners = append(listeners, tln)
 	}
 	return d.serve(ctx, servers, listeners)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"strings"
 )
 
 // checkLoopbackAddr refuses a TCP listen address unless every address its
@@ -32,25 +30,4 @@ func checkLoopbackAddr(addr string) error {
 		}
 	}
 	return nil
-}
-
-// tcpGuard fronts the TCP listener. Loopback TCP is hostile ground: any
-// local user and any web page (through DNS rebinding) can reach it, so
-// requests with an Origin are refused and the Host must name the listener
-// itself. The control API is never routed here.
-func tcpGuard(port string, next http.Handler) http.Handler {
-	allowed := map[string]bool{
-		"127.0.0.1:" + port: true, "localhost:" + port: true, "[::1]:" + port: true,
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
-			writeError(w, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
-			return
-		}
-		if !allowed[strings.ToLower(r.Host)] {
-			writeError(w, http.StatusMisdirectedRequest, errPermission, "unexpected Host header; use 127.0.0.1:"+port)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
