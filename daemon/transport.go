@@ -29,5 +29,7 @@ func newUpstreamTransport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:    512,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        1 << 10,
+		ReadBufferSize:         2 << 10,
 	}
 }
