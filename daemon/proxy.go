@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -193,7 +192,18 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 	if !ok {
 		return false
 	}
-	f.model = modelOf(f.p, f.rest, body)
+	model, err := modelOf(f.p, f.rest, body)
+	switch {
+	case err != nil && len(c.Scope.Models) > 0:
+		// The grant limits models and this body hides which one runs.
+		d.observe(st, policy.Event{Kind: policy.ScopeViolation, Rule: "model"}, rec)
+		rec.fail(w, http.StatusForbidden, errPermission, "outside the grant's scope: the model cannot be checked: "+err.Error())
+		return false
+	case errors.Is(err, errModelTwice):
+		rec.fail(w, http.StatusBadRequest, errInvalid, err.Error())
+		return false
+	}
+	f.model = model
 	rec.Model = f.model
 	if err := c.Scope.Allow(f.p.Name, f.model, r.Method, f.rest); err != nil {
 		d.observe(st, policy.Event{Kind: policy.ScopeViolation, Rule: scopeRule(err)}, rec)
@@ -329,26 +339,17 @@ func allowedPath(p *Provider, rest string) bool {
 // modelOf finds the model a request names: in the JSON body for most
 // providers, in the path for Gemini (/v1beta/models/NAME:method) and
 // Azure (/openai/deployments/NAME/...).
-func modelOf(p *Provider, rest string, body []byte) string {
+func modelOf(p *Provider, rest string, body []byte) (string, error) {
 	for _, marker := range []string{"/models/", "/deployments/"} {
 		if i := strings.Index(rest, marker); i >= 0 && (p.Name == "gemini" || p.Name == "azure-openai") {
 			m := rest[i+len(marker):]
 			if j := strings.IndexAny(m, ":/"); j >= 0 {
 				m = m[:j]
 			}
-			return m
+			return m, nil
 		}
 	}
-	if len(body) == 0 || body[0] != '{' && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
-		return ""
-	}
-	var v struct {
-		Model string `json:"model"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	return v.Model
+	return bodyModel(body)
 }
 
 func scopeRule(err error) string {

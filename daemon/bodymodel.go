@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// Errors of bodyModel. Each means the daemon cannot tell which model the
+// upstream will run, so a grant that limits models cannot be enforced.
+var (
+	errBodyInvalid   = errors.New("request body starts as a JSON object but is not valid JSON")
+	errModelTwice    = errors.New(`request body names "model" more than once`)
+	errModelNotValue = errors.New(`request body's "model" is not a string`)
+)
+
+// bodyModel returns the top-level "model" string of a JSON object body, as
+// the upstream will read it: the key matched exactly after unescaping (so
+// "mod\u0065l" counts and "Model" does not), and never two of them, since
+// parsers disagree on which of two wins (and encoding/json even matches
+// keys case-insensitively, which is why it is not used here). A body that
+// is not a JSON object has no model ("", nil).
+//
+// It scans the body once to validate it and once more over its top level
+// only; nested values are skipped, not decoded.
+func bodyModel(body []byte) (string, error) {
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return "", nil
+	}
+	if !json.Valid(body) {
+		return "", errBodyInvalid
+	}
+	model, seen := "", false
+	i = skipSpace(body, i+1)
+	for i < len(body) && body[i] == '"' {
+		end := skipString(body, i)
+		key := body[i:end]
+		i = skipSpace(body, end)
+		i = skipSpace(body, i+1) // the colon
+		vend := skipValue(body, i)
+		if isKey(key, "model") {
+			if seen {
+				return "", errModelTwice
+			}
+			seen = true
+			if body[i] != '"' {
+				return "", errModelNotValue
+			}
+			var err error
+			if model, err = unquote(body[i:vend]); err != nil {
+				return "", errBodyInvalid
+			}
+		}
+		i = skipSpace(body, vend)
+		if i < len(body) && body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
+	return model, nil
+}
+
+// isKey reports whether the quoted JSON string raw is name.
+func isKey(raw []byte, name string) bool {
+	if len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name {
+		return true
+	}
+	for _, c := range raw {
+		if c == '\\' { // escaped: compare what it spells
+			s, err := unquote(raw)
+			return err == nil && s == name
+		}
+	}
+	return false
+}
+
+// unquote decodes the quoted JSON string raw, as encoding/json does (bad
+// UTF-8 becomes U+FFFD).
+func unquote(raw []byte) (string, error) {
+	for _, c := range raw[1 : len(raw)-1] {
+		if c == '\\' || c >= 0x80 {
+			var s string
+			err := json.Unmarshal(raw, &s)
+			return s, err
+		}
+	}
+	return string(raw[1 : len(raw)-1]), nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at b[i].
+// b is valid JSON.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the value that starts at b[i].
+// b is valid JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
