@@ -47,9 +47,13 @@ type forwardKey struct{}
 
 func (d *Daemon) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        d.rewrite,
-		Transport:      d.transport,
-		FlushInterval:  -1, // SSE: every upstream write is flushed to the agent at once
+		Rewrite:   d.rewrite,
+		Transport: d.transport,
+		// Streamed replies (SSE, and every reply wrapResponse re-frames as
+		// chunked) are flushed on every write: ReverseProxy does that for
+		// any reply without a Content-Length. A sized reply is written
+		// whole and flushed once, by handleProxy, in one write.
+		FlushInterval:  0,
 		ModifyResponse: d.modifyResponse,
 		ErrorHandler:   d.proxyError,
 		ErrorLog:       slogLogger(d.log),
@@ -68,6 +72,9 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.release()
 	d.proxy.ServeHTTP(&replyWriter{ResponseWriter: w, f: f}, r.WithContext(f.ctx))
+	// The reply is complete: send it now rather than after the deferred
+	// bookkeeping, which the agent need not wait for.
+	_ = http.NewResponseController(w).Flush()
 }
 
 // replyWriter is what ReverseProxy writes the reply through. A streamed
