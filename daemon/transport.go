@@ -29,7 +29,12 @@ func newUpstreamTransport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:    512,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 1 << 20,
-		WriteBufferSize:        1 << 10,
-		ReadBufferSize:         2 << 10,
+		// Each upstream connection of an open stream keeps both buffers
+		// for its life. Request bodies are written past the buffer
+		// (bytes.Reader's WriteTo), and reads the size of the caller's
+		// buffer or more bypass it, so small ones cost a syscall or two
+		// on a large response header at most.
+		WriteBufferSize: 1 << 10,
+		ReadBufferSize:  1 << 10,
 	}
 }
