@@ -83,7 +83,7 @@ func runAuditVerify(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "audit trail intact: %d records (seq %d..%d) in %d files\n", res.Records, res.First, res.Last, res.Files)
 	if res.Unanchored > 0 {
-		fmt.Fprintf(c.App.Writer, "note: the newest %d records are past the last synced head (a crash can leave this; it is not a break)\n", res.Unanchored)
+		fmt.Fprintf(c.App.Writer, "note: the newest %d records are past audit.head, which a running daemon rewrites at most every %v and a crash can leave behind; it is not a break\n", res.Unanchored, audit.DefaultHeadEvery)
 	}
 	return nil
 }

@@ -8,8 +8,9 @@
 // line (without its newline); the first record carries 64 zeros. The chain
 // runs across files: the first record of a new file links to the last record
 // of the one before. A sidecar file, audit.head (0600), holds the sequence
-// number and hash of the newest acknowledged record, rewritten after every
-// commit, so that the end of the chain is anchored too.
+// number and hash of the newest acknowledged record, rewritten at most every
+// 100 ms while records arrive and at Close, so that the end of the chain is
+// anchored too.
 //
 // Threat model. The trail makes visible any edit, deletion, reordering or
 // truncation of records, and the deletion of an archived file, made by
@@ -41,13 +42,15 @@
 //     Append retries it first and fails until it succeeds. Records are
 //     acknowledged in sequence order, and subscribers see them then.
 //   - audit.head is written only after the record it names is in the log
-//     (and synced, unless NoSync), so it may lag the log after a crash but is
-//     never ahead of it. It is rewritten in place once per commit, naming
-//     the newest record of the group, but synced only at rotation and Close:
-//     a per-commit fsync of the head would double the cost of a commit, and
-//     a lagging head loses nothing, because Open accepts a head that names
-//     an earlier record of the active file when the chain from that record
-//     on is intact, and records the repair.
+//     (and synced, unless NoSync), so it may lag the log but is never ahead
+//     of it. It is rewritten in place at most every Options.HeadEvery
+//     (100 ms by default; see anchor), naming the newest committed record,
+//     and at once at rotation and Close; it is synced only at rotation and
+//     Close. Pacing it and not syncing it keep a busy trail at about one
+//     write per record, and a lagging head loses nothing: Open accepts a
+//     head that names an earlier record of the active file when the chain
+//     from that record on is intact, and records the repair, and a record
+//     cut from the tail of a live trail breaks the chain of the next one.
 //   - A rotation is a group boundary: every record of the old file is
 //     committed before the next file is created.
 //   - Open never continues a broken chain silently: it repairs only a torn

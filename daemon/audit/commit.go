@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Group commit. Append writes its line under l.mu and then waits, with
@@ -93,7 +94,7 @@ func (l *Log) commit() {
 	}
 	h := head{seq: last.rec.Seq, hash: last.hash}
 	if err == nil {
-		err = l.writeHead(h)
+		err = l.anchor(h)
 	}
 	if err != nil {
 		l.fail(err, len(batch))
@@ -140,7 +141,54 @@ func (l *Log) writeHead(h head) error {
 	if _, err := l.hf.WriteAt(l.hbuf, 0); err != nil {
 		return fmt.Errorf("write head: %w", err)
 	}
+	l.headSeq, l.headAt = h.seq, time.Now()
 	return nil
+}
+
+// DefaultHeadEvery is how often, at most, a busy trail rewrites audit.head.
+const DefaultHeadEvery = 100 * time.Millisecond
+
+// anchor points audit.head at h, the newest committed record. The head is
+// written at once when its last write is Options.HeadEvery old or more;
+// otherwise a timer writes the newest committed record when it is. A busy
+// trail (every proxied request appends two records) so pays one head
+// write per HeadEvery rather than one per commit, and the head lags the
+// log by at most HeadEvery while the daemon runs, which Open and Verify
+// accept: it is what a crash between a record and its head write leaves
+// anyway. Rotation and Close write the head at once. l.mu is held.
+func (l *Log) anchor(h head) error {
+	since := time.Since(l.headAt)
+	if since >= l.opts.HeadEvery {
+		return l.writeHead(h)
+	}
+	if l.headTimer == nil {
+		l.headTimer = time.AfterFunc(l.opts.HeadEvery-since, l.lateAnchor)
+	}
+	return nil
+}
+
+// lateAnchor writes the head a paced commit left lagging. A failure marks
+// the log dirty, so the next Append repairs the head first, or fails: a
+// head that cannot be written fails appends closed, as it did per commit.
+func (l *Log) lateAnchor() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.headTimer = nil
+	if l.closed || l.dirty || l.headSeq == l.durable.seq {
+		return
+	}
+	if err := l.writeHead(l.durable); err != nil {
+		l.dirty = true
+	}
+}
+
+// catchUpHead writes the head now if it lags the newest committed record.
+// l.mu is held.
+func (l *Log) catchUpHead() error {
+	if l.headSeq == l.durable.seq && !l.headAt.IsZero() {
+		return nil
+	}
+	return l.writeHead(l.durable)
 }
 
 // repair undoes what a failure may have left: bytes past the last complete

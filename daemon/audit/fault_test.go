@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // faults are the errors a faultyFile injects while set. Tests run as root in
@@ -97,7 +99,8 @@ func TestAppendFailsClosedAndRecovers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "audit")
 			fs := &faults{}
-			l := openLog(t, dir, Options{MaxFileBytes: tt.maxBytes, openFile: fs.open})
+			// The head is written on every commit, so each append meets the fault.
+			l := openLog(t, dir, Options{MaxFileBytes: tt.maxBytes, openFile: fs.open, HeadEvery: -1})
 			appendN(t, l, 3)
 			active := filepath.Join(dir, fileName(l.num))
 			before, _ := os.Stat(active)
@@ -122,6 +125,88 @@ func TestAppendFailsClosedAndRecovers(t *testing.T) {
 				t.Errorf("Verify = %+v, want 4 records, all anchored", res)
 			}
 		})
+	}
+}
+
+// With head writes paced, a head that cannot be written still fails
+// appends closed: the late write marks the log for repair, and appends
+// fail until the head can be written again.
+func TestPacedHeadWriteFailureFailsClosed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	fs := &faults{}
+	l := openLog(t, dir, Options{openFile: fs.open, HeadEvery: 20 * time.Millisecond})
+	appendN(t, l, 3) // the first commit writes the head; the rest are paced
+	fs.mu.Lock()
+	fs.head = syscall.EIO
+	fs.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := l.Append(Record{Event: EventKill}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("appends still succeed long after the head became unwritable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fs.clear()
+	if _, err := l.Append(Record{Event: EventKill}); err != nil {
+		t.Fatalf("Append after the fault cleared: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, dir); res.Unanchored != 0 {
+		t.Errorf("Verify = %+v, want every record anchored after Close", res)
+	}
+}
+
+// countingHead counts the writes to audit.head.
+type countingHead struct {
+	*os.File
+	n *atomic.Int64
+}
+
+func (c countingHead) WriteAt(p []byte, off int64) (int, error) {
+	c.n.Add(1)
+	return c.File.WriteAt(p, off)
+}
+
+// A burst of appends rewrites the head a few times, not once per record,
+// and a head left lagging catches up within HeadEvery with no further
+// append.
+func TestHeadWritesArePaced(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	var writes atomic.Int64
+	open := func(name string, flag int, perm os.FileMode) (file, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil || filepath.Base(name) != headName {
+			return f, err
+		}
+		return countingHead{File: f, n: &writes}, nil
+	}
+	l := openLog(t, dir, Options{NoSync: true, openFile: open, HeadEvery: 50 * time.Millisecond})
+	defer l.Close()
+	const n = 500
+	start := time.Now()
+	appendN(t, l, n)
+	burst := time.Since(start)
+	if max := int64(burst/(50*time.Millisecond)) + 2; writes.Load() > max {
+		t.Errorf("%d appends in %v wrote the head %d times, want at most %d", n, burst, writes.Load(), max)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := readHead(dir)
+		if err == nil && h.seq == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("head = %+v, %v; want it to catch up to seq %d", h, err, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if res := mustVerify(t, dir); res.Records != n || res.Unanchored != 0 {
+		t.Errorf("live Verify after the head caught up = %+v, want %d records, none unanchored", res, n)
 	}
 }
 

@@ -29,6 +29,9 @@ type Options struct {
 	// for tests and benchmarks. The field is negative so that the zero value
 	// is the safe one.
 	NoSync bool
+	// HeadEvery paces the rewrites of audit.head (see anchor);
+	// DefaultHeadEvery if zero, every commit if negative.
+	HeadEvery time.Duration
 
 	// openFile opens the log and head files; a test hook for fault
 	// injection. os.OpenFile if nil.
@@ -80,7 +83,12 @@ type Log struct {
 	closed bool
 	buf    []byte // the line being written
 	hbuf   []byte // the head being written
-	subs   map[chan Record]struct{}
+	// What audit.head names and when it was last written, and the timer
+	// that writes a lagging head (see anchor).
+	headSeq   uint64
+	headAt    time.Time
+	headTimer *time.Timer
+	subs      map[chan Record]struct{}
 }
 
 // Open opens the trail in dir, creating dir (0700) if missing, and resumes
@@ -96,6 +104,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if opts.HeadEvery == 0 {
+		opts.HeadEvery = DefaultHeadEvery
 	}
 	if opts.openFile == nil {
 		opts.openFile = osOpenFile
@@ -295,6 +306,9 @@ func (l *Log) writeLine(r Record, line []byte) (*waiter, error) {
 // head is synced so that after a crash it never lags into an earlier file
 // than the active one, which is all Open scans. l.mu is held.
 func (l *Log) rotate() error {
+	if err := l.catchUpHead(); err != nil {
+		return err
+	}
 	if !l.opts.NoSync {
 		if err := l.hf.Sync(); err != nil {
 			return fmt.Errorf("sync head: %w", err)
@@ -346,7 +360,13 @@ func (l *Log) Close() error {
 		delete(l.subs, ch)
 		close(ch)
 	}
+	if l.headTimer != nil {
+		l.headTimer.Stop()
+	}
 	err := l.repair()
+	if err == nil {
+		err = l.catchUpHead()
+	}
 	err = errors.Join(err, l.f.Sync(), l.hf.Sync(), l.f.Close(), l.hf.Close())
 	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)
