@@ -77,7 +77,11 @@ func newEnvWith(t testing.TB, cfg Config, mem *keystore.Memory, clock *fakeClock
 	t.Helper()
 	keys := keystore.New(mem, keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json")), time.Second)
 	logs := &syncBuffer{}
-	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	level := slog.LevelDebug // tests read the debug lines
+	if _, ok := t.(*testing.B); ok {
+		level = slog.LevelInfo // benchmarks log as the daemon does by default
+	}
+	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		Keystore: keys, Clock: clock.Now})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"log"
 	"log/slog"
@@ -62,8 +63,10 @@ func (d *Daemon) finishRecord(rec *requestRecord) {
 	if _, err := d.appendAudit(r); err != nil {
 		d.log.Error("audit write failed; refusing requests until it recovers", "err", err)
 	}
-	d.log.Debug("request", "session", rec.Session, "agent", rec.Agent, "provider", rec.Provider,
-		"model", rec.Model, "method", rec.Method, "path", rec.Path, "status", rec.Status, "latency_ms", rec.LatencyMS)
+	if d.log.Enabled(context.Background(), slog.LevelDebug) { // spare boxing the arguments on every request
+		d.log.Debug("request", "session", rec.Session, "agent", rec.Agent, "provider", rec.Provider,
+			"model", rec.Model, "method", rec.Method, "path", rec.Path, "status", rec.Status, "latency_ms", rec.LatencyMS)
+	}
 }
 
 // auditSink holds the daemon's audit trail.
