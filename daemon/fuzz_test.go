@@ -43,8 +43,14 @@ func FuzzForwardHeaders(f *testing.F) {
 	f.Add("X_Api_Key", "tok", "Cookie", "a=b")
 	f.Add("X-Custom-Token-Count", "42", "x-goog-api-key", "tok")
 	f.Add("Proxy-Authorization", "Basic x", "X-Echo", "prefix tok suffix")
+	f.Add("X-Api-\u212aey", "tok", "X_API_KEY", "v") // Kelvin sign lowercases to k
 	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string) {
 		const token = "tok"
+		for _, n := range []string{n1, n2} {
+			if got, want := string(appendNormHeader([]byte("pre"), n)), "pre"+normHeader(n); got != want {
+				t.Fatalf("appendNormHeader(%q) = %q, want %q", n, got, want)
+			}
+		}
 		h := http.Header{}
 		h[n1] = []string{v1}
 		h[n2] = append(h[n2], v2)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -35,22 +36,56 @@ func normHeader(name string) string {
 	return name
 }
 
+// appendNormHeader appends normHeader(name) to dst. With a stack buffer
+// it costs no allocation, which matters: every header of every request and
+// reply goes through it. Names are ASCII tokens (net/http refuses others);
+// anything else takes normHeader's Unicode-aware path.
+func appendNormHeader(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 0x80:
+			return append(dst[:len(dst)-i], normHeader(name)...)
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// hasSuffix is strings.HasSuffix for a byte slice and a string, without a
+// conversion.
+func hasSuffix(b []byte, suf string) bool {
+	return len(b) >= len(suf) && string(b[len(b)-len(suf):]) == suf
+}
+
 // isCredentialHeader reports whether a header of this name could carry a
 // credential: a known name, or a name ending in a credential word. Names
 // that merely contain such a word elsewhere (X-Custom-Token-Count) are not
 // credentials by name; their values are still scanned.
 func isCredentialHeader(name string) bool {
-	n := normHeader(name)
-	if credentialNames[n] {
+	var buf [64]byte
+	return isCredentialKey(appendNormHeader(buf[:0], name))
+}
+
+// isCredentialKey is isCredentialHeader for a name in normHeader form.
+func isCredentialKey(n []byte) bool {
+	if credentialNames[string(n)] {
 		return true
 	}
-	for _, suf := range []string{"api-key", "apikey", "-key", "-token", "-secret", "-password", "-auth", "-authorization", "-cookie", "-credential", "-credentials", "-session"} {
-		if strings.HasSuffix(n, suf) {
+	for _, suf := range credentialSuffixes {
+		if hasSuffix(n, suf) {
 			return true
 		}
 	}
 	return false
 }
+
+var credentialSuffixes = []string{"api-key", "apikey", "-key", "-token", "-secret", "-password", "-auth",
+	"-authorization", "-cookie", "-credential", "-credentials", "-session"}
 
 // tokenHeaderNames are where SDKs put the API key, and so where an agent's
 // capability token arrives: Authorization (Bearer) on every route, and the
@@ -66,16 +101,17 @@ var errNoToken = errors.New("no capability token: send the token from `tokfence 
 // two different values, or a header repeated, is refused as ambiguous.
 func extractToken(h http.Header) (string, error) {
 	var token string
+	var buf [64]byte
 	for name, vals := range h {
-		canon := normHeader(name)
-		if !tokenHeaderNames[canon] {
+		canon := appendNormHeader(buf[:0], name)
+		if !tokenHeaderNames[string(canon)] {
 			continue
 		}
 		if len(vals) != 1 {
 			return "", errors.New("credential header repeated; send the token once")
 		}
 		v := strings.TrimSpace(vals[0])
-		if canon == "authorization" {
+		if string(canon) == "authorization" {
 			scheme, rest, ok := strings.Cut(v, " ")
 			if !ok || !strings.EqualFold(scheme, "Bearer") {
 				return "", errors.New("authorization header must be `Bearer TOKEN`")
@@ -112,13 +148,14 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 		allowed[normHeader(h)] = true
 	}
 	out := make(http.Header, len(in))
+	var buf [64]byte
 	for name, vals := range in {
-		n := normHeader(name)
-		listed := baseForwardHeaders[n] || allowed[n]
-		if !listed && (isCredentialHeader(n) || n == "forwarded" || strings.HasPrefix(n, "x-forwarded-") || n == "x-real-ip") {
+		nb := appendNormHeader(buf[:0], name)
+		listed := baseForwardHeaders[string(nb)] || allowed[string(nb)]
+		if !listed && (isCredentialKey(nb) || string(nb) == "forwarded" || bytes.HasPrefix(nb, []byte("x-forwarded-")) || string(nb) == "x-real-ip") {
 			continue
 		}
-		if !listed && !strings.HasPrefix(n, "x-") {
+		if !listed && !bytes.HasPrefix(nb, []byte("x-")) {
 			continue
 		}
 		if strings.Contains(name, "_") {

@@ -207,7 +207,10 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	return true
 }
 
-func isTokenHeader(name string) bool { return tokenHeaderNames[normHeader(name)] }
+func isTokenHeader(name string) bool {
+	var buf [64]byte
+	return tokenHeaderNames[string(appendNormHeader(buf[:0], name))]
+}
 
 // sensorHit audits one hit and applies the policy's decision. A provider
 // key in a response is the upstream echoing its own credential: it is
