@@ -27,36 +27,55 @@ func bodyModel(body []byte) (string, error) {
 	if i == len(body) || body[i] != '{' {
 		return "", nil
 	}
-	if !json.Valid(body) {
-		return "", errBodyInvalid
-	}
 	model, seen := "", false
-	i = skipSpace(body, i+1)
-	for i < len(body) && body[i] == '"' {
-		end := skipString(body, i)
-		key := body[i:end]
-		i = skipSpace(body, end)
-		i = skipSpace(body, i+1) // the colon
-		vend := skipValue(body, i)
-		if isKey(key, "model") {
-			if seen {
-				return "", errModelTwice
-			}
-			seen = true
-			if body[i] != '"' {
-				return "", errModelNotValue
-			}
-			var err error
-			if model, err = unquote(body[i:vend]); err != nil {
-				return "", errBodyInvalid
-			}
+	err := members(body, func(key, val []byte) error {
+		if !isKey(key, "model") {
+			return nil
 		}
-		i = skipSpace(body, vend)
-		if i < len(body) && body[i] == ',' {
-			i = skipSpace(body, i+1)
+		if seen {
+			return errModelTwice
 		}
+		seen = true
+		if val[0] != '"' {
+			return errModelNotValue
+		}
+		var err error
+		if model, err = unquote(val); err != nil {
+			return errBodyInvalid
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return model, nil
+}
+
+// members calls fn with each top-level member of the JSON object doc, in
+// order: the key as its quoted JSON string and the value's raw bytes.
+// Nested values are skipped, not decoded. It returns errBodyInvalid if doc
+// is not a valid JSON object, and stops at fn's first error.
+func members(doc []byte, fn func(key, val []byte) error) error {
+	i := skipSpace(doc, 0)
+	if i == len(doc) || doc[i] != '{' || !json.Valid(doc) {
+		return errBodyInvalid
+	}
+	i = skipSpace(doc, i+1)
+	for i < len(doc) && doc[i] == '"' {
+		end := skipString(doc, i)
+		key := doc[i:end]
+		i = skipSpace(doc, end)
+		i = skipSpace(doc, i+1) // the colon
+		vend := skipValue(doc, i)
+		if err := fn(key, doc[i:vend]); err != nil {
+			return err
+		}
+		i = skipSpace(doc, vend)
+		if i < len(doc) && doc[i] == ',' {
+			i = skipSpace(doc, i+1)
+		}
+	}
+	return nil
 }
 
 // isKey reports whether the quoted JSON string raw is name.

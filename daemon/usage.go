@@ -100,9 +100,28 @@ func (t *usageTap) line(l []byte) {
 	t.merge(bytes.TrimSpace(data))
 }
 
+// merge folds the usage objects of the JSON document doc into t. Only the
+// members that can hold usage are decoded; a reply's content is skipped.
 func (t *usageTap) merge(doc []byte) {
 	var e usageEnvelope
-	if json.Unmarshal(doc, &e) != nil {
+	err := members(doc, func(key, val []byte) error {
+		var dst any
+		switch {
+		case isKey(key, "usage"):
+			dst = &e.Usage
+		case isKey(key, "usageMetadata"):
+			dst = &e.UsageMetadata
+		case isKey(key, "message"):
+			dst = &e.Message
+		default:
+			return nil
+		}
+		if json.Unmarshal(val, dst) != nil {
+			return errBodyInvalid
+		}
+		return nil
+	})
+	if err != nil {
 		return
 	}
 	for _, f := range []*usageFields{e.Usage, e.UsageMetadata, messageUsage(e)} {

@@ -41,3 +41,20 @@ func TestUsageTapReadsEveryDialect(t *testing.T) {
 		t.Fatal("a body without usage reported usage")
 	}
 }
+
+// Only top-level usage members count: usage-shaped text inside a reply's
+// content, or a usage object nested elsewhere, is not the provider's count.
+func TestUsageTapIgnoresNestedUsage(t *testing.T) {
+	tap := newUsageTap("application/json")
+	tap.write([]byte(`{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":999}}","usage":{"prompt_tokens":888}}}],` +
+		"\n" + `"usage":{"prompt_tokens":5,"completion_tokens":7}}`))
+	u := tap.usage()
+	if u == nil || u.InputTokens != 5 || u.OutputTokens != 7 {
+		t.Fatalf("usage = %+v, want 5 in / 7 out", u)
+	}
+	tap = newUsageTap("application/json")
+	tap.write([]byte(`{"usage":{"prompt_tokens":5},`)) // cut short
+	if u := tap.usage(); u != nil {
+		t.Fatalf("usage of an invalid body = %+v, want none", u)
+	}
+}
