@@ -138,3 +138,13 @@ func (c *Client) Kill(ctx context.Context, req KillRequest) (*KillResult, error)
 	}
 	return &out, nil
 }
+
+// ReloadKeys makes the daemon pick up a key stored or removed since it
+// last looked, before its next request.
+func (c *Client) ReloadKeys(ctx context.Context) (*KeysReloaded, error) {
+	var out KeysReloaded
+	if err := c.do(ctx, http.MethodPost, "/v1/keys/reload", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

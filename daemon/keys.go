@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,18 +13,25 @@ import (
 )
 
 // keyCache holds provider keys read from the keychain. `tokfence key set`
-// and `key rm` rewrite the key index, so a change of the index file's size
-// or mtime drops the cache, reloads the sensors' copy of the keys and
-// audits the change: a rotated key is used (and watched for) from the next
-// request on, without a restart and without a keychain round trip per
-// request.
+// and `key rm` rewrite the key index; a change of the index file's size or
+// mtime drops the cache, reloads the sensors' copy of the keys and audits
+// the change, so a rotated key is used (and watched for) without a restart
+// and without a keychain round trip per request. The CLI tells a running
+// daemon at once (POST /v1/keys/reload); otherwise the index is looked at
+// again at most keyIndexRecheck after the last look, so requests do not pay
+// a stat each.
 type keyCache struct {
 	mu      sync.Mutex
 	stamp   indexStamp
 	keys    map[string]keystore.Secret
+	recheck time.Time            // when the index is next looked at
 	refresh sync.Mutex           // one index refresh at a time
 	seen    map[string]time.Time // provider -> index "updated", as last audited
 }
+
+// keyIndexRecheck bounds how long a key changed without telling the daemon
+// (the CLI could not reach it) goes unnoticed.
+const keyIndexRecheck = time.Second
 
 type indexStamp struct {
 	mod  time.Time
@@ -41,18 +50,17 @@ func statIndex(path string) indexStamp {
 // providerKey returns the key for provider, from the cache when the index
 // has not changed since it was filled.
 func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Secret, error) {
-	st := statIndex(d.keys.Index().Path())
 	c := &d.keyCache
 	c.mu.Lock()
-	changed := st != c.stamp || c.keys == nil
-	if changed {
-		c.keys, c.stamp = map[string]keystore.Secret{}, st
-	}
-	k, ok := c.keys[provider]
+	due := c.keys == nil || !time.Now().Before(c.recheck)
 	c.mu.Unlock()
-	if changed {
-		d.refreshKeys(ctx)
+	if due {
+		d.checkKeyIndex(ctx)
 	}
+	c.mu.Lock()
+	k, ok := c.keys[provider]
+	st := c.stamp
+	c.mu.Unlock()
 	if ok {
 		return k, nil
 	}
@@ -64,11 +72,48 @@ func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Sec
 		return keystore.Secret{}, err
 	}
 	c.mu.Lock()
-	if c.stamp == st {
+	if c.stamp == st && c.keys != nil {
 		c.keys[provider] = k
 	}
 	c.mu.Unlock()
 	return k, nil
+}
+
+// checkKeyIndex looks at the key index now: if it changed since the cache
+// was filled, the cache is dropped and the keys reloaded (see refreshKeys).
+// It reports the providers whose keys the index lists.
+func (d *Daemon) checkKeyIndex(ctx context.Context) []string {
+	st := statIndex(d.keys.Index().Path())
+	c := &d.keyCache
+	c.mu.Lock()
+	c.recheck = time.Now().Add(keyIndexRecheck)
+	changed := st != c.stamp || c.keys == nil
+	if changed {
+		c.keys, c.stamp = map[string]keystore.Secret{}, st
+	}
+	c.mu.Unlock()
+	if changed {
+		d.refreshKeys(ctx)
+	}
+	c.refresh.Lock()
+	defer c.refresh.Unlock()
+	out := make([]string, 0, len(c.seen))
+	for p := range c.seen {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// KeysReloaded is the reply of POST /v1/keys/reload.
+type KeysReloaded struct {
+	Providers []string `json:"providers"` // providers with a stored key
+}
+
+// handleKeysReload makes the daemon look at the key index now: `tokfence
+// key set` and `key rm` call it so that the next request uses the change.
+func (d *Daemon) handleKeysReload(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, KeysReloaded{Providers: d.checkKeyIndex(r.Context())})
 }
 
 // refreshKeys reloads the sensors' keys and audits what changed in the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,9 @@ func TestTCPRefusesBrowsersAndForeignHosts(t *testing.T) {
 	if resp, _ := e.do(t, false, "POST", "/v1/grant", `{"agent":"x","providers":["openai"]}`, nil); resp.StatusCode == 200 {
 		t.Fatalf("grant over TCP succeeded")
 	}
+	if resp, body := e.do(t, false, "POST", "/v1/keys/reload", "", nil); resp.StatusCode == 200 {
+		t.Fatalf("key reload over TCP succeeded: %s", body)
+	}
 	if e.up.count() != 0 {
 		t.Fatalf("upstream saw %d requests", e.up.count())
 	}
@@ -383,6 +387,22 @@ func TestStreamHeaderIsNotHeldForTheFirstEvent(t *testing.T) {
 	}
 }
 
+// A key changed without telling the daemon (the CLI could not reach it) is
+// still picked up, within keyIndexRecheck, with no restart.
+func TestKeyChangedBehindTheDaemonsBackIsNoticed(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	const rotated = "sk-proj-SILENTLYrotated0123456789abcdefghijklmnopqrst"
+	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
+	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))
+	waitUntil(t, "the silently rotated key to be used", func() bool {
+		e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+		reqs := e.up.requests()
+		return reqs[len(reqs)-1].Header.Get("Authorization") == "Bearer "+rotated
+	})
+}
+
 func readEvent(br *bufio.Reader) (string, error) {
 	var b strings.Builder
 	for {
@@ -429,6 +449,12 @@ func TestRotatedKeyIsUsedAndAuditedWithoutRestart(t *testing.T) {
 	const rotated = "sk-proj-ROTATEDkey0123456789abcdefghijklmnopqrstuvwxyz"
 	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
 	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))
+	// As `tokfence key set` does: tell the daemon, so the very next
+	// request uses the new key.
+	rel, err := e.client.ReloadKeys(t.Context())
+	if err != nil || !slices.Contains(rel.Providers, "openai") {
+		t.Fatalf("ReloadKeys = %+v, %v", rel, err)
+	}
 	resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	reqs := e.up.requests()
 	if resp.StatusCode != 200 || reqs[len(reqs)-1].Header.Get("Authorization") != "Bearer "+rotated {

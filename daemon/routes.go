@@ -31,6 +31,7 @@ func (d *Daemon) controlRoutes() []route {
 		{"POST /v1/grant", permAdmin, (*Daemon).handleGrant},
 		{"GET /v1/sessions", permAdmin, (*Daemon).handleSessions},
 		{"POST /v1/kill", permAdmin, (*Daemon).handleKill},
+		{"POST /v1/keys/reload", permAdmin, (*Daemon).handleKeysReload},
 	}
 }
 

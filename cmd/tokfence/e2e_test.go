@@ -162,8 +162,9 @@ func TestCLIEndToEnd(t *testing.T) {
 	e := newCLIEnv(t, kr)
 	start := time.Now()
 
-	if r := e.run(testOpenAIKey+"\n", "key", "set", "openai"); r.code != 0 || !strings.Contains(r.stdout, "sk-proj-…WXYZ") {
-		t.Fatalf("key set openai = %+v", r)
+	if r := e.run(testOpenAIKey+"\n", "key", "set", "openai"); r.code != 0 || !strings.Contains(r.stdout, "sk-proj-…WXYZ") ||
+		strings.Contains(r.stdout+r.stderr, "daemon") {
+		t.Fatalf("key set openai, no daemon running = %+v", r)
 	}
 	if r := e.run(testAnthropicKey, "key", "set", "anthropic"); r.code != 0 {
 		t.Fatalf("key set anthropic = %+v", r)
@@ -190,8 +191,8 @@ func TestCLIEndToEnd(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "sk-proj-…WXYZ") || !strings.Contains(r.stdout, "sk-ant-…AAAA") {
 		t.Fatalf("key ls = %+v", r)
 	}
-	if r := e.run("", "key", "rm", "openai"); r.code != 0 {
-		t.Fatalf("key rm = %+v", r)
+	if r := e.run("", "key", "rm", "openai"); r.code != 0 || !strings.Contains(r.stdout, "the running daemon stops using it from its next request") {
+		t.Fatalf("key rm with the daemon running = %+v", r)
 	}
 	if r := e.run("", "status", "--json"); !strings.Contains(r.stdout, `"anthropic"`) || strings.Contains(r.stdout, `"openai"`) {
 		t.Fatalf("status after rm = %+v", r)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +83,25 @@ func runKeySet(c *cli.Context) error {
 		return fmt.Errorf("store %s key: %w", provider, err)
 	}
 	fmt.Fprintf(c.App.Writer, "stored the %s key %s in the OS keychain\n", provider, key.Hint())
+	tellDaemon(c, cfg, "uses it")
 	return nil
+}
+
+// tellDaemon asks a running daemon to pick up a key change now (it would
+// notice on its own within a second) and says what happened. A daemon
+// that is not running needs nothing: it reads the keys when it starts.
+func tellDaemon(c *cli.Context, cfg daemon.Config, what string) {
+	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+	defer cancel()
+	_, err := daemon.NewClient(cfg.Socket).ReloadKeys(ctx)
+	var down *daemon.DownError
+	switch {
+	case err == nil:
+		fmt.Fprintf(c.App.Writer, "the running daemon %s from its next request\n", what)
+	case errors.As(err, &down):
+	default:
+		fmt.Fprintf(c.App.ErrWriter, "note: could not tell the running daemon (%v); it notices the change within a second\n", err)
+	}
 }
 
 // readKey reads one key from stdin: with a no-echo prompt on a terminal,
@@ -180,5 +199,6 @@ func runKeyRm(c *cli.Context) error {
 		return fmt.Errorf("remove %s key: %w", provider, err)
 	}
 	fmt.Fprintf(c.App.Writer, "removed the %s key\n", provider)
+	tellDaemon(c, cfg, "stops using it")
 	return nil
 }
