@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,7 @@ func seqRows(vs []*variant, s map[string]*sample) []seqRow {
 	}
 	d, b := sum["direct"], sum["bare-proxy"]
 	bareAdded := b.P50 - d.P50
+	bareUnixAdded := sum["bare-proxy-unix"].P50 - d.P50
 	var rows []seqRow
 	for _, v := range vs {
 		x := sum[v.name]
@@ -23,6 +25,15 @@ func seqRows(vs []*variant, s map[string]*sample) []seqRow {
 			VsDirect: ratio(x.P50, d.P50)}
 		if v.name != "direct" {
 			row.AddedVsBare = ratio(x.P50-d.P50, bareAdded)
+		}
+		switch {
+		case !v.isTokfence():
+		case strings.HasSuffix(v.name, "-unix"):
+			if _, ok := sum["bare-proxy-unix"]; ok {
+				row.AddedVsBareSame = ratio(x.P50-d.P50, bareUnixAdded)
+			}
+		default:
+			row.AddedVsBareSame = row.AddedVsBare
 		}
 		rows = append(rows, row)
 	}
@@ -69,10 +80,19 @@ func sseRows(vs []*variant, m map[string]*sseResult) []sseRow {
 func goals(r *results, every time.Duration) []goal {
 	var out []goal
 	for _, s := range r.Sequential {
-		if s.Variant == "tokfence-tcp" || s.Variant == "tokfence-unix" {
+		switch s.Variant {
+		case "tokfence-tcp":
 			out = append(out, goal{Name: "added p50 latency, " + s.Variant, Target: "≤ 1.2× the bare proxy's added p50",
 				Measured: fmt.Sprintf("added p50 %.0f µs = %.2f× bare's", s.AddedP50US, s.AddedVsBare),
 				Met:      s.AddedVsBare > 0 && s.AddedVsBare <= 1.2})
+		case "tokfence-unix":
+			// Judged against the bare proxy on a Unix socket too: the
+			// transports differ in cost, and the goal is about Tokfence's.
+			out = append(out, goal{Name: "added p50 latency, " + s.Variant,
+				Target: "≤ 1.2× the bare proxy's added p50, on the same transport",
+				Measured: fmt.Sprintf("added p50 %.0f µs = %.2f× bare-proxy-unix's (%.2f× bare-proxy's over TCP)",
+					s.AddedP50US, s.AddedVsBareSame, s.AddedVsBare),
+				Met: s.AddedVsBareSame > 0 && s.AddedVsBareSame <= 1.2})
 		}
 	}
 	var direct, bare sseRow

@@ -26,9 +26,10 @@ type variant struct {
 func (v *variant) isTokfence() bool { return v.tf != nil }
 
 // newVariants returns the variants of the run: direct, the bare proxy,
-// Tokfence on its socket and on TCP, and (when fsyncTF is not nil) Tokfence
-// on TCP with the audit trail synced on every record, the default.
-func newVariants(upstream, bare string, barePID int, tf, fsyncTF *tokfence) []*variant {
+// Tokfence on its socket and on TCP, (when fsyncTF is not nil) Tokfence
+// on TCP with the audit trail synced on every record, the default, and the
+// bare proxy again on a Unix socket.
+func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokfence) []*variant {
 	tcp := func() *http.Client {
 		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil,
 			MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
@@ -44,6 +45,9 @@ func newVariants(upstream, bare string, barePID int, tf, fsyncTF *tokfence) []*v
 		vs = append(vs, &variant{name: "tokfence-tcp-fsync", base: "http://" + fsyncTF.tcp + "/openai",
 			client: tcp(), token: fsyncTF.token, tf: fsyncTF, pid: fsyncTF.pid})
 	}
+	// The same bare proxy on a Unix socket: the floor for tokfence-unix.
+	vs = append(vs, &variant{name: "bare-proxy-unix", base: "http://bare/openai", token: tf.token, pid: barePID,
+		client: &http.Client{Timeout: 60 * time.Second, Transport: unixTransport(bareSock, 2048)}})
 	return vs
 }
 

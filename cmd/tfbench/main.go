@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -149,6 +150,7 @@ func run(o options) int {
 // env is what the phases share: the children and the variants.
 type env struct {
 	upstream, bare string
+	bareSock       string // the bare proxy's Unix socket
 	upChild        *child
 	bareChild      *child
 	tf, tfSync     *tokfence
@@ -188,6 +190,9 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 	if e.bare, e.bareChild, err = startSelf(r, "bare", e.upstream); err != nil {
 		return nil, err
 	}
+	if e.bareSock, err = readLine(e.bareChild.stdout, 10*time.Second); err != nil {
+		return nil, fmt.Errorf("bare child: its socket: %w", err)
+	}
 	step(ctx, "starting a private D-Bus and gnome-keyring")
 	kr, err := startKeyring(ctx, r, dir)
 	if err != nil {
@@ -203,7 +208,7 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 			return nil, err
 		}
 	}
-	e.vs = newVariants(e.upstream, e.bare, e.bareChild.pid(), e.tf, e.tfSync)
+	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync)
 	return e, nil
 }
 
@@ -229,7 +234,8 @@ func startSelf(r *reaper, role, target string) (string, *child, error) {
 		return "", nil, err
 	}
 	r.later(func() { in.Close() })
-	addr, err := readLine(out, 10*time.Second)
+	c.stdout = bufio.NewReader(out)
+	addr, err := readLine(c.stdout, 10*time.Second)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s child: %w", role, err)
 	}

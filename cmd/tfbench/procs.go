@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,10 +44,11 @@ func (r *reaper) run() {
 
 // child is a started process the reaper stops.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when Wait returns
-	err  error
+	name   string
+	stdout *bufio.Reader // what a tfbench child prints: its addresses
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when Wait returns
+	err    error
 }
 
 // start launches cmd with a parent-death signal (so that even a SIGKILLed
@@ -94,10 +94,10 @@ func (c *child) exited() bool {
 }
 
 // readLine reads one line from rd within d (a child announcing its address).
-func readLine(rd io.Reader, d time.Duration) (string, error) {
+func readLine(rd *bufio.Reader, d time.Duration) (string, error) {
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(rd).ReadString('\n')
+		s, _ := rd.ReadString('\n')
 		line <- strings.TrimSpace(s)
 	}()
 	select {

@@ -47,6 +47,9 @@ type seqRow struct {
 	AddedP99US  float64 `json:"added_p99_us"`
 	VsDirect    float64 `json:"p50_ratio_to_direct"`
 	AddedVsBare float64 `json:"added_p50_ratio_to_bare_added"`
+	// AddedVsBareSame compares with the bare proxy on the same transport:
+	// bare-proxy-unix for the socket variants, bare-proxy for TCP.
+	AddedVsBareSame float64 `json:"added_p50_ratio_to_bare_same_transport,omitempty"`
 }
 
 type concRow struct {
@@ -95,10 +98,10 @@ func (r *results) print(w io.Writer) {
 		r.Meta.NumCPU, r.Meta.LoadBefore, r.Meta.LoadAfter, r.Meta.AuditFsync)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "\n(1) small non-streaming requests, sequential (µs)")
-	fmt.Fprintln(tw, "variant\tn\tp50\tp90\tp99\tmax\tadded p50\tadded p99\tp50/direct\tadded/bare-added\t")
+	fmt.Fprintln(tw, "variant\tn\tp50\tp90\tp99\tmax\tadded p50\tadded p99\tp50/direct\tadded/bare-added\tsame transport\t")
 	for _, s := range r.Sequential {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f×\t%s\t\n", s.Variant, s.N, s.P50, s.P90, s.P99, s.Max,
-			s.AddedP50US, s.AddedP99US, s.VsDirect, optRatio(s.AddedVsBare))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f×\t%s\t%s\t\n", s.Variant, s.N, s.P50, s.P90, s.P99, s.Max,
+			s.AddedP50US, s.AddedP99US, s.VsDirect, optRatio(s.AddedVsBare), optRatio(s.AddedVsBareSame))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\n(2) small requests under closed-loop concurrency")

@@ -13,10 +13,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,7 +74,25 @@ func runChild(role, target string) error {
 			}
 		}}
 	go func() { io.Copy(io.Discard, os.Stdin); srv.Close(); os.Exit(0) }()
+	go func() { // the reaper's SIGTERM: close (which unlinks a socket) and go
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		srv.Close()
+		os.Exit(0)
+	}()
 	fmt.Println(ln.Addr().String())
+	if role == "bare" {
+		// The bare proxy also serves a Unix socket: the floor for
+		// Tokfence on its socket is a proxy on the same transport.
+		sock := filepath.Join(os.TempDir(), fmt.Sprintf("tfbench-bare-%d.sock", os.Getpid()))
+		uln, err := net.Listen("unix", sock)
+		if err != nil {
+			return err
+		}
+		fmt.Println(sock)
+		go srv.Serve(uln)
+	}
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
