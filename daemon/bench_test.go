@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -89,7 +90,7 @@ func BenchmarkHeldStreams(b *testing.B) {
 	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)
 		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
-	}})
+	}, ErrorLog: log.New(io.Discard, "", 0)}) // closing held streams is not an error
 	defer bare.Close()
 	cases := []struct{ name, url string }{
 		{"direct", e.up.URL + "/v1/chat/completions"},
