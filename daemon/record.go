@@ -60,7 +60,9 @@ func (d *Daemon) finishRecord(rec *requestRecord) {
 	d.meterResponse(rec)
 	r := rec.Record
 	r.Event = audit.EventResponse
-	if _, err := d.appendAudit(r); err != nil {
+	// The request's own record was committed before it went upstream;
+	// this one need not hold the connection's next request for an fsync.
+	if _, err := d.appendAuditAsync(r); err != nil {
 		d.log.Error("audit write failed; refusing requests until it recovers", "err", err)
 	}
 	if d.log.Enabled(context.Background(), slog.LevelDebug) { // spare boxing the arguments on every request
@@ -86,6 +88,18 @@ func (d *Daemon) appendAudit(r audit.Record) (audit.Record, error) {
 		return r, errors.New("audit trail not open")
 	}
 	return l.Append(r)
+}
+
+// appendAuditAsync writes r without waiting for it to be durable (see
+// audit.Log.AppendAsync): for records nothing is acted on because of.
+func (d *Daemon) appendAuditAsync(r audit.Record) (audit.Record, error) {
+	d.audit.mu.Lock()
+	l := d.audit.log
+	d.audit.mu.Unlock()
+	if l == nil {
+		return r, errors.New("audit trail not open")
+	}
+	return l.AppendAsync(r)
 }
 
 // observe feeds ev to the session's risk machine, records the result, and

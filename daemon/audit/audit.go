@@ -33,6 +33,10 @@
 //     share that fsync (group commit): each writes its line under the lock,
 //     then one of them syncs every line written so far while the others
 //     wait and later appends keep writing.
+//   - AppendAsync returns once its line is written; the record is committed
+//     with the next Append's fsync, or by itself within 5 ms, and until then
+//     an OS crash or power loss can lose it (never a record Append
+//     returned). The daemon uses it only for a request's completion record.
 //   - A failed commit fails every record not yet acknowledged: those its
 //     fsync covered and those written after it began, which chain from
 //     them. The file is cut back to the end of the last acknowledged record

@@ -32,6 +32,23 @@ type waiter struct {
 	end  int64  // offset just past its line in the active file
 	done bool   // committed or failed; err tells which
 	err  error
+	// async: nobody awaits it (AppendAsync); the commit that ends it
+	// recycles it, and a failure is reported through Options.OnAsyncFail.
+	async bool
+}
+
+// finish ends w with err (nil: committed), recycling it if nobody awaits it.
+// l.mu is held.
+func (l *Log) finish(w *waiter, err error) {
+	if !w.async {
+		w.done, w.err = true, err
+		return
+	}
+	if err != nil && l.opts.OnAsyncFail != nil {
+		l.opts.OnAsyncFail(w.rec, err)
+	}
+	*w = waiter{}
+	waiters.Put(w)
 }
 
 // waiters recycles waiters: one per Append would otherwise be the largest
@@ -102,8 +119,8 @@ func (l *Log) commit() {
 	}
 	l.durable, l.durableSize = h, last.end
 	for _, w := range batch {
-		w.done = true
 		l.notify(w.rec)
+		l.finish(w, nil)
 	}
 	n := copy(l.pending, l.pending[len(batch):])
 	clear(l.pending[n:])
@@ -121,14 +138,14 @@ func (l *Log) fail(err error, n int) {
 	rerr := l.repair()
 	first := l.pending[0].rec.Seq
 	for i, w := range l.pending {
-		w.done = true
-		w.err = err
+		werr := err
 		if i >= n {
-			w.err = fmt.Errorf("chains from seq %d, whose commit failed: %w", first, err)
+			werr = fmt.Errorf("chains from seq %d, whose commit failed: %w", first, err)
 		}
 		if rerr != nil {
-			w.err = errors.Join(w.err, rerr)
+			werr = errors.Join(werr, rerr)
 		}
+		l.finish(w, werr)
 	}
 	clear(l.pending)
 	l.pending = l.pending[:0]

@@ -355,3 +355,83 @@ func BenchmarkAppendParallel(b *testing.B) {
 		})
 	}
 }
+
+// AppendAsync returns once its line is written, while the fsync that
+// commits it is still running, and the record is then made durable with no
+// further append.
+func TestAppendAsyncReturnsBeforeTheFsync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	spy := &syncSpy{}
+	l := openLog(t, dir, Options{openFile: spy.open})
+	appendN(t, l, 1)
+	hold := newSyncHold()
+	spy.hold.Store(hold)
+	r, err := l.AppendAsync(Record{Event: EventResponse})
+	if err != nil || r.Seq != 2 {
+		t.Fatalf("AppendAsync = seq %d, %v", r.Seq, err)
+	}
+	select { // the background commit's fsync has begun and is held: we returned before it
+	case <-hold.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no commit started for the async record")
+	}
+	spy.hold.Store(nil)
+	hold.result <- nil
+	fi, err := os.Stat(filepath.Join(dir, fileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for spy.synced.Load() < fi.Size() {
+		if time.Now().After(deadline) {
+			t.Fatalf("async record never synced: %d of %d bytes durable", spy.synced.Load(), fi.Size())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, dir); res.Records != 2 || res.Unanchored != 0 {
+		t.Errorf("Verify = %+v, want 2 records, all anchored", res)
+	}
+}
+
+// A failed commit cuts an async record like any other, tells OnAsyncFail,
+// and the next Append continues a valid chain once the fault is gone.
+func TestAppendAsyncFailureIsReportedAndCut(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	spy := &syncSpy{}
+	failed := make(chan Record, 1)
+	l := openLog(t, dir, Options{openFile: spy.open, OnAsyncFail: func(r Record, err error) {
+		if errors.Is(err, syscall.EIO) {
+			failed <- r
+		}
+	}})
+	appendN(t, l, 2)
+	hold := newSyncHold()
+	spy.hold.Store(hold)
+	if _, err := l.AppendAsync(Record{Event: EventResponse}); err != nil {
+		t.Fatal(err)
+	}
+	<-hold.started
+	spy.hold.Store(nil)
+	hold.result <- syscall.EIO
+	select {
+	case r := <-failed:
+		if r.Seq != 3 || r.Event != EventResponse {
+			t.Errorf("OnAsyncFail got %+v, want seq 3", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnAsyncFail not called for the failed commit")
+	}
+	r, err := l.Append(Record{Event: EventKill})
+	if err != nil || r.Seq != 3 {
+		t.Fatalf("Append after the failed async commit = seq %d, %v; want seq 3 (the cut record's)", r.Seq, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, dir); res.Records != 3 {
+		t.Errorf("Verify = %+v, want 3 records", res)
+	}
+}

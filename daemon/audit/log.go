@@ -32,6 +32,9 @@ type Options struct {
 	// HeadEvery paces the rewrites of audit.head (see anchor);
 	// DefaultHeadEvery if zero, every commit if negative.
 	HeadEvery time.Duration
+	// OnAsyncFail, if set, is told of a record AppendAsync wrote whose
+	// commit then failed (the record was cut from the log).
+	OnAsyncFail func(Record, error)
 
 	// openFile opens the log and head files; a test hook for fault
 	// injection. os.OpenFile if nil.
@@ -77,6 +80,7 @@ type Log struct {
 
 	pending   []*waiter // written records not yet committed, in seq order
 	syncing   bool      // a commit is running its fsync with mu released
+	committer bool      // a commitAsync goroutine is running
 	committed sync.Cond // broadcast when a commit ends; L is &mu
 
 	dirty  bool // a failure may have left bytes past size or a stale head
@@ -223,6 +227,57 @@ func (l *Log) Append(r Record) (Record, error) {
 		return r, fmt.Errorf("append audit record: %w", err)
 	}
 	return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
+}
+
+// AppendAsync is Append without the wait for durability: it returns once
+// the line is written and queued for the next commit. That is the commit
+// of the next Append if one comes within asyncCommitDelay (so a request's
+// completion record shares the fsync of the next request's record instead
+// of costing one of its own), or else one started in the background then.
+// It is for records nothing is acted
+// on because of, such as a request's completion after the request itself
+// was appended: in an OS crash or power loss before that commit such a
+// record can be lost, never a record an Append returned. A commit that
+// fails cuts the record as it would an Append's (see fail) and reports it
+// to Options.OnAsyncFail. With Options.NoSync there is no fsync to wait
+// for and it is Append.
+func (l *Log) AppendAsync(r Record) (Record, error) {
+	if l.opts.NoSync {
+		return l.Append(r)
+	}
+	if r.Event == "" {
+		return r, errors.New("append audit record: empty event")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, err := l.write(&r)
+	if err != nil {
+		if r.Seq == 0 {
+			return r, fmt.Errorf("append audit record: %w", err)
+		}
+		return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
+	}
+	w.async = true
+	if !l.committer {
+		l.committer = true
+		time.AfterFunc(asyncCommitDelay, l.commitAsync)
+	}
+	return r, nil
+}
+
+// asyncCommitDelay bounds how long an AppendAsync record waits for an
+// Append to share a commit with before one is run for it alone.
+const asyncCommitDelay = 5 * time.Millisecond
+
+// commitAsync commits until nothing written is left pending: the records
+// of AppendAsync have no waiter of their own to lead a commit.
+func (l *Log) commitAsync() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.syncing || len(l.pending) > 0 {
+		l.step()
+	}
+	l.committer = false
 }
 
 // write assigns r its place in the chain and writes its line to the active
