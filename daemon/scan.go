@@ -166,6 +166,7 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	fwd, h = s.Close()
 	out = append(out, fwd...)
 	hits = append(hits, h...)
+	s.Release()
 	var hb []byte
 	for name, vals := range r.Header {
 		if !isTokenHeader(name) {
@@ -186,6 +187,7 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 				hits = append(hits, h)
 			}
 		}
+		hs.Release()
 	}
 	blocked := ""
 	for _, h := range hits {
@@ -294,6 +296,9 @@ type scanBody struct {
 }
 
 func (b *scanBody) Read(p []byte) (int, error) {
+	if b.stream == nil {
+		return 0, errBodyClosed
+	}
 	// A killed session forwards nothing more, even before the request's
 	// own context (cancelled by an AfterFunc goroutine) catches up.
 	if err := context.Cause(b.f.sess.sess.Context()); err != nil {
@@ -348,4 +353,16 @@ func (b *scanBody) hits(hs []sensor.Hit) {
 	}
 }
 
-func (b *scanBody) Close() error { return b.src.Close() }
+// Close closes the upstream body and hands the sensor stream back for
+// reuse; nothing read from it may be used after (ReverseProxy and
+// wrapResponse are done with it by then).
+func (b *scanBody) Close() error {
+	if b.stream != nil {
+		b.stream.Release()
+		b.stream, b.pending = nil, nil
+	}
+	return b.src.Close()
+}
+
+// errBodyClosed is a read of a reply body after its Close.
+var errBodyClosed = errors.New("read of a closed reply body")

@@ -138,6 +138,7 @@ func (c goldenCase) matcher(t *testing.T, redact bool) *Matcher {
 func scanChunks(t *testing.T, m *Matcher, c goldenCase, body string, cuts []int) ([]byte, []Hit) {
 	t.Helper()
 	st := m.NewStream(c.dir, c.ctype)
+	defer st.Release() // later scans reuse it: every test runs on reused streams too
 	var out []byte
 	var hits []Hit
 	check := func(fwd []byte, hs []Hit) {

@@ -161,6 +161,7 @@ type Matcher struct {
 	fpKey   []byte
 	ring    int // lane ring size, a power of two
 	maxHold int
+	streams sync.Pool // released Streams (see Release)
 }
 
 type secret struct {

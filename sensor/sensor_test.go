@@ -26,6 +26,7 @@ func mustMatcher(t testing.TB, secrets []Secret, opts Options) *Matcher {
 // scan writes body in chunks of n bytes and returns forwarded bytes and hits.
 func scan(m *Matcher, ctype, body string, n int) ([]byte, []Hit) {
 	st := m.NewStream(Request, ctype)
+	defer st.Release() // later scans reuse it: every test runs on reused streams too
 	var out []byte
 	var hits []Hit
 	for i := 0; i < len(body); i += n {

@@ -37,12 +37,19 @@ type Stream struct {
 	ne       int
 	joiner
 	closed bool
+	spare  spare // memory kept by Release for the next NewStream
 }
 
 // NewStream starts scanning a body of the given direction. A content type
 // of text/event-stream turns on the reassembly of SSE text deltas.
 func (m *Matcher) NewStream(dir Direction, contentType string) *Stream {
-	s := &Stream{m: m, dir: dir}
+	s, _ := m.streams.Get().(*Stream)
+	if s == nil {
+		s = new(Stream)
+	}
+	sp := s.spare
+	*s = Stream{m: m, dir: dir}
+	defer s.adopt(sp)
 	s.main.init(s, laneMain)
 	s.jl.init(s, laneJoin)
 	s.jl.joinKind = "concat"

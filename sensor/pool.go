@@ -1,0 +1,66 @@
+package sensor
+
+// Reuse of streams. A request and its reply each scan through a fresh
+// Stream, whose struct and lane windows (a few KiB) would otherwise be
+// garbage after every call; on a busy daemon that is most of what the
+// sensors allocate. Release hands a finished stream back to its Matcher,
+// and NewStream starts a new one in that memory. A reused stream is
+// indistinguishable from a new one: every field is reset to its zero value
+// and the kept buffers are zeroed, so no state and no scanned bytes carry
+// over. The golden, fuzz and unit tests run their scans on released and
+// reused streams, and TestReusedStreamIsFresh compares the two directly.
+
+// spare is the memory a released stream keeps for its next use.
+type spare struct {
+	rings   [3][]uint64 // main, join, SSE lane windows
+	scratch [3][]byte
+	decBuf  [3][]byte
+	buf     []byte
+	out     []byte
+	hits    []Hit
+	red     []rng
+}
+
+// Release hands s back to its Matcher for reuse by a later NewStream. s,
+// and every slice its Write and Close returned, must not be used
+// afterwards. Releasing is optional; releasing twice is a no-op.
+func (s *Stream) Release() {
+	m := s.m
+	if m == nil {
+		return
+	}
+	sp := spare{
+		rings:   [3][]uint64{s.main.ring, s.jl.ring, s.sl.ring},
+		scratch: [3][]byte{s.main.scratch, s.jl.scratch, s.sl.scratch},
+		decBuf:  [3][]byte{s.main.decBuf, s.jl.decBuf, s.sl.decBuf},
+		buf:     s.buf, out: s.out, hits: s.hits, red: s.red,
+	}
+	*s = Stream{spare: sp}
+	m.streams.Put(s)
+}
+
+// adopt gives a stream just initialised by NewStream the zeroed memory of
+// sp, where it fits the stream's lanes.
+func (s *Stream) adopt(sp spare) {
+	for i, l := range []*lane{&s.main, &s.jl, &s.sl} {
+		if l.size == 0 { // lane not in use on this stream
+			continue
+		}
+		if r := sp.rings[i]; len(r) > 0 && int64(len(r)) <= l.size {
+			clear(r)
+			l.ring, l.mask = r, int64(len(r))-1
+		}
+		if b := sp.scratch[i]; int64(cap(b)) == l.size {
+			clear(b[:cap(b)])
+			l.scratch = b[:0]
+		}
+		if b := sp.decBuf[i]; int64(cap(b)) == l.size+4 {
+			clear(b[:cap(b)])
+			l.decBuf = b[:0]
+		}
+	}
+	clear(sp.buf[:cap(sp.buf)])
+	clear(sp.out[:cap(sp.out)])
+	clear(sp.hits[:cap(sp.hits)])
+	s.buf, s.out, s.hits, s.red = sp.buf[:0], sp.out[:0], sp.hits[:0], sp.red[:0]
+}
