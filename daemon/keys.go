@@ -81,8 +81,7 @@ func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Sec
 
 // checkKeyIndex looks at the key index now: if it changed since the cache
 // was filled, the cache is dropped and the keys reloaded (see refreshKeys).
-// It reports the providers whose keys the index lists.
-func (d *Daemon) checkKeyIndex(ctx context.Context) []string {
+func (d *Daemon) checkKeyIndex(ctx context.Context) {
 	st := statIndex(d.keys.Index().Path())
 	c := &d.keyCache
 	c.mu.Lock()
@@ -95,6 +94,11 @@ func (d *Daemon) checkKeyIndex(ctx context.Context) []string {
 	if changed {
 		d.refreshKeys(ctx)
 	}
+}
+
+// keyProviders returns the providers the key index listed at its last look.
+func (d *Daemon) keyProviders() []string {
+	c := &d.keyCache
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
 	out := make([]string, 0, len(c.seen))
@@ -113,7 +117,8 @@ type KeysReloaded struct {
 // handleKeysReload makes the daemon look at the key index now: `tokfence
 // key set` and `key rm` call it so that the next request uses the change.
 func (d *Daemon) handleKeysReload(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, KeysReloaded{Providers: d.checkKeyIndex(r.Context())})
+	d.checkKeyIndex(r.Context())
+	writeJSON(w, http.StatusOK, KeysReloaded{Providers: d.keyProviders()})
 }
 
 // refreshKeys reloads the sensors' keys and audits what changed in the

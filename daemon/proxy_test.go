@@ -390,12 +390,8 @@ func TestStreamHeaderIsNotHeldForTheFirstEvent(t *testing.T) {
 // A key changed without telling the daemon (the CLI could not reach it) is
 // still picked up, within keyIndexRecheck, with no restart.
 func TestKeyChangedBehindTheDaemonsBackIsNoticed(t *testing.T) {
-	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
-	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	const rotated = "sk-proj-SILENTLYrotated0123456789abcdefghijklmnopqrst"
-	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
-	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))
+	e, g := rotateAfterARequest(t, rotated)
 	waitUntil(t, "the silently rotated key to be used", func() bool {
 		e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 		reqs := e.up.requests()
@@ -442,13 +438,22 @@ func TestSocketServesTheProxy(t *testing.T) {
 	_ = context.Background
 }
 
-func TestRotatedKeyIsUsedAndAuditedWithoutRestart(t *testing.T) {
+// rotateAfterARequest starts a daemon, proxies one request with a fresh
+// grant (so the old key is cached), then stores rotated as the openai key
+// behind the daemon's back.
+func rotateAfterARequest(t *testing.T, rotated string) (*proxyEnv, *Grant) {
+	t.Helper()
 	e := startProxyEnv(t, nil)
 	g := e.grant(t, GrantRequest{})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
-	const rotated = "sk-proj-ROTATEDkey0123456789abcdefghijklmnopqrstuvwxyz"
 	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
 	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))
+	return e, g
+}
+
+func TestRotatedKeyIsUsedAndAuditedWithoutRestart(t *testing.T) {
+	const rotated = "sk-proj-ROTATEDkey0123456789abcdefghijklmnopqrstuvwxyz"
+	e, g := rotateAfterARequest(t, rotated)
 	// As `tokfence key set` does: tell the daemon, so the very next
 	// request uses the new key.
 	rel, err := e.client.ReloadKeys(t.Context())

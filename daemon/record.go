@@ -81,11 +81,9 @@ type auditSink struct {
 // is about to act on something (forward a request, grant a token) refuses
 // to act when it fails.
 func (d *Daemon) appendAudit(r audit.Record) (audit.Record, error) {
-	d.audit.mu.Lock()
-	l := d.audit.log
-	d.audit.mu.Unlock()
-	if l == nil {
-		return r, errors.New("audit trail not open")
+	l, err := d.auditLog()
+	if err != nil {
+		return r, err
 	}
 	return l.Append(r)
 }
@@ -93,13 +91,22 @@ func (d *Daemon) appendAudit(r audit.Record) (audit.Record, error) {
 // appendAuditAsync writes r without waiting for it to be durable (see
 // audit.Log.AppendAsync): for records nothing is acted on because of.
 func (d *Daemon) appendAuditAsync(r audit.Record) (audit.Record, error) {
+	l, err := d.auditLog()
+	if err != nil {
+		return r, err
+	}
+	return l.AppendAsync(r)
+}
+
+// auditLog returns the open trail.
+func (d *Daemon) auditLog() (*audit.Log, error) {
 	d.audit.mu.Lock()
 	l := d.audit.log
 	d.audit.mu.Unlock()
 	if l == nil {
-		return r, errors.New("audit trail not open")
+		return nil, errors.New("audit trail not open")
 	}
-	return l.AppendAsync(r)
+	return l, nil
 }
 
 // observe feeds ev to the session's risk machine, records the result, and

@@ -165,17 +165,8 @@ func (s *Stream) joinBlock(p []byte, i, e int, q0 int64, sh *shallow) {
 			s.jState, s.gapLen, s.gapQuotes, s.gapKind = jGap, 0, 0, "concat"
 			s.runEnd, s.runState, s.candHold = q0+int64(k-i), sh.after(k-1), math.MaxInt64
 		}
-		b := p[k]
-		if !gapChar[b] || s.gapLen >= maxGap {
-			s.jState = jBroken
+		if !s.gapByte(p[k]) {
 			break
-		}
-		s.gapLen++
-		switch b {
-		case '"', '\'':
-			s.gapQuotes++
-		case ',':
-			s.gapKind = "json-array"
 		}
 	}
 }

@@ -84,18 +84,26 @@ func (s *Stream) join(b byte, o, w int64, f uint8, q int64) {
 		s.jState, s.gapLen, s.gapQuotes, s.gapKind = jGap, 0, 0, "concat"
 		s.runEnd, s.runState, s.candHold = q, s.main.state, s.main.candHold()
 	}
-	if !gapChar[b] || s.gapLen >= maxGap {
-		s.jState = jBroken
+	if !s.gapByte(b) {
 		s.idle()
-		return
 	}
-	s.gapLen++
+}
+
+// gapByte takes byte b of the gap between two runs. It returns false, with
+// the join broken, when b cannot be in a gap or the gap is too long.
+func (j *joiner) gapByte(b byte) bool {
+	if !gapChar[b] || j.gapLen >= maxGap {
+		j.jState = jBroken
+		return false
+	}
+	j.gapLen++
 	switch b {
 	case '"', '\'':
-		s.gapQuotes++
+		j.gapQuotes++
 	case ',':
-		s.gapKind = "json-array"
+		j.gapKind = "json-array"
 	}
+	return true
 }
 
 // replay wakes the join lane with the tail of the run before the gap.

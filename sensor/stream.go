@@ -49,7 +49,6 @@ func (m *Matcher) NewStream(dir Direction, contentType string) *Stream {
 	}
 	sp := s.spare
 	*s = Stream{m: m, dir: dir}
-	defer s.adopt(sp)
 	s.main.init(s, laneMain)
 	s.jl.init(s, laneJoin)
 	s.jl.joinKind = "concat"
@@ -60,6 +59,7 @@ func (m *Matcher) NewStream(dir Direction, contentType string) *Stream {
 		s.sl.init(s, laneSSE)
 		s.sl.joinKind = ""
 	}
+	s.adopt(sp) // after init: adopt fits the kept memory to the lanes in use
 	return s
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,20 +113,7 @@ func readLine(rd *bufio.Reader, d time.Duration) (string, error) {
 // keyring is a private D-Bus session bus with an unlocked gnome-keyring,
 // started by keystoretest.Launch, the same set-up the tests use.
 type keyring struct {
-	home string
-	addr string
-}
-
-// env returns the variables every tokfence process of the run gets.
-func (k *keyring) env() []string {
-	return []string{
-		"HOME=" + k.home,
-		"DBUS_SESSION_BUS_ADDRESS=" + k.addr,
-		"XDG_DATA_HOME=" + filepath.Join(k.home, ".local", "share"),
-		"XDG_CONFIG_HOME=" + filepath.Join(k.home, ".config"),
-		"XDG_STATE_HOME=" + filepath.Join(k.home, ".local", "state"),
-		"XDG_RUNTIME_DIR=" + filepath.Join(k.home, "run"),
-	}
+	*keystoretest.Env
 }
 
 // childEnv is os.Environ without anything tokfence or D-Bus would read
@@ -142,7 +128,7 @@ func (k *keyring) childEnv(extra ...string) []string {
 		}
 		out = append(out, kv)
 	}
-	return append(append(out, k.env()...), extra...)
+	return append(append(out, k.Vars()...), extra...)
 }
 
 func startKeyring(ctx context.Context, r *reaper, home string) (*keyring, error) {
@@ -151,7 +137,7 @@ func startKeyring(ctx context.Context, r *reaper, home string) (*keyring, error)
 		return nil, err
 	}
 	r.later(stop)
-	return &keyring{home: env.Home, addr: env.Address}, nil
+	return &keyring{env}, nil
 }
 
 // procStatus reads VmRSS, VmHWM (KiB) and Threads of pid from /proc.

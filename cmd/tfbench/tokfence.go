@@ -56,7 +56,7 @@ type tokfence struct {
 // daemon`, waits until it answers, and mints the bench token.
 func startTokfence(ctx context.Context, r *reaper, kr *keyring, bin, dir, name, upstream string, fsync bool) (*tokfence, error) {
 	t := &tokfence{name: name, bin: bin, dir: filepath.Join(dir, name), kr: kr}
-	t.socket = filepath.Join(kr.home, "run", name, "tf.sock")
+	t.socket = filepath.Join(kr.Home, "run", name, "tf.sock")
 	t.config = filepath.Join(t.dir, "config.toml")
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return nil, err

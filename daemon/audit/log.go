@@ -211,22 +211,25 @@ func recoveredRecord(rec recovery) Record {
 // An Append that shares a failed fsync fails too, as does every Append
 // that wrote after that fsync began: see fail.
 func (l *Log) Append(r Record) (Record, error) {
-	if r.Event == "" {
-		return r, errors.New("append audit record: empty event")
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, err := l.write(&r)
 	if err == nil {
 		err = l.await(w)
 	}
+	return r, appendErr(r, err)
+}
+
+// appendErr wraps an append's error with the record's sequence number, if
+// it got one; nil stays nil.
+func appendErr(r Record, err error) error {
 	switch {
 	case err == nil:
-		return r, nil
+		return nil
 	case r.Seq == 0:
-		return r, fmt.Errorf("append audit record: %w", err)
+		return fmt.Errorf("append audit record: %w", err)
 	}
-	return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
+	return fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
 }
 
 // AppendAsync is Append without the wait for durability: it returns once
@@ -245,17 +248,11 @@ func (l *Log) AppendAsync(r Record) (Record, error) {
 	if l.opts.NoSync {
 		return l.Append(r)
 	}
-	if r.Event == "" {
-		return r, errors.New("append audit record: empty event")
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, err := l.write(&r)
 	if err != nil {
-		if r.Seq == 0 {
-			return r, fmt.Errorf("append audit record: %w", err)
-		}
-		return r, fmt.Errorf("append audit record seq %d: %w", r.Seq, err)
+		return r, appendErr(r, err)
 	}
 	w.async = true
 	if !l.committer {
@@ -284,6 +281,9 @@ func (l *Log) commitAsync() {
 // file, rotating first when the line would overflow it. The line is not
 // yet durable: the returned waiter learns when it is. l.mu is held.
 func (l *Log) write(r *Record) (*waiter, error) {
+	if r.Event == "" {
+		return nil, errors.New("empty event")
+	}
 	for {
 		if l.closed {
 			return nil, ErrClosed
