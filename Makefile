@@ -15,7 +15,8 @@ APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
 .PHONY: build deps run test unit soak fuzz vet fmt bench clean
 
-FUZZTIME ?= 30s
+FUZZEXECS := testdata/fuzz-execs
+FUZZSCALE ?= 1
 SOAK     ?= 2m
 
 build:
@@ -60,7 +61,7 @@ vet:
 
 # test is what CI runs: the whole suite under -race (the keychain and SDK
 # tests fail rather than skip), then a bounded soak, then every fuzz target
-# for FUZZTIME each.
+# for its budget in testdata/fuzz-execs.
 test: deps vet unit soak fuzz
 
 unit:
@@ -70,10 +71,15 @@ soak:
 	$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./daemon/ -args -soak=$(SOAK) | grep -E '^(---|ok|FAIL|PASS)|soak_test'
 
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@mod=$$($(GO) list -m); \
+	for pkg in $$($(GO) list ./...); do \
+	  rel=".$${pkg#$$mod}"; \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$f in $$pkg for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg >/tmp/tokfence-fuzz.log 2>&1 || { cat /tmp/tokfence-fuzz.log; exit 1; }; \
+	    n=$$(awk -v p="$$rel" -v f="$$f" '$$1 == p && $$2 == f { print $$3 }' $(FUZZEXECS)); \
+	    if [ -z "$$n" ]; then echo "fuzz: $$f in $$rel has no budget in $(FUZZEXECS)"; exit 1; fi; \
+	    n=$$((n * $(FUZZSCALE))); \
+	    echo "fuzz $$f in $$rel for $$n execs"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" -fuzzminimizetime 5s $$pkg >/tmp/tokfence-fuzz.log 2>&1 || { cat /tmp/tokfence-fuzz.log; exit 1; }; \
 	  done; \
 	done
 
