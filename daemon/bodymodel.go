@@ -60,7 +60,14 @@ func members(doc []byte, fn func(key, val []byte) error) error {
 	if i == len(doc) || doc[i] != '{' || !json.Valid(doc) {
 		return errBodyInvalid
 	}
-	i = skipSpace(doc, i+1)
+	return eachMember(doc[i:], fn)
+}
+
+// eachMember is members for an object obj already known to be valid JSON
+// (a value inside a document members has checked); obj starts at its '{'.
+func eachMember(obj []byte, fn func(key, val []byte) error) error {
+	doc := obj
+	i := skipSpace(doc, 1)
 	for i < len(doc) && doc[i] == '"' {
 		end := skipString(doc, i)
 		key := doc[i:end]

@@ -245,16 +245,17 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 		return nil
 	}
 	ct := resp.Header.Get("Content-Type")
-	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct),
-		d: d, f: f, tap: newUsageTap(ct)}
-	sse := strings.Contains(strings.ToLower(ct), "text/event-stream")
-	if f.stripUsage && sse {
+	tap := newUsageTap(ct)
+	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct), d: d, f: f}
+	if tap.sse && f.stripUsage {
 		sb.strip = &usageStripper{}
 	}
-	if !sse && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
+	if !tap.sse && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
 		// A small, sized reply is scanned whole, so it keeps an exact
 		// Content-Length (and is not re-framed as chunked). Room for the
-		// whole body up front lets one upstream read fill it.
+		// whole body up front lets one upstream read fill it. Its usage
+		// is read from what is forwarded, which differs from what the
+		// upstream sent only where a secret was cut out.
 		var out bytes.Buffer
 		out.Grow(int(resp.ContentLength) + bytes.MinRead)
 		_, err := out.ReadFrom(sb)
@@ -262,11 +263,14 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 		if err != nil {
 			return err
 		}
+		f.rec.Usage = tap.whole(out.Bytes())
+		d.meterResponse(f.rec)
 		resp.Body = io.NopCloser(bytes.NewReader(out.Bytes()))
 		resp.ContentLength = int64(out.Len())
 		resp.Header.Set("Content-Length", strconv.Itoa(out.Len()))
 		return nil
 	}
+	sb.tap = tap
 	resp.Body = sb
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
@@ -289,8 +293,8 @@ type scanBody struct {
 	stream  *sensor.Stream
 	d       *Daemon
 	f       *forward
-	tap     *usageTap
-	pending []byte // cleared bytes not yet read; aliases the sensor's buffers
+	tap     *usageTap // nil when the reader of the whole reply meters it
+	pending []byte    // cleared bytes not yet read; aliases the sensor's buffers
 	eof     bool
 	strip   *usageStripper
 }
@@ -319,7 +323,9 @@ func (b *scanBody) Read(p []byte) (int, error) {
 				b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
 			}
 			b.f.rec.BytesOut += int64(n) // as the upstream sent it
-			b.tap.write(p[:n])
+			if b.tap != nil {
+				b.tap.write(p[:n])
+			}
 			fwd, hits := b.stream.Write(p[:n])
 			b.pending = fwd
 			if b.strip != nil {
@@ -336,8 +342,10 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.pending = append(held, fwd...)
 			b.hits(hits)
 			b.eof = true
-			b.f.rec.Usage = b.tap.usage()
-			b.d.meterResponse(b.f.rec)
+			if b.tap != nil {
+				b.f.rec.Usage = b.tap.usage()
+				b.d.meterResponse(b.f.rec)
+			}
 		} else if err != nil {
 			return 0, err
 		}

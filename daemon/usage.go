@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 
 	"github.com/tokfence/tokfence/daemon/audit"
@@ -71,25 +70,85 @@ func (t *usageTap) keep(p []byte) {
 
 // usageFields covers the field names of the three usage dialects.
 type usageFields struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-	InputTokens      int64 `json:"input_tokens"`
-	OutputTokens     int64 `json:"output_tokens"`
-	CacheRead        int64 `json:"cache_read_input_tokens"`
-	PromptDetails    struct {
-		Cached int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	PromptTokenCount     int64 `json:"promptTokenCount"`
-	CandidatesTokenCount int64 `json:"candidatesTokenCount"`
-	CachedContentCount   int64 `json:"cachedContentTokenCount"`
+	PromptTokens, CompletionTokens, PromptCached int64 // OpenAI
+	InputTokens, OutputTokens, CacheRead         int64 // Anthropic
+	PromptTokenCount, CandidatesTokenCount       int64 // Gemini
+	CachedContentCount                           int64
 }
 
-type usageEnvelope struct {
-	Usage         *usageFields `json:"usage"`
-	UsageMetadata *usageFields `json:"usageMetadata"`
-	Message       *struct {
-		Usage *usageFields `json:"usage"`
-	} `json:"message"`
+// set reads one member of a usage object. Only the counts are read; other
+// members are skipped. A count must be a JSON integer (or null, which
+// leaves it 0): anything else makes the whole document unreadable, as it
+// would for encoding/json decoding into int64. Keys match exactly.
+func (f *usageFields) set(key, val []byte) error {
+	var dst *int64
+	switch {
+	case isKey(key, "prompt_tokens"):
+		dst = &f.PromptTokens
+	case isKey(key, "completion_tokens"):
+		dst = &f.CompletionTokens
+	case isKey(key, "prompt_tokens_details"):
+		return objectMembers(val, func(k, v []byte) error {
+			if isKey(k, "cached_tokens") {
+				return jsonCount(v, &f.PromptCached)
+			}
+			return nil
+		})
+	case isKey(key, "input_tokens"):
+		dst = &f.InputTokens
+	case isKey(key, "output_tokens"):
+		dst = &f.OutputTokens
+	case isKey(key, "cache_read_input_tokens"):
+		dst = &f.CacheRead
+	case isKey(key, "promptTokenCount"):
+		dst = &f.PromptTokenCount
+	case isKey(key, "candidatesTokenCount"):
+		dst = &f.CandidatesTokenCount
+	case isKey(key, "cachedContentTokenCount"):
+		dst = &f.CachedContentCount
+	default:
+		return nil
+	}
+	return jsonCount(val, dst)
+}
+
+// jsonCount stores the JSON integer val in *dst; null leaves *dst alone.
+func jsonCount(val []byte, dst *int64) error {
+	if string(val) == "null" {
+		return nil
+	}
+	neg, digits := false, val
+	if len(digits) > 0 && digits[0] == '-' {
+		neg, digits = true, digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 { // 18 digits cannot overflow int64
+		return errBodyInvalid
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return errBodyInvalid
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	*dst = n
+	return nil
+}
+
+// objectMembers calls fn with each member of val, a value inside a
+// document members has validated: nothing for null, an error for anything
+// but an object.
+func objectMembers(val []byte, fn func(key, val []byte) error) error {
+	switch val[0] {
+	case 'n':
+		return nil
+	case '{':
+		return eachMember(val, fn)
+	}
+	return errBodyInvalid
 }
 
 func (t *usageTap) line(l []byte) {
@@ -100,32 +159,39 @@ func (t *usageTap) line(l []byte) {
 	t.merge(bytes.TrimSpace(data))
 }
 
-// merge folds the usage objects of the JSON document doc into t. Only the
-// members that can hold usage are decoded; a reply's content is skipped.
+// merge folds the usage objects of the JSON document doc into t: the
+// top-level usage (OpenAI, Anthropic) or usageMetadata (Gemini) object, or
+// message.usage (Anthropic's message_start event). Only those members are
+// read; a reply's content is skipped, not decoded. A document with any of
+// them malformed adds nothing.
 func (t *usageTap) merge(doc []byte) {
-	var e usageEnvelope
+	var found [3]usageFields
+	var seen [3]bool
+	read := func(i int, val []byte) error {
+		seen[i] = val[0] == '{' // an empty object counts, as zeros; null does not
+		return objectMembers(val, found[i].set)
+	}
 	err := members(doc, func(key, val []byte) error {
-		var dst any
 		switch {
 		case isKey(key, "usage"):
-			dst = &e.Usage
+			return read(0, val)
 		case isKey(key, "usageMetadata"):
-			dst = &e.UsageMetadata
+			return read(1, val)
 		case isKey(key, "message"):
-			dst = &e.Message
-		default:
-			return nil
-		}
-		if json.Unmarshal(val, dst) != nil {
-			return errBodyInvalid
+			return objectMembers(val, func(k, v []byte) error {
+				if isKey(k, "usage") {
+					return read(2, v)
+				}
+				return nil
+			})
 		}
 		return nil
 	})
 	if err != nil {
 		return
 	}
-	for _, f := range []*usageFields{e.Usage, e.UsageMetadata, messageUsage(e)} {
-		if f == nil {
+	for i, f := range found {
+		if !seen[i] {
 			continue
 		}
 		t.seen = true
@@ -134,7 +200,7 @@ func (t *usageTap) merge(doc []byte) {
 			in += f.CacheRead // Anthropic counts cache reads apart from input_tokens
 		}
 		out := max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount)
-		cached := max(f.CacheRead, f.PromptDetails.Cached, f.CachedContentCount)
+		cached := max(f.CacheRead, f.PromptCached, f.CachedContentCount)
 		// Streams report cumulative counts (Anthropic's message_delta
 		// repeats input_tokens): keep the largest seen of each.
 		t.u.InputTokens = max(t.u.InputTokens, in)
@@ -143,18 +209,25 @@ func (t *usageTap) merge(doc []byte) {
 	}
 }
 
-func messageUsage(e usageEnvelope) *usageFields {
-	if e.Message == nil {
-		return nil
-	}
-	return e.Message.Usage
-}
-
 // usage returns what was found, or nil when the body carried none.
 func (t *usageTap) usage() *audit.Usage {
 	if t.json && !t.sse && !t.over {
 		t.merge(t.buf.Bytes())
 	}
+	return t.result()
+}
+
+// whole returns the usage of a reply read whole into body, which the tap
+// was not given: a reply held whole is not copied a second time for it.
+func (t *usageTap) whole(body []byte) *audit.Usage {
+	if t.json && !t.sse {
+		t.merge(body)
+	}
+	return t.result()
+}
+
+// result is the usage merged so far, or nil when none was seen.
+func (t *usageTap) result() *audit.Usage {
 	if !t.seen {
 		return nil
 	}

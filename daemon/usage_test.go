@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,4 +59,182 @@ func TestUsageTapIgnoresNestedUsage(t *testing.T) {
 	if u := tap.usage(); u != nil {
 		t.Fatalf("usage of an invalid body = %+v, want none", u)
 	}
+}
+
+// The usage object is read by hand, not by encoding/json; these are the
+// cases where a hand parser could plausibly go wrong.
+func TestUsageMergeEdgeCases(t *testing.T) {
+	tests := []struct {
+		doc  string
+		want *audit.Usage
+	}{
+		{`{"usage":{"prompt_tokens":5,"completion_tokens":7}}`, &audit.Usage{InputTokens: 5, OutputTokens: 7}},
+		{`{"usage":{}}`, &audit.Usage{}}, // present, all zero
+		{`{"usage":null}`, nil},          // absent
+		{`{"usage":{"prompt_tokens":null}}`, &audit.Usage{}},
+		{`{"usage":{"prompt_tokens":5.0}}`, nil}, // not an integer: the document is unreadable
+		{`{"usage":{"prompt_tokens":1e3}}`, nil},
+		{`{"usage":{"prompt_tokens":"5"}}`, nil},
+		{`{"usage":{"prompt_tokens":1234567890123456789}}`, nil}, // past 18 digits
+		{`{"usage":{"prompt_tokens":-3,"completion_tokens":2}}`, &audit.Usage{OutputTokens: 2}},
+		{`{"usage":[1,2]}`, nil},
+		{`{"usage":{"prompt_tokens":5},"usage":{"completion_tokens":7}}`, &audit.Usage{InputTokens: 5, OutputTokens: 7}},
+		{`{"usage":{"prompt_tokens":5},"usage":null}`, nil},
+		{`{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":1}}}`, &audit.Usage{InputTokens: 9, CachedTokens: 4}},
+		{`{"usage":{"prompt_tokens_details":7}}`, nil},
+		{`{"usage":{"prompt_tokens_details":null,"prompt_tokens":2}}`, &audit.Usage{InputTokens: 2}},
+		{`{"usage":{"input_tokens":10,"cache_read_input_tokens":3,"output_tokens":1}}`, &audit.Usage{InputTokens: 13, OutputTokens: 1, CachedTokens: 3}},
+		{`{"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":21,"cachedContentTokenCount":2}}`, &audit.Usage{InputTokens: 8, OutputTokens: 21, CachedTokens: 2}},
+		{`{"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}`, &audit.Usage{InputTokens: 25, OutputTokens: 1}},
+		{`{"message":{"usage":null}}`, nil},
+		{`{"message":"hi"}`, nil},
+		{`{"us\u0061ge":{"prompt_tokens":6}}`, &audit.Usage{InputTokens: 6}}, // escaped keys spell what they spell
+		{`{"usage":{"prompt_tok\u0065ns":6}}`, &audit.Usage{InputTokens: 6}},
+		{`{"Usage":{"prompt_tokens":6}}`, nil}, // keys match exactly
+		{`{"usage":{"Prompt_Tokens":6}}`, &audit.Usage{}},
+		{`{"choices":[{"usage":{"prompt_tokens":999}}]}`, nil},
+	}
+	for _, tt := range tests {
+		tap := newUsageTap("application/json")
+		tap.merge([]byte(tt.doc))
+		got := tap.result()
+		if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+			t.Errorf("%s: usage = %+v, want %+v", tt.doc, got, tt.want)
+		}
+	}
+}
+
+// FuzzUsageMerge holds the hand-written usage reader to encoding/json's
+// reading of the same fields (refUsage below), on every document where
+// the two are meant to agree: keys spelled exactly, counts of at most 18
+// digits.
+func FuzzUsageMerge(f *testing.F) {
+	for _, s := range []string{
+		`{"usage":{"prompt_tokens":5,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}`,
+		`{"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":21}}`,
+		`{"message":{"usage":{"input_tokens":25,"cache_read_input_tokens":3}}}`,
+		`{"usage":null,"message":{"usage":{}}}`, `{"usage":null}`, `{"usage":{"prompt_tokens":5.5}}`, `[1]`, `{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if bytes.IndexByte(doc, '\\') >= 0 || longDigitRun(doc) || foldedKey(doc) {
+			t.Skip()
+		}
+		tap := newUsageTap("application/json")
+		tap.merge(doc)
+		got, want := tap.result(), refUsage(doc)
+		if (got == nil) != (want == nil) || (got != nil && *got != *want) {
+			t.Fatalf("%q: usage = %+v, encoding/json reads %+v", doc, got, want)
+		}
+	})
+}
+
+func longDigitRun(b []byte) bool {
+	run := 0
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			if run++; run > 18 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
+}
+
+// foldedKey reports whether doc spells a usage key in another case, which
+// encoding/json matches and the daemon does not.
+func foldedKey(doc []byte) bool {
+	for _, k := range []string{"usage", "usagemetadata", "message", "prompt_tokens", "completion_tokens",
+		"prompt_tokens_details", "cached_tokens", "input_tokens", "output_tokens", "cache_read_input_tokens",
+		"prompttokencount", "candidatestokencount", "cachedcontenttokencount"} {
+		q := []byte(`"` + k + `"`)
+		for i := 0; i+len(q) <= len(doc); i++ {
+			if bytes.EqualFold(doc[i:i+len(q)], q) && !bytes.Equal(doc[i:i+len(q)], q) &&
+				!bytes.Equal(doc[i:i+len(q)], []byte(`"`+refExact(k)+`"`)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refExact is the exact spelling of a lowercased key.
+func refExact(k string) string {
+	switch k {
+	case "usagemetadata":
+		return "usageMetadata"
+	case "prompttokencount":
+		return "promptTokenCount"
+	case "candidatestokencount":
+		return "candidatesTokenCount"
+	case "cachedcontenttokencount":
+		return "cachedContentTokenCount"
+	}
+	return k
+}
+
+// refUsage is the reading of usage the daemon did with encoding/json
+// before it was written by hand.
+func refUsage(doc []byte) *audit.Usage {
+	type fields struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+		InputTokens      int64 `json:"input_tokens"`
+		OutputTokens     int64 `json:"output_tokens"`
+		CacheRead        int64 `json:"cache_read_input_tokens"`
+		PromptDetails    struct {
+			Cached int64 `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+		PromptTokenCount     int64 `json:"promptTokenCount"`
+		CandidatesTokenCount int64 `json:"candidatesTokenCount"`
+		CachedContentCount   int64 `json:"cachedContentTokenCount"`
+	}
+	var e struct {
+		Usage         *fields
+		UsageMetadata *fields
+		Message       *struct{ Usage *fields }
+	}
+	err := members(doc, func(key, val []byte) error {
+		var dst any
+		switch {
+		case isKey(key, "usage"):
+			dst = &e.Usage
+		case isKey(key, "usageMetadata"):
+			dst = &e.UsageMetadata
+		case isKey(key, "message"):
+			dst = &e.Message
+		default:
+			return nil
+		}
+		return json.Unmarshal(val, dst)
+	})
+	if err != nil {
+		return nil
+	}
+	var msg *fields
+	if e.Message != nil {
+		msg = e.Message.Usage
+	}
+	var u audit.Usage
+	seen := false
+	for _, f := range []*fields{e.Usage, e.UsageMetadata, msg} {
+		if f == nil {
+			continue
+		}
+		seen = true
+		in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
+		if f.InputTokens > 0 && f.PromptTokens == 0 {
+			in += f.CacheRead
+		}
+		u.InputTokens = max(u.InputTokens, in)
+		u.OutputTokens = max(u.OutputTokens, max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount))
+		u.CachedTokens = max(u.CachedTokens, max(f.CacheRead, f.PromptDetails.Cached, f.CachedContentCount))
+	}
+	if !seen {
+		return nil
+	}
+	return &u
 }
