@@ -28,6 +28,7 @@ type seenRequest struct {
 	Method, Path, RawQuery, Host string
 	Header                       http.Header
 	Body                         []byte
+	ContentLength                int64
 }
 
 // upstream is a fake provider on 127.0.0.1 that records every request.
@@ -46,7 +47,7 @@ func newUpstream(t testing.TB, h http.HandlerFunc) *upstream {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		if u.record {
-			u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body})
+			u.seen = append(u.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body, r.ContentLength})
 		}
 		hh := u.handler
 		u.mu.Unlock()

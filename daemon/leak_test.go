@@ -80,3 +80,44 @@ func TestNothingWrittenHoldsASecret(t *testing.T) {
 		t.Fatalf("response records with usage, model, session = %d (want >= 3), with a unix peer = %d (want 1)", withUsage, withPeer)
 	}
 }
+
+// TestRequestBodyGoesUpstreamAsCleared checks that what the upstream
+// receives is the body the sensors cleared: byte for byte, with its length,
+// when they found nothing, and never with one of our secrets in it
+// (another session's token, plain and JSON-escaped) when they did. The
+// built-in policy blocks those outright; were a request with one forwarded,
+// it would go with the secret cut out.
+func TestRequestBodyGoesUpstreamAsCleared(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{Agent: "a"})
+	g2 := e.grant(t, GrantRequest{Agent: "b"})
+
+	plain := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"h\u00e9llo \"quoted\" \\ tail"}]}` + "\n"
+	resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", plain, bearer(g.Token))
+	if resp.StatusCode != 200 {
+		t.Fatalf("clean request: status %d", resp.StatusCode)
+	}
+	reqs := e.up.requests()
+	if got := reqs[len(reqs)-1]; string(got.Body) != plain || got.ContentLength != int64(len(plain)) {
+		t.Fatalf("upstream got %q (Content-Length %d), want the agent's body unchanged %q", got.Body, got.ContentLength, plain)
+	}
+
+	escaped := strings.ReplaceAll(g2.Token, ".", `\u002e`)
+	for _, body := range []string{
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"use ` + g2.Token + `"}]}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"use ` + escaped + `"}]}`,
+	} {
+		before := e.up.count()
+		resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token))
+		reqs := e.up.requests()[before:]
+		if resp.StatusCode == 200 && len(reqs) != 1 {
+			t.Fatalf("status 200 but the upstream saw %d requests", len(reqs))
+		}
+		for _, r := range reqs {
+			keystoretest.AssertNoLeakIn(t, "upstream request body", r.Body, [][]byte{[]byte(g2.Token)})
+			if int64(len(r.Body)) != r.ContentLength {
+				t.Fatalf("upstream body is %d bytes but Content-Length said %d", len(r.Body), r.ContentLength)
+			}
+		}
+	}
+}

@@ -27,6 +27,9 @@ type forward struct {
 	sess  *sessionState
 	model string
 	rec   *requestRecord
+	// body is what goes upstream: the request body as the sensors cleared
+	// it (and as requestUsage changed it). Rewrite sends it.
+	body []byte
 	// stripUsage is set when the daemon asked for a usage chunk the agent
 	// did not; the response filter removes it.
 	stripUsage bool
@@ -238,7 +241,7 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 		rec.fail(w, status, typ, err.Error())
 		return false
 	}
-	body = d.requestUsage(r, f, body)
+	body = d.requestUsage(f, body)
 	return d.scanRequest(w, r, f, body)
 }
 
@@ -285,6 +288,14 @@ func (d *Daemon) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Header.Set(f.p.AuthHeader, v)
 	pr.Out.Header.Set("Accept-Encoding", "identity") // the sensors must see plaintext
+	// The body is sent from memory, whatever ReverseProxy wrapped the
+	// inbound one in: net/http then writes a small request's header and
+	// body in one write instead of flushing the header first. No GetBody:
+	// a request that failed after a byte was written is not sent again.
+	pr.Out.Body, pr.Out.ContentLength = nil, 0
+	if len(f.body) > 0 {
+		pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(f.body)), int64(len(f.body))
+	}
 }
 
 // modifyResponse strips credential and fingerprinting headers from the

@@ -155,7 +155,7 @@ func (d *Daemon) loadKeySecrets(ctx context.Context) error {
 // scanRequest runs the request sensor over the buffered body and the header
 // values. A hit is audited and fed to the session's risk machine; a block
 // decision refuses the request before a byte goes upstream, otherwise the
-// redacted body is what is forwarded.
+// redacted body becomes f.body, what is forwarded.
 func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward, body []byte) bool {
 	m := d.sensors.Load()
 	s := m.NewStream(sensor.Request, r.Header.Get("Content-Type"))
@@ -202,9 +202,9 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 		f.rec.fail(w, http.StatusForbidden, errPermission, fmt.Sprintf("request blocked: it carries a secret (%s)", blocked))
 		return false
 	}
+	f.body = body
 	if len(hits) > 0 {
-		r.Body = io.NopCloser(strings.NewReader(string(out)))
-		r.ContentLength = int64(len(out))
+		f.body = out
 	}
 	return true
 }

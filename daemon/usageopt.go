@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 )
 
@@ -16,7 +14,7 @@ var streamUsageProviders = map[string]bool{"openai": true, "deepseek": true, "xa
 // daemon asks for it upstream and strips the extra usage-only chunk from
 // what the agent sees, so metering works and the agent's stream is exactly
 // what it asked for. It returns the body to forward.
-func (d *Daemon) requestUsage(r *http.Request, f *forward, body []byte) []byte {
+func (d *Daemon) requestUsage(f *forward, body []byte) []byte {
 	if !streamUsageProviders[f.p.Name] || !strings.HasSuffix(f.rest, "/chat/completions") || !bytes.Contains(body, []byte(`"stream"`)) {
 		return body
 	}
@@ -39,8 +37,6 @@ func (d *Daemon) requestUsage(r *http.Request, f *forward, body []byte) []byte {
 		return body
 	}
 	f.stripUsage = true
-	r.Body = io.NopCloser(bytes.NewReader(out))
-	r.ContentLength = int64(len(out))
 	f.rec.BytesIn = int64(len(out))
 	return out
 }
