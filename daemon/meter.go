@@ -36,15 +36,34 @@ type tally struct {
 type meter struct {
 	mu       sync.Mutex
 	sessions map[string]*tally
-	days     map[string]*tally // agent + "|" + 2006-01-02
-	months   map[string]*tally // agent + "|" + 2006-01
+	days     map[period]*tally
+	months   map[period]*tally // day 0
+}
+
+// period names an agent's UTC day, or (day 0) its UTC month. A struct, not
+// a formatted string: a key is built on every request.
+type period struct {
+	agent string
+	year  int
+	month time.Month
+	day   int
+}
+
+func dayOf(agent string, t time.Time) period {
+	y, m, d := t.UTC().Date()
+	return period{agent, y, m, d}
+}
+
+func monthOf(agent string, t time.Time) period {
+	y, m, _ := t.UTC().Date()
+	return period{agent, y, m, 0}
 }
 
 func newMeter() *meter {
-	return &meter{sessions: map[string]*tally{}, days: map[string]*tally{}, months: map[string]*tally{}}
+	return &meter{sessions: map[string]*tally{}, days: map[period]*tally{}, months: map[period]*tally{}}
 }
 
-func bump(m map[string]*tally, k string, tokens, micro int64, unpriced bool) {
+func bump[K comparable](m map[K]*tally, k K, tokens, micro int64, unpriced bool) {
 	t := m[k]
 	if t == nil {
 		t = &tally{}
@@ -59,15 +78,15 @@ func bump(m map[string]*tally, k string, tokens, micro int64, unpriced bool) {
 }
 
 func (m *meter) add(sid, agent string, at time.Time, tokens, micro int64, unpriced bool) {
-	at = at.UTC()
+	day, month := dayOf(agent, at), monthOf(agent, at)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	bump(m.sessions, sid, tokens, micro, unpriced)
-	bump(m.days, agent+"|"+at.Format(time.DateOnly), tokens, micro, unpriced)
-	bump(m.months, agent+"|"+at.Format("2006-01"), tokens, micro, unpriced)
+	bump(m.days, day, tokens, micro, unpriced)
+	bump(m.months, month, tokens, micro, unpriced)
 }
 
-func (m *meter) get(table map[string]*tally, k string) tally {
+func get[K comparable](m *meter, table map[K]*tally, k K) tally {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if t := table[k]; t != nil {
@@ -76,7 +95,7 @@ func (m *meter) get(table map[string]*tally, k string) tally {
 	return tally{}
 }
 
-func (m *meter) session(sid string) tally { return m.get(m.sessions, sid) }
+func (m *meter) session(sid string) tally { return get(m, m.sessions, sid) }
 
 // rebuild replays this month's response records from the audit trail.
 func (m *meter) rebuild(dir string, now time.Time) error {
@@ -116,9 +135,12 @@ func (d *Daemon) checkBudget(c *capability.Claims, provider, model string) error
 	if !ok {
 		b = d.cfg.Budgets["*"]
 	}
-	now := d.clock().UTC()
-	day := d.meter.get(d.meter.days, c.Subject+"|"+now.Format(time.DateOnly))
-	month := d.meter.get(d.meter.months, c.Subject+"|"+now.Format("2006-01"))
+	if b == (Budget{}) {
+		return nil
+	}
+	now := d.clock()
+	day := get(d.meter, d.meter.days, dayOf(c.Subject, now))
+	month := get(d.meter, d.meter.months, monthOf(c.Subject, now))
 	switch {
 	case b.DailyUSD > 0 && usd(day.MicroUSD) >= b.DailyUSD:
 		return fmt.Errorf("%w: agent %s's daily budget $%.2f is used up", errBudget, c.Subject, b.DailyUSD)
