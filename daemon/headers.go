@@ -143,15 +143,11 @@ var baseForwardHeaders = map[string]bool{
 // whose name is a credential, a forwarding header, or whose value contains
 // the capability token is dropped. Values are copied byte for byte.
 func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
-	allowed := make(map[string]bool, len(p.Headers))
-	for _, h := range p.Headers {
-		allowed[normHeader(h)] = true
-	}
 	out := make(http.Header, len(in))
 	var buf [64]byte
 	for name, vals := range in {
 		nb := appendNormHeader(buf[:0], name)
-		listed := baseForwardHeaders[string(nb)] || allowed[string(nb)]
+		listed := baseForwardHeaders[string(nb)] || p.listsHeader(nb)
 		if !listed && (isCredentialKey(nb) || string(nb) == "forwarded" || bytes.HasPrefix(nb, []byte("x-forwarded-")) || string(nb) == "x-real-ip") {
 			continue
 		}
@@ -172,4 +168,17 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 		}
 	}
 	return out
+}
+
+// listsHeader reports whether the provider forwards the header whose
+// normHeader form is n. Providers list a handful, so a scan beats a set
+// built per request.
+func (p *Provider) listsHeader(n []byte) bool {
+	var buf [64]byte
+	for _, h := range p.Headers {
+		if string(appendNormHeader(buf[:0], h)) == string(n) {
+			return true
+		}
+	}
+	return false
 }
