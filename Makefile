@@ -17,6 +17,9 @@ APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
 FUZZEXECS := testdata/fuzz-execs
 FUZZSCALE ?= 1
+# go test's -timeout does not cover fuzzing, so a hang would run forever:
+# each target gets this much wall time, far past its budget, at most.
+FUZZLIMIT ?= 5m
 SOAK     ?= 2m
 
 build:
@@ -79,7 +82,8 @@ fuzz:
 	    if [ -z "$$n" ]; then echo "fuzz: $$f in $$rel has no budget in $(FUZZEXECS)"; exit 1; fi; \
 	    n=$$((n * $(FUZZSCALE))); \
 	    echo "fuzz $$f in $$rel for $$n execs"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" -fuzzminimizetime 5s $$pkg >/tmp/tokfence-fuzz.log 2>&1 || { cat /tmp/tokfence-fuzz.log; exit 1; }; \
+	    timeout -k 30s $(FUZZLIMIT) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" -fuzzminimizetime 5s $$pkg >/tmp/tokfence-fuzz.log 2>&1 || \
+	      { rc=$$?; cat /tmp/tokfence-fuzz.log; [ $$rc = 124 ] && echo "fuzz: $$f did not finish its budget within $(FUZZLIMIT): a hang"; exit 1; }; \
 	  done; \
 	done
 
