@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -85,18 +86,22 @@ func eachMember(obj []byte, fn func(key, val []byte) error) error {
 	return nil
 }
 
-// isKey reports whether the quoted JSON string raw is name.
-func isKey(raw []byte, name string) bool {
-	if len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name {
-		return true
+// isKey reports whether the quoted JSON string raw is name, an ASCII key.
+func isKey(raw []byte, name string) bool { return string(keyText(raw)) == name }
+
+// keyText returns what the quoted JSON string raw spells, for comparing
+// with ASCII key names: the bytes between the quotes, or, when it has an
+// escape, its decoding (nil if that fails). Only escaped keys allocate.
+func keyText(raw []byte) []byte {
+	text := raw[1 : len(raw)-1]
+	if bytes.IndexByte(text, '\\') < 0 {
+		return text
 	}
-	for _, c := range raw {
-		if c == '\\' { // escaped: compare what it spells
-			s, err := unquote(raw)
-			return err == nil && s == name
-		}
+	s, err := unquote(raw)
+	if err != nil {
+		return nil
 	}
-	return false
+	return []byte(s)
 }
 
 // unquote decodes the quoted JSON string raw, as encoding/json does (bad

@@ -82,29 +82,29 @@ type usageFields struct {
 // would for encoding/json decoding into int64. Keys match exactly.
 func (f *usageFields) set(key, val []byte) error {
 	var dst *int64
-	switch {
-	case isKey(key, "prompt_tokens"):
+	switch string(keyText(key)) {
+	case "prompt_tokens":
 		dst = &f.PromptTokens
-	case isKey(key, "completion_tokens"):
+	case "completion_tokens":
 		dst = &f.CompletionTokens
-	case isKey(key, "prompt_tokens_details"):
+	case "prompt_tokens_details":
 		return objectMembers(val, func(k, v []byte) error {
 			if isKey(k, "cached_tokens") {
 				return jsonCount(v, &f.PromptCached)
 			}
 			return nil
 		})
-	case isKey(key, "input_tokens"):
+	case "input_tokens":
 		dst = &f.InputTokens
-	case isKey(key, "output_tokens"):
+	case "output_tokens":
 		dst = &f.OutputTokens
-	case isKey(key, "cache_read_input_tokens"):
+	case "cache_read_input_tokens":
 		dst = &f.CacheRead
-	case isKey(key, "promptTokenCount"):
+	case "promptTokenCount":
 		dst = &f.PromptTokenCount
-	case isKey(key, "candidatesTokenCount"):
+	case "candidatesTokenCount":
 		dst = &f.CandidatesTokenCount
-	case isKey(key, "cachedContentTokenCount"):
+	case "cachedContentTokenCount":
 		dst = &f.CachedContentCount
 	default:
 		return nil
@@ -172,12 +172,12 @@ func (t *usageTap) merge(doc []byte) {
 		return objectMembers(val, found[i].set)
 	}
 	err := members(doc, func(key, val []byte) error {
-		switch {
-		case isKey(key, "usage"):
+		switch string(keyText(key)) {
+		case "usage":
 			return read(0, val)
-		case isKey(key, "usageMetadata"):
+		case "usageMetadata":
 			return read(1, val)
-		case isKey(key, "message"):
+		case "message":
 			return objectMembers(val, func(k, v []byte) error {
 				if isKey(k, "usage") {
 					return read(2, v)
@@ -191,22 +191,26 @@ func (t *usageTap) merge(doc []byte) {
 		return
 	}
 	for i, f := range found {
-		if !seen[i] {
-			continue
+		if seen[i] {
+			t.fold(f)
 		}
-		t.seen = true
-		in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
-		if f.InputTokens > 0 && f.PromptTokens == 0 {
-			in += f.CacheRead // Anthropic counts cache reads apart from input_tokens
-		}
-		out := max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount)
-		cached := max(f.CacheRead, f.PromptCached, f.CachedContentCount)
-		// Streams report cumulative counts (Anthropic's message_delta
-		// repeats input_tokens): keep the largest seen of each.
-		t.u.InputTokens = max(t.u.InputTokens, in)
-		t.u.OutputTokens = max(t.u.OutputTokens, out)
-		t.u.CachedTokens = max(t.u.CachedTokens, cached)
 	}
+}
+
+// fold adds one usage object's counts to t, in whichever dialect they came.
+func (t *usageTap) fold(f usageFields) {
+	t.seen = true
+	in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
+	if f.InputTokens > 0 && f.PromptTokens == 0 {
+		in += f.CacheRead // Anthropic counts cache reads apart from input_tokens
+	}
+	out := max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount)
+	cached := max(f.CacheRead, f.PromptCached, f.CachedContentCount)
+	// Streams report cumulative counts (Anthropic's message_delta repeats
+	// input_tokens): keep the largest seen of each.
+	t.u.InputTokens = max(t.u.InputTokens, in)
+	t.u.OutputTokens = max(t.u.OutputTokens, out)
+	t.u.CachedTokens = max(t.u.CachedTokens, cached)
 }
 
 // usage returns what was found, or nil when the body carried none.

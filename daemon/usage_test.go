@@ -176,8 +176,9 @@ func refExact(k string) string {
 	return k
 }
 
-// refUsage is the reading of usage the daemon did with encoding/json
-// before it was written by hand.
+// refUsage reads the usage objects of doc with encoding/json, as the
+// daemon did before it read them by hand, and folds them as the daemon
+// does: only the reading differs.
 func refUsage(doc []byte) *audit.Usage {
 	type fields struct {
 		PromptTokens     int64 `json:"prompt_tokens"`
@@ -218,23 +219,13 @@ func refUsage(doc []byte) *audit.Usage {
 	if e.Message != nil {
 		msg = e.Message.Usage
 	}
-	var u audit.Usage
-	seen := false
+	tap := newUsageTap("application/json")
 	for _, f := range []*fields{e.Usage, e.UsageMetadata, msg} {
-		if f == nil {
-			continue
+		if f != nil {
+			tap.fold(usageFields{PromptTokens: f.PromptTokens, CompletionTokens: f.CompletionTokens, PromptCached: f.PromptDetails.Cached,
+				InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, CacheRead: f.CacheRead,
+				PromptTokenCount: f.PromptTokenCount, CandidatesTokenCount: f.CandidatesTokenCount, CachedContentCount: f.CachedContentCount})
 		}
-		seen = true
-		in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
-		if f.InputTokens > 0 && f.PromptTokens == 0 {
-			in += f.CacheRead
-		}
-		u.InputTokens = max(u.InputTokens, in)
-		u.OutputTokens = max(u.OutputTokens, max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount))
-		u.CachedTokens = max(u.CachedTokens, max(f.CacheRead, f.PromptDetails.Cached, f.CachedContentCount))
 	}
-	if !seen {
-		return nil
-	}
-	return &u
+	return tap.result()
 }
