@@ -246,7 +246,8 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 }
 
 // readBody reads the whole request body, bounded by max_body_bytes, so it
-// can be scanned before a byte goes upstream and replayed to it.
+// can be scanned before a byte goes upstream. r.Body is left read: what is
+// forwarded is forward.body, which rewrite sends.
 func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRecord) ([]byte, bool) {
 	max := d.cfg.MaxBodyBytes
 	if r.ContentLength > max {
@@ -264,11 +265,6 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRe
 		return nil, false
 	}
 	rec.BytesIn = int64(len(body))
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	if len(body) == 0 {
-		r.Body = http.NoBody
-	}
 	return body, true
 }
 

@@ -30,10 +30,11 @@ func newUpstreamTransport(cfg Config) *http.Transport {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 1 << 20,
 		// Each upstream connection of an open stream keeps both buffers
-		// for its life. Request bodies are written past the buffer
-		// (bytes.Reader's WriteTo), and reads the size of the caller's
-		// buffer or more bypass it, so small ones cost a syscall or two
-		// on a large response header at most.
+		// for its life, so they are small. A request whose header and
+		// body fit in 1 KiB (a chat call) goes out in one write; a larger
+		// one in a few, which its size dwarfs. Reads the size of the
+		// caller's buffer or more bypass the read buffer, so only a large
+		// response header costs an extra read.
 		WriteBufferSize: 1 << 10,
 		ReadBufferSize:  1 << 10,
 	}
