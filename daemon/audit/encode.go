@@ -31,7 +31,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	b = appendField(b, "agent", r.Agent, true)
 	b = appendField(b, "jti", r.JTI, true)
 	if r.PeerUID != nil {
-		b = strconv.AppendInt(append(b, `,"peer_uid":`...), int64(*r.PeerUID), 10)
+		b = strconv.AppendInt(appendKey(b, "peer_uid"), int64(*r.PeerUID), 10)
 	}
 	b = appendInt(b, "peer_pid", int64(r.PeerPID))
 	b = appendField(b, "peer_exe", r.PeerExe, true)
@@ -41,14 +41,14 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	b = appendField(b, "path", r.Path, true)
 	b = appendInt(b, "status", int64(r.Status))
 	if r.LatencyMS != 0 {
-		if b, err = appendFloat(append(b, `,"latency_ms":`...), r.LatencyMS); err != nil {
+		if b, err = appendFloat(appendKey(b, "latency_ms"), r.LatencyMS); err != nil {
 			return b, err
 		}
 	}
 	b = appendInt(b, "bytes_in", r.BytesIn)
 	b = appendInt(b, "bytes_out", r.BytesOut)
 	if u := r.Usage; u != nil {
-		b = append(b, `,"usage":{`...)
+		b = append(appendKey(b, "usage"), '{')
 		n := len(b)
 		b = appendInt(b, "input_tokens", u.InputTokens)
 		b = appendInt(b, "output_tokens", u.OutputTokens)
@@ -75,7 +75,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		b = append(b, `,"detail":{`...)
+		b = append(appendKey(b, "detail"), '{')
 		for i, k := range keys {
 			if i > 0 {
 				b = append(b, ',')
@@ -88,14 +88,18 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// appendKey appends ,"name": for a member after the first. name is one of
+// Record's JSON names, which need no escaping.
+func appendKey(b []byte, name string) []byte {
+	return append(append(append(b, `,"`...), name...), `":`...)
+}
+
 // appendField appends ,"name":"v", or nothing when omitEmpty and v is "".
-// name is one of Record's JSON names, which need no escaping.
 func appendField(b []byte, name, v string, omitEmpty bool) []byte {
 	if omitEmpty && v == "" {
 		return b
 	}
-	b = append(append(append(b, `,"`...), name...), `":`...)
-	return appendString(b, v)
+	return appendString(appendKey(b, name), v)
 }
 
 // appendInt appends ,"name":v unless v is 0 (every integer is omitempty).
@@ -103,8 +107,7 @@ func appendInt(b []byte, name string, v int64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = append(append(append(b, `,"`...), name...), `":`...)
-	return strconv.AppendInt(b, v, 10)
+	return strconv.AppendInt(appendKey(b, name), v, 10)
 }
 
 // appendFloat formats f as encoding/json does: the shortest form that

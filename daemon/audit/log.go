@@ -237,10 +237,10 @@ func appendErr(r Record, err error) error {
 // of the next Append if one comes within asyncCommitDelay (so a request's
 // completion record shares the fsync of the next request's record instead
 // of costing one of its own), or else one started in the background then.
-// It is for records nothing is acted
-// on because of, such as a request's completion after the request itself
-// was appended: in an OS crash or power loss before that commit such a
-// record can be lost, never a record an Append returned. A commit that
+// It is for records nothing is acted on because of, such as a request's
+// completion after the request itself was appended: in an OS crash or
+// power loss before that commit such a record can be lost, never a record
+// an Append returned. A commit that
 // fails cuts the record as it would an Append's (see fail) and reports it
 // to Options.OnAsyncFail. With Options.NoSync there is no fsync to wait
 // for and it is Append.

@@ -14,10 +14,11 @@ import (
 
 // Result summarises a verified trail. Unanchored counts records after the
 // one named by audit.head: records appended while Verify ran or in the
-// last HeadEvery of a running daemon, or the last records before a crash. They chain correctly but the head does not vouch
-// for them yet. Pending counts the bytes of an unfinished final line in the
-// newest file: an append in progress, or a write torn by a crash that the
-// next Open cuts and records. Neither can hide a record the head vouches for.
+// last HeadEvery of a running daemon, or the last records before a crash.
+// They chain correctly but the head does not vouch for them yet. Pending
+// counts the bytes of an unfinished final line in the newest file: an
+// append in progress, or a write torn by a crash that the next Open cuts
+// and records. Neither can hide a record the head vouches for.
 type Result struct {
 	Records    int
 	Files      int
