@@ -30,7 +30,7 @@ type Provider struct {
 	AuthHeader string
 	AuthScheme string
 	Paths      []string
-	Headers    []string
+	Headers    []string // forwarded besides the base set, in normHeader form
 	KeyEnv     string
 	BaseEnv    string
 	BaseSuffix string
@@ -122,7 +122,10 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
-		Headers: pc.Headers, KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix}
+		KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix}
+	for _, h := range pc.Headers {
+		p.Headers = append(p.Headers, normHeader(h))
+	}
 	if p.AuthHeader == "" || strings.ContainsAny(p.AuthHeader, " :\r\n") {
 		return nil, fmt.Errorf("config: provider %s: auth_header %q is missing or invalid", name, p.AuthHeader)
 	}

@@ -125,6 +125,23 @@ func TestHeaderAllowList(t *testing.T) {
 	}
 }
 
+// TestProviderHeadersListedInAnyCaseAreForwarded: the provider table lists
+// OpenAI-Organization and OpenAI-Project in mixed case; agents send them in
+// any case, and they are neither X- headers nor in the base set, so only
+// the provider's list lets them through.
+func TestProviderHeadersListedInAnyCaseAreForwarded(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	hdr := map[string]string{"Authorization": "Bearer " + g.Token, "openai-organization": "org-1", "OPENAI-PROJECT": "proj-2"}
+	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, hdr); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	seen := e.up.requests()[0].Header
+	if seen.Get("OpenAI-Organization") != "org-1" || seen.Get("OpenAI-Project") != "proj-2" {
+		t.Fatalf("upstream OpenAI-Organization = %q, OpenAI-Project = %q; want both forwarded", seen.Get("OpenAI-Organization"), seen.Get("OpenAI-Project"))
+	}
+}
+
 func TestResponseHeadersAreScrubbed(t *testing.T) {
 	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
