@@ -1,0 +1,229 @@
+// Package fence runs an agent where its only way out is Tokfence.
+//
+// Threat model: the agent is prompt-injected and runs as the user. Outside
+// a fence it can read the keychain over the session bus, call the control
+// socket, read ~/.ssh and talk to any host. Inside one (Linux) it has:
+//
+//   - its own user namespace (also for root), so it never holds a
+//     capability in the parent namespace; the agent itself holds none at
+//     all, with an empty bounding set and no_new_privs;
+//   - its own network namespace with only loopback, so no route, no DNS and
+//     no abstract Unix socket of the host is reachable;
+//   - its own PID, IPC and UTS namespaces and /proc, so it can neither see
+//     nor signal nor ptrace a process outside;
+//   - its own mount namespace, where $XDG_RUNTIME_DIR, /run, /tmp and
+//     /dev/shm are empty private tmpfs mounts (the usual homes of agent and
+//     bus sockets), Tokfence's state, config and socket directories, the
+//     keyrings and every secret-bearing path of Spec.Hide are unreadable,
+//     and the one Tokfence socket in sight is the session's agent socket at
+//     /run/tokfence/agent.sock.
+//
+// The fence's init forwards 127.0.0.1:Port (inside) to the agent socket,
+// byte for byte; the daemon serves only the proxy routes there, and only to
+// that session's token, so the control API is out of reach by construction.
+//
+// Invariants: a fence is built whole or not at all: any step that fails
+// stops the start with an error naming the step and, where there is one,
+// the fix; nothing runs half-fenced. The agent starts only after every
+// mount, the loopback interface and the forwarder are in place. When the
+// init exits, for any reason, the kernel kills every process in the fence.
+package fence
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultPort is the forwarder's port on the fence's own loopback. The
+// fence has a network namespace of its own, so the port cannot clash with
+// anything on the host.
+const DefaultPort = 9471
+
+// AgentSocketDir is where the fence shows the session's agent socket
+// directory; the socket itself is AgentSocketDir/agent.sock.
+const AgentSocketDir = "/run/tokfence"
+
+// AgentSocketName is the agent socket's file name inside its directory.
+const AgentSocketName = "agent.sock"
+
+// Spec is what one fence is built from. The caller (`tokfence exec`)
+// resolves every path before the fence starts.
+type Spec struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"` // the agent's environment, already scrubbed
+	Dir  string   `json:"dir"` // working directory: stays visible and writable
+	// Hide are absolute paths the agent must not read: a directory
+	// becomes an empty mount it cannot list, a file an empty one it
+	// cannot open. Paths that do not exist are skipped.
+	Hide []string `json:"hide"`
+	// Scratch are directories replaced by an empty, private, writable
+	// tmpfs: /tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, where the sockets
+	// of the user's agents and buses live.
+	Scratch []string `json:"scratch"`
+	// Keep are paths shown again where a Scratch mount covers them
+	// (the working directory, and fence.expose entries below a scratch
+	// directory).
+	Keep []string `json:"keep"`
+	// AgentDir is the host directory holding the session's agent socket;
+	// the fence shows it, alone, at AgentSocketDir.
+	AgentDir string `json:"agent_dir"`
+	// Port is the forwarder's port on the fence's 127.0.0.1.
+	Port int `json:"port"`
+}
+
+// Validate reports the first thing wrong with s.
+func (s *Spec) Validate() error {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return errors.New("fence: no command to run")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return fmt.Errorf("fence: port %d out of range", s.Port)
+	}
+	for _, p := range append(append(append([]string{s.Dir, s.AgentDir}, s.Hide...), s.Scratch...), s.Keep...) {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return fmt.Errorf("fence: path %q must be absolute and clean", p)
+		}
+	}
+	return nil
+}
+
+// DefaultHidden are the secret-bearing paths below the home directory
+// that no agent sees unless the user exposes one (fence.expose).
+var DefaultHidden = []string{
+	"~/.ssh", "~/.gnupg", "~/.aws", "~/.config/gcloud", "~/.azure", "~/.kube",
+	"~/.docker/config.json", "~/.netrc", "~/.npmrc", "~/.pypirc", "~/.config/gh",
+	"~/.git-credentials", "~/.password-store",
+	// The keyrings themselves, in case a keyring file is readable: the
+	// Secret Service's (gnome-keyring), KWallet's.
+	"~/.local/share/keyrings", "~/.local/share/kwalletd",
+}
+
+// Expand resolves a leading "~/" (or a lone "~") against home and cleans
+// the result; it refuses anything that is not then absolute.
+func Expand(p, home string) (string, error) {
+	switch {
+	case p == "~":
+		p = home
+	case strings.HasPrefix(p, "~/"):
+		p = filepath.Join(home, p[2:])
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("fence path %q: want an absolute path or one starting with ~/", p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// Plan is the resolved view of the host a fence will give its agent.
+type Plan struct {
+	Hide    []string
+	Scratch []string
+	Keep    []string
+	// Exposed are paths the user re-showed with fence.expose, for the
+	// audit trail.
+	Exposed []string
+}
+
+// PlanInput is what Resolve needs to know of the user and Tokfence.
+type PlanInput struct {
+	Home       string
+	RuntimeDir string   // $XDG_RUNTIME_DIR, "" when unset
+	DataHome   string   // $XDG_DATA_HOME, "" when unset
+	Dir        string   // the agent's working directory
+	Tokfence   []string // Tokfence's own state, config and socket directories
+	Hide       []string // fence.hide, as written (~ allowed)
+	Expose     []string // fence.expose, as written
+}
+
+// Resolve builds the Plan: the default hidden paths, Tokfence's own
+// directories and fence.hide, less what fence.expose re-shows. An exposed
+// path that is not itself hidden but lies below a hidden or scratch
+// directory is kept instead (shown again inside it).
+func Resolve(in PlanInput) (Plan, error) {
+	var p Plan
+	hide := map[string]bool{}
+	add := func(list []string) error {
+		for _, h := range list {
+			abs, err := Expand(h, in.Home)
+			if err != nil {
+				return err
+			}
+			hide[abs] = true
+		}
+		return nil
+	}
+	if err := add(DefaultHidden); err != nil {
+		return p, err
+	}
+	if in.DataHome != "" {
+		hide[filepath.Join(in.DataHome, "keyrings")] = true
+		hide[filepath.Join(in.DataHome, "kwalletd")] = true
+	}
+	if err := add(in.Tokfence); err != nil {
+		return p, err
+	}
+	if err := add(in.Hide); err != nil {
+		return p, err
+	}
+	p.Scratch = []string{"/dev/shm", "/run", "/tmp"}
+	if in.RuntimeDir != "" {
+		rd, err := Expand(in.RuntimeDir, in.Home)
+		if err != nil {
+			return p, fmt.Errorf("XDG_RUNTIME_DIR: %w", err)
+		}
+		p.Scratch = append(p.Scratch, rd)
+	}
+	p.Keep = []string{in.Dir}
+	for _, e := range in.Expose {
+		abs, err := Expand(e, in.Home)
+		if err != nil {
+			return p, err
+		}
+		p.Exposed = append(p.Exposed, abs)
+		if hide[abs] {
+			delete(hide, abs)
+			continue
+		}
+		p.Keep = append(p.Keep, abs)
+	}
+	for h := range hide {
+		if within(in.Dir, h) {
+			return p, &Error{Cause: fmt.Sprintf("the working directory %s is inside %s, which the fence hides", in.Dir, h),
+				Fix: "run the agent from another directory, or re-show the path with fence.expose in the config (audited)"}
+		}
+		p.Hide = append(p.Hide, h)
+	}
+	sort.Strings(p.Hide)
+	p.Scratch = dedupe(p.Scratch)
+	p.Keep = dedupe(p.Keep)
+	return p, nil
+}
+
+// within reports whether p is dir or lies below it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+func dedupe(s []string) []string {
+	sort.Strings(s)
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// UserDirs returns the home directory and XDG directories of the current
+// user from the environment.
+func UserDirs() (home, runtimeDir, dataHome string, err error) {
+	home, err = os.UserHomeDir()
+	if err != nil {
+		return "", "", "", fmt.Errorf("fence: find the home directory: %w", err)
+	}
+	return home, os.Getenv("XDG_RUNTIME_DIR"), os.Getenv("XDG_DATA_HOME"), nil
+}
