@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/tokfence/tokfence/daemon/fence"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -43,6 +44,8 @@ type Config struct {
 	Pricing map[string]Price `toml:"pricing"`
 	// Budgets caps spend per agent ("*": every agent without its own).
 	Budgets map[string]Budget `toml:"budgets"`
+	// Fence is how `tokfence exec` fences agents (on by default).
+	Fence FenceConfig `toml:"fence"`
 
 	// File is the config file that was read ("" when none).
 	File string `toml:"-"`
@@ -77,6 +80,7 @@ func Defaults() Config {
 		HeaderTimeout:         Duration{10 * time.Second},
 		UpstreamIdleTimeout:   Duration{5 * time.Minute},
 		LogLevel:              "info",
+		Fence:                 FenceConfig{Enabled: true, Port: fence.DefaultPort},
 	}
 }
 
@@ -145,7 +149,8 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			*p = v
 		}
 	}
-	for k, p := range map[string]*bool{"TOKFENCE_AUDIT_FSYNC": &cfg.AuditSync, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot} {
+	for k, p := range map[string]*bool{"TOKFENCE_AUDIT_FSYNC": &cfg.AuditSync, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot,
+		"TOKFENCE_FENCE": &cfg.Fence.Enabled} {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -203,6 +208,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := loadPrices(c.Pricing); err != nil {
+		return err
+	}
+	if err := c.Fence.validate(); err != nil {
 		return err
 	}
 	for a, b := range c.Budgets {

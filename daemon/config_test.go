@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,55 @@ func TestValidateRefuses(t *testing.T) {
 			tt.mod(&cfg)
 			if err := cfg.Validate(); err == nil {
 				t.Fatalf("Validate accepted %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestLoadFence(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		env     map[string]string
+		want    FenceConfig
+		wantErr string
+	}{
+		{name: "on by default", want: FenceConfig{Enabled: true, Port: 9471}},
+		{name: "fence = false turns it off", body: "fence = false\n", want: FenceConfig{Port: 9471}},
+		{name: "a [fence] table keeps it on", body: "[fence]\nhide = [\"~/secrets\"]\nexpose = [\"~/.aws\"]\npass_env = [\"GITHUB_TOKEN\"]\nport = 8080\n",
+			want: FenceConfig{Enabled: true, Hide: []string{"~/secrets"}, Expose: []string{"~/.aws"}, PassEnv: []string{"GITHUB_TOKEN"}, Port: 8080}},
+		{name: "enabled = false in the table", body: "[fence]\nenabled = false\n", want: FenceConfig{Port: 9471}},
+		{name: "TOKFENCE_FENCE=false beats the file", body: "fence = true\n", env: map[string]string{"TOKFENCE_FENCE": "false"}, want: FenceConfig{Port: 9471}},
+		{name: "an unknown key is an error", body: "[fence]\nhidden = [\"x\"]\n", wantErr: `fence.hidden: unknown key`},
+		{name: "a relative path is an error", body: "[fence]\nhide = [\"secrets\"]\n", wantErr: `want an absolute path`},
+		{name: "a string is not a fence", body: "fence = \"off\"\n", wantErr: "fence: want true, false or a [fence] table"},
+		{name: "a bad port", body: "[fence]\nport = 0\n", wantErr: "fence.port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"XDG_CONFIG_HOME": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			file := ""
+			if tt.body != "" {
+				file = writeFile(t, tt.body)
+			}
+			cfg, err := Load(file, envMap(env))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load(%q) = %v, want an error with %q", tt.body, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%q) = %v", tt.body, err)
+			}
+			if !reflect.DeepEqual(cfg.Fence, tt.want) {
+				t.Fatalf("Load(%q).Fence = %+v, want %+v", tt.body, cfg.Fence, tt.want)
 			}
 		})
 	}

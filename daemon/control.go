@@ -26,7 +26,10 @@ type Status struct {
 	Keys      []string  `json:"keys"`
 	Keychain  string    `json:"keychain"`
 	Sessions  int       `json:"sessions"`
-	Policy    string    `json:"policy"`
+	// Unfenced counts the live sessions of `tokfence exec --no-fence`,
+	// whose agents can reach everything the user can.
+	Unfenced int    `json:"unfenced_sessions"`
+	Policy   string `json:"policy"`
 	// PolicyError is why the last policy reload failed; the previous
 	// policy stays in force.
 	PolicyError string `json:"policy_error,omitempty"`
@@ -50,6 +53,12 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		PolicyError: d.policyError(),
 		Keys:        []string{},
 		Keychain:    "ok",
+	}
+	grants := d.grants.snapshot(d.clock())
+	for _, s := range d.sessions.List() {
+		if grants[s.ID].Fence == FenceUnfenced {
+			st.Unfenced++
+		}
 	}
 	if idx := d.keys.Index(); idx != nil {
 		entries, _, err := idx.List()

@@ -106,6 +106,7 @@ func (d *Daemon) expiryOf(sid string) (time.Time, bool) {
 type grantRecord struct {
 	Agent   string    `json:"agent"`
 	Expires time.Time `json:"expires"`
+	Fence   string    `json:"fence,omitempty"`
 }
 
 // grantStore persists which sessions were granted, so that `kill --agent`
@@ -131,10 +132,10 @@ func openGrants(path string) (*grantStore, error) {
 	return g, nil
 }
 
-func (g *grantStore) add(sid, agent string, exp, now time.Time) error {
+func (g *grantStore) add(sid string, rec grantRecord, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.m[sid] = grantRecord{Agent: agent, Expires: exp}
+	g.m[sid] = rec
 	for id, r := range g.m {
 		if r.Expires.Before(now) {
 			delete(g.m, id)

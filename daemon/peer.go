@@ -13,7 +13,9 @@ type Peer struct {
 	UID       int    `json:"uid"`
 	PID       int    `json:"pid,omitempty"`
 	Exe       string `json:"exe,omitempty"`
-	Transport string `json:"transport"` // "unix" or "tcp"
+	Transport string `json:"transport"` // "unix", "tcp" or "agent" (a fenced session's agent socket)
+	// Session is, on an agent socket, the one session whose token it serves.
+	Session string `json:"session,omitempty"`
 }
 
 type peerKey struct{}

@@ -16,15 +16,5 @@ func waitProcessExit(daemonCtx, sessCtx context.Context, pid int) bool {
 		return errors.Is(err, unix.ESRCH) // already gone: kill now
 	}
 	defer unix.Close(fd)
-	for daemonCtx.Err() == nil && sessCtx.Err() == nil {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 200) // wake to notice the contexts
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return false
-		}
-		if n > 0 {
-			return true
-		}
-	}
-	return false
+	return waitPidfd(daemonCtx, sessCtx, fd)
 }

@@ -136,6 +136,10 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
 		return nil
 	}
+	if peer, _ := PeerFrom(r.Context()); peer.Transport == "agent" && claims.SID != peer.Session {
+		rec.fail(w, http.StatusForbidden, errPermission, errForeignSession.Error())
+		return nil
+	}
 	sess, err := d.sessions.GetOrRestore(claims)
 	if err != nil {
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))

@@ -71,6 +71,9 @@ type frontDoor struct {
 	// that name the listener itself.
 	tcpHosts map[string]bool
 	tcpPort  string
+	// agent is set on a fenced session's agent socket, where browsers
+	// are refused as on TCP.
+	agent bool
 }
 
 // socketDoor serves the control API and the proxy.
@@ -99,11 +102,11 @@ func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // encoded separators or dot segments; on TCP also browsers and foreign
 // Host headers. It writes the refusal itself.
 func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
+	if (fd.tcpHosts != nil || fd.agent) && (r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "") {
+		writeError(w, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
+		return false
+	}
 	if fd.tcpHosts != nil {
-		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
-			writeError(w, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
-			return false
-		}
 		if !fd.tcpHosts[strings.ToLower(r.Host)] {
 			writeError(w, http.StatusMisdirectedRequest, errPermission, "unexpected Host header; use 127.0.0.1:"+fd.tcpPort)
 			return false
@@ -157,7 +160,7 @@ func (d *Daemon) permit(w http.ResponseWriter, r *http.Request, p perm) bool {
 		}
 		return true
 	case permAgent:
-		if !ok || (peer.Transport == "unix" && !d.allowPeer(peer)) {
+		if !ok || (peer.Transport != "tcp" && !d.allowPeer(peer)) {
 			writeError(w, http.StatusForbidden, errPermission, "peer not allowed")
 			return false
 		}

@@ -70,6 +70,8 @@ type Daemon struct {
 	policyW  *policy.Watcher
 	tcpAddr  string
 	agents   agentRoots
+	// agentSocks are the fenced sessions' agent sockets.
+	agentSocks agentSockets
 
 	runCtx context.Context
 	stopBG context.CancelFunc

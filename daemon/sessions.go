@@ -75,7 +75,25 @@ type GrantRequest struct {
 	// BindPeer ties the session to the calling process: when it exits,
 	// however it exits, the daemon kills the session. `tokfence exec` sets it.
 	BindPeer bool `json:"bind_peer,omitempty"`
+	// Fence is how `tokfence exec` runs the agent: FenceFenced (the daemon
+	// then opens the session's agent socket and binds the fence) or
+	// FenceUnfenced (--no-fence). Empty for a token minted by `grant`.
+	Fence string `json:"fence,omitempty"`
+	// FencePID is the fence init's pid, a child of the caller.
+	FencePID int `json:"fence_pid,omitempty"`
+	// FencePort is the forwarder's port inside the fence; the base URLs
+	// in the reply point at it.
+	FencePort int `json:"fence_port,omitempty"`
+	// Exposed are hidden paths the user re-showed (fence.expose), for the
+	// audit trail.
+	Exposed []string `json:"exposed,omitempty"`
 }
+
+// How a session's agent runs, in GrantRequest.Fence and SessionInfo.Fence.
+const (
+	FenceFenced   = "fenced"
+	FenceUnfenced = "unfenced"
+)
 
 // Grant is the reply of POST /v1/grant. Token is the capability; Env holds
 // the variables an agent's SDKs read (key and base URL per provider).
@@ -91,6 +109,8 @@ type Grant struct {
 	// plants in the agent's environment; any sighting turns the session RED.
 	Canaries map[string]string `json:"canaries,omitempty"`
 	TCP      string            `json:"tcp,omitempty"`
+	// AgentSocket is a fenced session's agent socket on the host.
+	AgentSocket string `json:"agent_socket,omitempty"`
 }
 
 func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +138,25 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if msg := checkFenceRequest(req); msg != "" {
+		writeError(w, http.StatusBadRequest, errInvalid, msg)
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	var fh *fenceHandle
+	if req.Fence == FenceFenced {
+		h, err := openFence(req.FencePID, peer.PID)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, errInvalid, "fenced grant: "+err.Error())
+			return
+		}
+		fh = h
+		defer func() {
+			if fh != nil { // the grant failed before the fence was bound
+				fh.close()
+			}
+		}()
+	}
 	if req.MaxSpendUSD < 0 || req.MaxSpendUSD > 1e6 {
 		writeError(w, http.StatusBadRequest, errInvalid, "max_spend_usd must be between 0 and 1000000")
 		return
@@ -134,19 +173,36 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errInternal, "make canaries: "+err.Error())
 		return
 	}
-	peer, _ := PeerFrom(r.Context())
 	sess := d.sessions.Add(claims, capability.PeerInfo{UID: peer.UID, PID: peer.PID, Exe: peer.Exe})
 	d.states.get(sess, d.clock)
 	d.registerSession(token, claims, canaries)
 	uid := peer.UID
+	detail := map[string]string{"providers": strings.Join(req.Providers, ","), "expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}
+	if req.Fence != "" {
+		detail["fence"] = req.Fence
+	}
+	if len(req.Exposed) > 0 {
+		detail["exposed"] = strings.Join(req.Exposed, ":")
+	}
 	if _, err := d.appendAudit(audit.Record{Event: audit.EventGrant, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
-		PeerUID: &uid, PeerPID: peer.PID, PeerExe: peer.Exe, Detail: map[string]string{
-			"providers": strings.Join(req.Providers, ","), "expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}}); err != nil {
+		PeerUID: &uid, PeerPID: peer.PID, PeerExe: peer.Exe, Detail: detail}); err != nil {
 		d.killSession(claims.SID, claims.ExpiresAt.Time, "grant could not be audited")
 		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to grant: "+err.Error())
 		return
 	}
-	if err := d.grants.add(claims.SID, claims.Subject, claims.ExpiresAt.Time, d.clock()); err != nil {
+	var agentSock string
+	if fh != nil {
+		// The fence is bound before its socket exists: from here on, the
+		// session's end kills it, however the grant ends.
+		d.bindFence(sess, fh)
+		fh = nil // the session owns it now
+		if agentSock, err = d.openAgentSocket(sess); err != nil {
+			d.killSession(claims.SID, claims.ExpiresAt.Time, "agent socket could not be opened")
+			writeError(w, http.StatusInternalServerError, errInternal, "fenced grant: "+err.Error())
+			return
+		}
+	}
+	if err := d.grants.add(claims.SID, grantRecord{Agent: claims.Subject, Expires: claims.ExpiresAt.Time, Fence: req.Fence}, d.clock()); err != nil {
 		d.log.Error("persist grant", "session", claims.SID, "err", err)
 	}
 	if req.BindPeer && peer.PID > 0 {
@@ -154,12 +210,33 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("granted", "session", claims.SID, "agent", claims.Subject, "jti", claims.ID,
 		"providers", req.Providers, "expires", claims.ExpiresAt.Time, "peer_pid", peer.PID, "bound", req.BindPeer)
-	g := d.grantReply(token, claims)
+	g := d.grantReply(token, claims, req)
 	g.Canaries = canaries
+	g.AgentSocket = agentSock
 	writeJSON(w, http.StatusOK, g)
 }
 
-func (d *Daemon) grantReply(token string, c *capability.Claims) Grant {
+// checkFenceRequest returns what is wrong with req's fence fields, or "".
+func checkFenceRequest(req GrantRequest) string {
+	switch req.Fence {
+	case "", FenceUnfenced:
+		if req.FencePID != 0 || req.FencePort != 0 {
+			return "fence_pid and fence_port are for fenced grants only"
+		}
+	case FenceFenced:
+		if !req.BindPeer {
+			return "a fenced grant must be bound to its caller (bind_peer)"
+		}
+		if req.FencePort < 1 || req.FencePort > 65535 {
+			return fmt.Sprintf("fence_port %d out of range", req.FencePort)
+		}
+	default:
+		return fmt.Sprintf("fence %q: want %q or %q", req.Fence, FenceFenced, FenceUnfenced)
+	}
+	return ""
+}
+
+func (d *Daemon) grantReply(token string, c *capability.Claims, req GrantRequest) Grant {
 	g := Grant{Token: token, Session: c.SID, Agent: c.Subject, Expires: c.ExpiresAt.Time, Scope: c.Scope,
 		BaseURLs: map[string]string{}, Env: map[string]string{}, TCP: d.tcpAddr}
 	for _, name := range c.Scope.Providers {
@@ -167,8 +244,8 @@ func (d *Daemon) grantReply(token string, c *capability.Claims) Grant {
 		if p.KeyEnv != "" {
 			g.Env[p.KeyEnv] = token
 		}
-		if d.tcpAddr != "" {
-			u := "http://" + d.tcpAddr + "/" + name + p.BaseSuffix
+		if addr := d.baseAddr(req); addr != "" {
+			u := "http://" + addr + "/" + name + p.BaseSuffix
 			g.BaseURLs[name] = u
 			if p.BaseEnv != "" {
 				g.Env[p.BaseEnv] = u
@@ -176,6 +253,15 @@ func (d *Daemon) grantReply(token string, c *capability.Claims) Grant {
 		}
 	}
 	return g
+}
+
+// baseAddr is the address an agent of req reaches the daemon at: the
+// fence's forwarder for a fenced exec, else the TCP listener, if any.
+func (d *Daemon) baseAddr(req GrantRequest) string {
+	if req.Fence == FenceFenced {
+		return fmt.Sprintf("127.0.0.1:%d", req.FencePort)
+	}
+	return d.tcpAddr
 }
 
 // SessionInfo is one row of GET /v1/sessions.
@@ -194,14 +280,19 @@ type SessionInfo struct {
 	Tokens     int64            `json:"tokens"`
 	SpendUSD   float64          `json:"spend_usd"`
 	Unpriced   int64            `json:"unpriced_requests,omitempty"`
+	// Fence is FenceFenced or FenceUnfenced for a session of `tokfence
+	// exec`, empty for a token minted by `grant`.
+	Fence string `json:"fence,omitempty"`
 }
 
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	live := d.sessions.List()
+	grants := d.grants.snapshot(d.clock())
 	out := make([]SessionInfo, 0, len(live))
 	for _, s := range live {
 		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires,
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
+		info.Fence = grants[s.ID].Fence
 		u := d.meter.session(s.ID)
 		info.Tokens, info.SpendUSD, info.Unpriced = u.Tokens, usd(u.MicroUSD), u.Unpriced
 		if st, ok := d.states.lookup(s.ID); ok {

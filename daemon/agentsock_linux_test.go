@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startFakeFence starts a child that stands in for a fence's init: the
+// daemon binds a fenced session to it and kills it with the session.
+func startFakeFence(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+func agentClient(socket string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}}
+}
+
+func agentDo(t *testing.T, hc *http.Client, method, path, token string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://127.0.0.1:9471"+path, strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s over the agent socket: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func fencedGrant(pid int) GrantRequest {
+	return GrantRequest{Agent: "fenced", Providers: []string{"openai"}, BindPeer: true,
+		Fence: FenceFenced, FencePID: pid, FencePort: 9471, Exposed: []string{"/home/u/.aws"}}
+}
+
+func TestAgentSocketServesOnlyItsSessionsProxy(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	fake := startFakeFence(t)
+	g := e.grant(t, fencedGrant(fake.Process.Pid))
+	if g.AgentSocket == "" || g.Env["OPENAI_BASE_URL"] != "http://127.0.0.1:9471/openai/v1" {
+		t.Fatalf("fenced grant = socket %q, env %v; want an agent socket and the forwarder's base URL", g.AgentSocket, g.Env)
+	}
+	if fi, err := os.Stat(g.AgentSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("agent socket %s: %v", g.AgentSocket, err)
+	}
+	other := e.grant(t, GrantRequest{Agent: "other"})
+	hc := agentClient(g.AgentSocket)
+	tests := []struct {
+		name, method, path, token string
+		hdr                       map[string]string
+		want                      int
+	}{
+		{"its own token is served", "POST", "/openai/v1/chat/completions", g.Token, nil, 200},
+		{"another session's token is refused", "POST", "/openai/v1/chat/completions", other.Token, nil, 403},
+		{"no token is refused", "POST", "/openai/v1/chat/completions", "", nil, 401},
+		{"a browser is refused", "POST", "/openai/v1/chat/completions", g.Token, map[string]string{"Origin": "http://evil.example"}, 403},
+		{"status is no route here", "GET", "/v1/status", "", nil, 404},
+		{"grant is no route here", "POST", "/v1/grant", "", nil, 404},
+		{"kill is no route here", "POST", "/v1/kill", "", nil, 404},
+		{"sessions is no route here", "GET", "/v1/sessions", "", nil, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := agentDo(t, hc, tt.method, tt.path, tt.token, tt.hdr); code != tt.want {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, code, body, tt.want)
+			}
+		})
+	}
+	if n := e.up.count(); n != 1 {
+		t.Fatalf("upstream saw %d requests, want only the session's own", n)
+	}
+	list, err := e.client.Sessions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		if want := map[string]string{g.Session: FenceFenced, other.Session: ""}[s.ID]; s.Fence != want {
+			t.Errorf("session %s fence = %q, want %q", s.Agent, s.Fence, want)
+		}
+	}
+}
+
+func TestKillEndsTheFenceAndClosesItsSocket(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	fake := startFakeFence(t)
+	g := e.grant(t, fencedGrant(fake.Process.Pid))
+	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+		t.Fatal(err)
+	}
+	err := fake.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("fence after kill = %v, want killed by SIGKILL", err)
+	}
+	waitUntil(t, "the agent socket to go", func() bool { _, err := os.Stat(g.AgentSocket); return err != nil })
+}
+
+func TestFenceExitEndsTheSession(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	fake := startFakeFence(t)
+	g := e.grant(t, fencedGrant(fake.Process.Pid))
+	fake.Process.Kill()
+	waitUntil(t, "the session to end with its fence", func() bool {
+		list, _ := e.client.Sessions(context.Background())
+		for _, s := range list {
+			if s.ID == g.Session {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestFencedGrantRefusals(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	fake := startFakeFence(t)
+	tests := []struct {
+		name string
+		edit func(*GrantRequest)
+	}{
+		{"a fence that is not the caller's child", func(r *GrantRequest) { r.FencePID = os.Getppid() }},
+		{"a fence pid that does not exist", func(r *GrantRequest) { r.FencePID = 1 << 22 }},
+		{"no fence pid", func(r *GrantRequest) { r.FencePID = 0 }},
+		{"a fenced grant not bound to its caller", func(r *GrantRequest) { r.BindPeer = false }},
+		{"a port out of range", func(r *GrantRequest) { r.FencePort = 70000 }},
+		{"an unknown fence mode", func(r *GrantRequest) { r.Fence = "half" }},
+		{"a fence pid on an unfenced grant", func(r *GrantRequest) { r.Fence = FenceUnfenced }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := fencedGrant(fake.Process.Pid)
+			tt.edit(&req)
+			_, err := e.client.Grant(context.Background(), req)
+			var ae *APIError
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("Grant(%+v) = %v, want 400", req, err)
+			}
+		})
+	}
+	if list, _ := e.client.Sessions(context.Background()); len(list) != 0 {
+		t.Fatalf("refused grants left sessions behind: %+v", list)
+	}
+}
