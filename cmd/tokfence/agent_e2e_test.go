@@ -125,9 +125,12 @@ func TestExecRunsAnAgentAndKillsItsSessionAfter(t *testing.T) {
 	if len(auths) != 1 || auths[0] != "Bearer "+testOpenAIKey {
 		t.Fatalf("upstream credentials = %q, want only the real key", auths)
 	}
-	// After the child exits the token is dead.
+	// After the child exits the token is dead (asked on the daemon's TCP
+	// listener: the base URL points at the fence's own loopback).
+	var st struct{ TCP string }
+	json.Unmarshal([]byte(e.run("", "status", "--json").stdout), &st)
 	cmd := exec.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer "+vars["key"],
-		"-d", "{}", vars["base"]+"/chat/completions")
+		"-d", "{}", "http://"+st.TCP+"/openai/v1/chat/completions")
 	out, _ := cmd.Output()
 	if string(out) != "401" {
 		t.Fatalf("token after exec ended = %s, want 401", out)
@@ -282,16 +285,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestAgentUnderExecCannotUseTheControlAPI: an agent runs as the user, so
-// it can reach the socket; the daemon refuses its control requests because
-// it descends from a bound exec, even when it double-forks away.
+// TestAgentUnderExecCannotUseTheControlAPI: an unfenced agent runs as the
+// user, so it can reach the socket; the daemon refuses its control requests
+// because it descends from a bound exec, even when it double-forks away.
+// (A fenced agent cannot reach the control socket at all: TestFenceAttacks.)
 func TestAgentUnderExecCannotUseTheControlAPI(t *testing.T) {
 	e, _, _ := agentEnv(t)
 	e.startDaemon("--tcp", "127.0.0.1:0")
 	script := binPath + ` grant --agent escape --provider openai; echo "grant=$?";
 		` + binPath + ` kill --all; echo "kill=$?";
 		( ( ` + binPath + ` sessions >/dev/null 2>&1; echo "orphan=$?" > "$HOME/orphan" ) & ); sleep 1`
-	r := e.run("", "exec", "--agent", "jailed", "--provider", "openai", "--", "sh", "-c", script)
+	r := e.run("", "exec", "--no-fence", "--agent", "jailed", "--provider", "openai", "--", "sh", "-c", script)
 	if !strings.Contains(r.stdout, "grant=1") || !strings.Contains(r.stdout, "kill=1") || !strings.Contains(r.stderr, "not served to processes running under `tokfence exec`") {
 		t.Fatalf("an agent used the control API: %+v", r)
 	}

@@ -22,6 +22,9 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) == "1" {
+		os.Exit(runFenceProbe()) // this binary is the agent inside a fence
+	}
 	dir, err := os.MkdirTemp("", "tfbin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,23 +15,21 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/fence"
 )
 
 func execCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "exec",
-		Usage: "run an agent with a fresh session's token where its SDKs look, and kill the session when it exits",
-		UsageText: "tokfence exec --agent NAME --provider P [scope flags] -- CMD [ARGS...]\n\nExample:\n" +
-			"   tokfence exec --agent coder --provider anthropic --ttl 1h -- my-agent --task x",
-		Flags:  scopeFlags(),
+		Usage: "run an agent in a fence whose only way out is this session, with its token where its SDKs look",
+		UsageText: "tokfence exec [--no-fence] --agent NAME --provider P [scope flags] -- CMD [ARGS...]\n\nExamples:\n" +
+			"   tokfence exec --agent coder --provider anthropic --ttl 1h -- my-agent --task x\n" +
+			"   tokfence exec --no-fence --agent legacy --provider openai -- ./agent   # unfenced: marked so everywhere",
+		Flags: append(scopeFlags(),
+			&cli.BoolFlag{Name: "no-fence", Usage: "run the agent unfenced (it can then reach the keychain, the control socket and the network; the session is marked unfenced)"}),
 		Action: runExec,
 	}
 }
-
-// signalsToForward are passed through to the child; the exec process
-// itself only waits for it.
-var signalsToForward = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
 func runExec(c *cli.Context) error {
 	if c.NArg() == 0 {
@@ -40,33 +39,135 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := becomeSubreaper(); err != nil {
-		return fmt.Errorf("become child subreaper: %w", err)
+	providers, err := daemon.BuildProviders(cfg.Providers)
+	if err != nil {
+		return err
 	}
 	cl := daemon.NewClient(cfg.Socket)
 	req := grantRequest(c)
 	req.BindPeer = true // the daemon kills the session when this process exits, however it exits
+	if c.Bool("no-fence") || !cfg.Fence.Enabled {
+		return runUnfenced(c, cl, req, providers)
+	}
+	return runFenced(c, cl, req, providers, cfg)
+}
+
+// runFenced starts the fence (its init waits), mints the session bound to
+// it, then lets the init build the fence around the agent.
+func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config) error {
+	if !fence.Supported {
+		return withHint(errors.New("this platform has no fence"), "fences are built on Linux and macOS; run the agent unfenced with --no-fence")
+	}
+	spec, exposed, err := fenceSpec(c, cfg)
+	if err != nil {
+		return err
+	}
+	f, err := fence.Start(os.Stdin, c.App.Writer, c.App.ErrWriter, cfg.Fence.Port)
+	if err != nil {
+		return err
+	}
+	defer f.Kill()
+	req.Fence, req.FencePID, req.FencePort, req.Exposed = daemon.FenceFenced, f.Pid(), f.Port(), exposed
+	g, err := cl.Grant(c.Context, req)
+	if err != nil {
+		return err
+	}
+	defer killQuietly(cl, g.Session, c.App.ErrWriter)
+	spec.AgentDir, spec.Port = filepath.Dir(g.AgentSocket), f.Port()
+	spec.Env = childEnv(fenceParentEnv(cfg), providers, g)
+	if err := f.Run(spec); err != nil {
+		var se *fence.StartError
+		if errors.As(err, &se) {
+			fmt.Fprintf(c.App.ErrWriter, "tokfence: error: %s\n", se.Msg)
+			return cli.Exit("", se.Code)
+		}
+		return err
+	}
+	return waitFence(f)
+}
+
+// fenceSpec resolves what the fence hides and keeps for this user.
+func fenceSpec(c *cli.Context, cfg daemon.Config) (fence.Spec, []string, error) {
+	home, runtimeDir, dataHome, err := fence.UserDirs()
+	if err != nil {
+		return fence.Spec{}, nil, err
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return fence.Spec{}, nil, fmt.Errorf("working directory: %w", err)
+	}
+	own := []string{cfg.StateDir, filepath.Dir(cfg.Socket), filepath.Dir(daemon.DefaultConfigFile())}
+	if cfg.File != "" {
+		own = append(own, filepath.Dir(cfg.File))
+	}
+	plan, err := fence.Resolve(fence.PlanInput{Home: home, RuntimeDir: runtimeDir, DataHome: dataHome, Dir: dir,
+		Tokfence: own, Hide: cfg.Fence.Hide, Expose: cfg.Fence.Expose})
+	if err != nil {
+		return fence.Spec{}, nil, err
+	}
+	spec := fence.Spec{Argv: c.Args().Slice(), Dir: dir, Hide: plan.Hide, Scratch: plan.Scratch, Keep: plan.Keep}
+	return spec, plan.Exposed, nil
+}
+
+// fenceParentEnv is the environment a fenced agent starts from: the
+// parent's, without what bridges out of a fence or holds a credential.
+func fenceParentEnv(cfg daemon.Config) []string {
+	kept, _ := fence.ScrubEnv(os.Environ(), cfg.Fence.PassEnv)
+	return kept
+}
+
+// waitFence passes signals to the fence until it ends, and ends with its
+// exit code (the agent's, or 128+n for a signal n).
+func waitFence(f *fence.Fence) error {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, fence.ForwardedSignals...)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case s := <-sigs:
+			_ = f.Signal(s)
+		case <-f.Done():
+			return exitStatus(f.Wait())
+		}
+	}
+}
+
+func exitStatus(ps *os.ProcessState) error {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return cli.Exit("", 128+int(ws.Signal()))
+	}
+	if code := ps.ExitCode(); code != 0 {
+		return cli.Exit("", code)
+	}
+	return nil
+}
+
+// runUnfenced runs the agent as before the fence existed: as the user,
+// with the daemon's TCP listener as its way out (and every other way).
+func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers) error {
+	if err := becomeSubreaper(); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
+	req.Fence = daemon.FenceUnfenced
 	g, err := cl.Grant(c.Context, req)
 	if err != nil {
 		return err
 	}
 	defer killQuietly(cl, g.Session, c.App.ErrWriter)
 	if g.TCP == "" {
-		return withHint(errors.New("the daemon has no TCP listener, so SDKs cannot reach it"),
-			"restart it with `tokfence daemon --tcp 127.0.0.1:9471`")
+		return withHint(errors.New("the daemon has no TCP listener, so an unfenced agent's SDKs cannot reach it"),
+			"restart it with `tokfence daemon --tcp 127.0.0.1:9471`, or run the agent fenced (without --no-fence)")
 	}
-	providers, err := daemon.BuildProviders(cfg.Providers)
-	if err != nil {
-		return err
-	}
+	fmt.Fprintf(c.App.ErrWriter, "tokfence: warning: session %s runs UNFENCED: the agent can reach the keychain, the control socket and the network\n", g.Session)
 	cmd := exec.Command(c.Args().First(), c.Args().Tail()...)
 	cmd.Env = childEnv(os.Environ(), providers, g)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", c.Args().First(), err)
+		fmt.Fprintf(c.App.ErrWriter, "tokfence: error: start %s: %v\n", c.Args().First(), err)
+		return cli.Exit("", 127)
 	}
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, signalsToForward...)
+	signal.Notify(sigs, fence.ForwardedSignals...)
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -74,8 +175,8 @@ func runExec(c *cli.Context) error {
 		select {
 		case s := <-sigs:
 			_ = cmd.Process.Signal(s)
-		case err := <-done:
-			return childExit(err)
+		case <-done:
+			return exitStatus(cmd.ProcessState)
 		}
 	}
 }
@@ -112,21 +213,6 @@ func childEnv(parent []string, providers daemon.Providers, g *daemon.Grant) []st
 		out = append(out, k+"="+v)
 	}
 	return append(out, "TOKFENCE_SESSION="+g.Session)
-}
-
-// childExit turns the child's end into our exit: its code, or 128+signal.
-func childExit(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return cli.Exit("", 128+int(ws.Signal()))
-		}
-		return cli.Exit("", ee.ExitCode())
-	}
-	return err
 }
 
 // killQuietly ends the session when the child is done. The daemon also

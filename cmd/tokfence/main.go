@@ -12,9 +12,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/fence"
 )
 
 func main() {
+	fence.MaybeInit() // the fence's init is this binary, re-executed; it never returns
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -39,7 +39,7 @@ func runSessions(c *cli.Context) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tAGENT\tRISK\tREQUESTS\tTOKENS\tSPEND\tEXPIRES IN\tSCOPE\tWHY")
+	fmt.Fprintln(tw, "SESSION\tAGENT\tFENCE\tRISK\tREQUESTS\tTOKENS\tSPEND\tEXPIRES IN\tSCOPE\tWHY")
 	for _, s := range list {
 		scope := strings.Join(s.Scope.Providers, ",")
 		if len(s.Scope.Models) > 0 {
@@ -56,7 +56,11 @@ func runSessions(c *cli.Context) error {
 		if s.Unpriced > 0 {
 			spend += fmt.Sprintf(" (+%d unpriced)", s.Unpriced)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Agent, s.Risk, reqs, s.Tokens, spend,
+		fence := s.Fence
+		if fence == "" {
+			fence = "-" // a token minted by grant: the agent runs wherever its holder put it
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Agent, fence, s.Risk, reqs, s.Tokens, spend,
 			time.Until(s.Expires).Round(time.Second), scope, s.RiskReason)
 	}
 	return tw.Flush()

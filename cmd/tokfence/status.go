@@ -51,7 +51,11 @@ func runStatus(c *cli.Context) error {
 	if st.TCP != "" {
 		rows = append(rows, [2]string{"tcp", st.TCP})
 	}
-	rows = append(rows, [2]string{"sessions", fmt.Sprint(st.Sessions)}, [2]string{"policy", st.Policy})
+	sessions := fmt.Sprint(st.Sessions)
+	if st.Unfenced > 0 {
+		sessions += fmt.Sprintf(" (%d UNFENCED: their agents can reach the keychain, the control socket and the network)", st.Unfenced)
+	}
+	rows = append(rows, [2]string{"sessions", sessions}, [2]string{"policy", st.Policy})
 	if st.PolicyError != "" {
 		rows = append(rows, [2]string{"policy error", st.PolicyError + " (the previous policy stays in force)"})
 	}
