@@ -29,7 +29,7 @@ type fakeProvider struct {
 	ids   map[string]bool // X-Req-Id of every request that arrived
 }
 
-func newFakeProvider(t *testing.T) *fakeProvider {
+func newFakeProvider(t testing.TB) *fakeProvider {
 	f := &fakeProvider{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -78,7 +78,7 @@ func (f *fakeProvider) seen() ([]string, []string) {
 
 // agentEnv is a CLI environment with keys stored, a config pointing
 // openai and anthropic at the fake provider, and a daemon with TCP.
-func agentEnv(t *testing.T) (*cliEnv, *fakeProvider, *keystoretest.Env) {
+func agentEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	kr := keystoretest.Start(t)
 	e := newCLIEnv(t, kr)
 	fp := newFakeProvider(t)
@@ -274,7 +274,7 @@ func TestExecPassesSignalsAndExitCodes(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

@@ -22,8 +22,15 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(probeEnv) == "1" {
+	switch os.Getenv(probeEnv) {
+	case "1":
 		os.Exit(runFenceProbe()) // this binary is the agent inside a fence
+	case "bench":
+		os.Exit(runRequestBench()) // the agent of BenchmarkExec's request runs
+	}
+	if bin := os.Getenv("TOKFENCE_TEST_BIN"); bin != "" {
+		binPath = bin // a re-run as another uid (TestFenceAsAnUnprivilegedUser) reuses the parent's build
+		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tfbin")
 	if err != nil {
@@ -45,7 +52,7 @@ func TestMain(m *testing.M) {
 // cliEnv is an isolated user environment: its own HOME, XDG dirs, socket
 // and (optionally) private keyring.
 type cliEnv struct {
-	t      *testing.T
+	t      testing.TB
 	env    []string
 	home   string
 	socket string
@@ -53,7 +60,7 @@ type cliEnv struct {
 	output bytes.Buffer // everything every command printed, for the leak scan
 }
 
-func newCLIEnv(t *testing.T, keyring *keystoretest.Env) *cliEnv {
+func newCLIEnv(t testing.TB, keyring *keystoretest.Env) *cliEnv {
 	t.Helper()
 	home, err := os.MkdirTemp("", "tfh")
 	if err != nil {

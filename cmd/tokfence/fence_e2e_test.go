@@ -29,7 +29,7 @@ import (
 // the secret paths inside it stay hidden, which is what is under test.
 
 // fenceEnv is agentEnv with the home exposed to fenced agents.
-func fenceEnv(t *testing.T) (*cliEnv, *fakeProvider, *keystoretest.Env) {
+func fenceEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	e, fp, kr := agentEnv(t)
 	f, err := os.OpenFile(filepath.Join(e.home, ".config", "tokfence", "config.toml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -73,7 +73,7 @@ func plantSecrets(t *testing.T, home string) []string {
 }
 
 // probeBinary copies this test binary where a fenced agent can run it.
-func probeBinary(t *testing.T, dir string) string {
+func probeBinary(t testing.TB, dir string) string {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -399,4 +399,52 @@ func TestUnfencedSessionsAreMarkedEverywhere(t *testing.T) {
 	if a := e.run("", "audit", "--json"); !strings.Contains(a.stdout, `"fence":"unfenced"`) {
 		t.Errorf("the audit trail does not mark the grant unfenced:\n%s", a.stdout)
 	}
+}
+
+// unprivilegedFenceTests are re-run as uid 65534 by
+// TestFenceAsAnUnprivilegedUser: there the fence's user namespace is an
+// unprivileged one, whose init gets its capabilities only as ambient ones.
+const unprivilegedFenceTests = "^(TestFenceAttacks|TestFenceKillEndsEveryProcessInIt|TestFencePassesExitCodesAndSignals|TestFenceRefusedWithoutUserNamespaces|TestFenceCanaryIsRedAndEndsTheFence)$"
+
+// TestFenceAsAnUnprivilegedUser runs the fence tests again as nobody
+// (setpriv), daemon, keyring and all, when this run is root as in CI. Run
+// by a non-root user, the fence tests above already are the unprivileged
+// run, and this one checks that they were.
+func TestFenceAsAnUnprivilegedUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		if os.Getenv("TOKFENCE_TEST_BIN") == "" && testing.Verbose() {
+			t.Logf("this run is uid %d: the fence tests above ran unprivileged", os.Getuid())
+		}
+		return
+	}
+	dir, err := os.MkdirTemp("", "tfunpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	self := probeBinary(t, dir)
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		self, "-test.run", unprivilegedFenceTests, "-test.v", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=/tmp", "TOKFENCE_TEST_BIN=" + binPath,
+		"TOKFENCE_REQUIRE_KEYRING=1", "GORACE=halt_on_error=1"}
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	t.Logf("as uid 65534:\n%s", lastLines(string(out), 40))
+	if err != nil {
+		t.Fatalf("the fence tests failed as an unprivileged user: %v", err)
+	}
+	for _, name := range strings.Split(strings.Trim(unprivilegedFenceTests, "^()$"), "|") {
+		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+			t.Errorf("as uid 65534, %s did not pass", name)
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
