@@ -12,13 +12,15 @@ import (
 //
 //	[fence]
 //	hide = ["~/work/secrets"]    # hidden besides the defaults
-//	expose = ["~/.aws"]           # a default re-shown: the user's choice, audited
+//	read_only = ["~/.config/nvim"] # readable, not changeable, besides the defaults
+//	expose = ["~/.aws"]           # a default re-shown (or made writable): the user's choice, audited
 //	pass_env = ["GITHUB_TOKEN"]  # a credential variable let through
 type FenceConfig struct {
-	Enabled bool
-	Hide    []string
-	Expose  []string
-	PassEnv []string
+	Enabled  bool
+	Hide     []string
+	ReadOnly []string
+	Expose   []string
+	PassEnv  []string
 	// Port is the forwarder's port on the fence's own loopback.
 	Port int
 }
@@ -53,6 +55,8 @@ func (f *FenceConfig) fromTable(t map[string]any) error {
 			f.Enabled = b
 		case "hide":
 			f.Hide, err = stringList(t[k])
+		case "read_only":
+			f.ReadOnly, err = stringList(t[k])
 		case "expose":
 			f.Expose, err = stringList(t[k])
 		case "pass_env":
@@ -91,7 +95,7 @@ func stringList(v any) ([]string, error) {
 
 // validate checks every path can be resolved against a home directory.
 func (f *FenceConfig) validate() error {
-	for _, list := range [][]string{f.Hide, f.Expose} {
+	for _, list := range [][]string{f.Hide, f.ReadOnly, f.Expose} {
 		for _, p := range list {
 			if _, err := fence.Expand(p, "/home/x"); err != nil {
 				return fmt.Errorf("config: %w", err)

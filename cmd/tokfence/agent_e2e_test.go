@@ -56,6 +56,23 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 				w.(http.Flusher).Flush()
 			}
 			io.WriteString(w, "data: [DONE]\n\n")
+		case r.URL.Path == "/v1/messages" && strings.Contains(string(body), `"stream":true`):
+			w.Header().Set("Content-Type", "text/event-stream")
+			events := []string{
+				`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}`,
+				`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+				`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}`,
+				`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`,
+				`{"type":"content_block_stop","index":0}`,
+				`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}`,
+				`{"type":"message_stop"}`,
+			}
+			for _, ev := range events {
+				var typ struct{ Type string }
+				json.Unmarshal([]byte(ev), &typ)
+				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ.Type, ev)
+				w.(http.Flusher).Flush()
+			}
 		case r.URL.Path == "/v1/chat/completions":
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hello from openai"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
@@ -193,8 +210,9 @@ func TestGrantSessionsKillFromTheCLI(t *testing.T) {
 }
 
 // TestOfficialSDKsWorkUnmodified runs the official openai and
-// @anthropic-ai/sdk npm packages against the daemon with nothing but the
-// env vars `tokfence exec` sets.
+// @anthropic-ai/sdk npm packages (chat and streaming each) inside a fence,
+// with nothing but the env vars `tokfence exec` sets: through the
+// forwarder and the agent socket, the daemon has no TCP listener at all.
 func TestOfficialSDKsWorkUnmodified(t *testing.T) {
 	sdkDir, _ := filepath.Abs("../../testdata/sdk")
 	if _, err := exec.LookPath("npm"); err != nil {
@@ -210,20 +228,20 @@ func TestOfficialSDKsWorkUnmodified(t *testing.T) {
 			t.Fatalf("npm ci: %v\n%s", err, out)
 		}
 	}
-	e, fp, _ := agentEnv(t)
-	e.startDaemon("--tcp", "127.0.0.1:0")
+	e, fp, _ := fenceEnv(t)
+	e.startDaemon()
 	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--", "node", filepath.Join(sdkDir, "run.mjs"))
 	if r.code != 0 {
 		t.Fatalf("node SDK run = %+v", r)
 	}
 	var got struct {
-		Chat, Stream, Messages string
-		Chunks                 int
+		Chat, Stream, Messages, MessagesStream string
+		Chunks                                 int
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got); err != nil {
 		t.Fatalf("SDK output %q: %v", r.stdout, err)
 	}
-	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" {
+	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" || got.MessagesStream != "Hello" {
 		t.Fatalf("SDK results = %+v", got)
 	}
 	auths, paths := fp.seen()
@@ -232,8 +250,8 @@ func TestOfficialSDKsWorkUnmodified(t *testing.T) {
 			t.Fatalf("upstream saw credential %q, want only the real keys (never the token)", a)
 		}
 	}
-	if len(paths) != 3 {
-		t.Fatalf("upstream paths = %v, want 3 calls", paths)
+	if len(paths) != 4 {
+		t.Fatalf("upstream paths = %v, want 4 calls", paths)
 	}
 }
 

@@ -101,11 +101,11 @@ func fenceSpec(c *cli.Context, cfg daemon.Config) (fence.Spec, []string, error) 
 		own = append(own, filepath.Dir(cfg.File))
 	}
 	plan, err := fence.Resolve(fence.PlanInput{Home: home, RuntimeDir: runtimeDir, DataHome: dataHome, Dir: dir,
-		Tokfence: own, Hide: cfg.Fence.Hide, Expose: cfg.Fence.Expose})
+		Tokfence: own, Hide: cfg.Fence.Hide, ReadOnly: cfg.Fence.ReadOnly, Expose: cfg.Fence.Expose})
 	if err != nil {
 		return fence.Spec{}, nil, err
 	}
-	spec := fence.Spec{Argv: c.Args().Slice(), Dir: dir, Hide: plan.Hide, Scratch: plan.Scratch, Keep: plan.Keep}
+	spec := fence.Spec{Argv: c.Args().Slice(), Dir: dir, Hide: plan.Hide, ReadOnly: plan.ReadOnly, Scratch: plan.Scratch, Keep: plan.Keep}
 	return spec, plan.Exposed, nil
 }
 

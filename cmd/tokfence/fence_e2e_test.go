@@ -139,6 +139,9 @@ func TestFenceAttacks(t *testing.T) {
 	e.startDaemon("--tcp", "127.0.0.1:0")
 	st := e.status()
 	hidden := plantSecrets(t, e.home)
+	if err := os.WriteFile(filepath.Join(e.home, ".bashrc"), []byte("# PROBE-RC\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	hidden = append(hidden, filepath.Join(st.StateDir, "install-id"), filepath.Join(e.home, ".config", "tokfence", "config.toml"))
 	keyrings, _ := filepath.Glob(filepath.Join(kr.Home, ".local", "share", "keyrings", "*"))
 	hidden = append(hidden, keyrings...)

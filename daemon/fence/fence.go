@@ -60,6 +60,11 @@ type Spec struct {
 	// becomes an empty mount it cannot list, a file an empty one it
 	// cannot open. Paths that do not exist are skipped.
 	Hide []string `json:"hide"`
+	// ReadOnly are absolute paths the agent may read but not change: the
+	// places a shell or the desktop runs code from at the next login, so
+	// that an agent cannot plant a command that would run outside the
+	// fence. Paths that do not exist are skipped.
+	ReadOnly []string `json:"read_only"`
 	// Scratch are directories replaced by an empty, private, writable
 	// tmpfs: /tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, where the sockets
 	// of the user's agents and buses live.
@@ -83,7 +88,7 @@ func (s *Spec) Validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		return fmt.Errorf("fence: port %d out of range", s.Port)
 	}
-	for _, p := range append(append(append([]string{s.Dir, s.AgentDir}, s.Hide...), s.Scratch...), s.Keep...) {
+	for _, p := range append(append(append(append([]string{s.Dir, s.AgentDir}, s.Hide...), s.ReadOnly...), s.Scratch...), s.Keep...) {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 			return fmt.Errorf("fence: path %q must be absolute and clean", p)
 		}
@@ -100,6 +105,18 @@ var DefaultHidden = []string{
 	// The keyrings themselves, in case a keyring file is readable: the
 	// Secret Service's (gnome-keyring), KWallet's.
 	"~/.local/share/keyrings", "~/.local/share/kwalletd",
+}
+
+// DefaultReadOnly are the files and directories below the home directory
+// from which code runs outside the fence later (login shells, the desktop's
+// autostart, systemd user units, git's config, the user's own bin
+// directories); a fenced agent may read but not change them.
+var DefaultReadOnly = []string{
+	"~/.bashrc", "~/.bash_profile", "~/.bash_login", "~/.bash_logout", "~/.profile",
+	"~/.zshrc", "~/.zshenv", "~/.zprofile", "~/.zlogin", "~/.config/fish",
+	"~/.pam_environment", "~/.xprofile", "~/.xsessionrc", "~/.config/environment.d",
+	"~/.config/autostart", "~/.config/systemd", "~/.local/share/systemd",
+	"~/.gitconfig", "~/.config/git", "~/.local/bin", "~/bin",
 }
 
 // Expand resolves a leading "~/" (or a lone "~") against home and cleans
@@ -119,9 +136,10 @@ func Expand(p, home string) (string, error) {
 
 // Plan is the resolved view of the host a fence will give its agent.
 type Plan struct {
-	Hide    []string
-	Scratch []string
-	Keep    []string
+	Hide     []string
+	ReadOnly []string
+	Scratch  []string
+	Keep     []string
 	// Exposed are paths the user re-showed with fence.expose, for the
 	// audit trail.
 	Exposed []string
@@ -135,6 +153,7 @@ type PlanInput struct {
 	Dir        string   // the agent's working directory
 	Tokfence   []string // Tokfence's own state, config and socket directories
 	Hide       []string // fence.hide, as written (~ allowed)
+	ReadOnly   []string // fence.read_only, as written
 	Expose     []string // fence.expose, as written
 }
 
@@ -176,6 +195,16 @@ func Resolve(in PlanInput) (Plan, error) {
 		}
 		p.Scratch = append(p.Scratch, rd)
 	}
+	ro := map[string]bool{}
+	for _, list := range [][]string{DefaultReadOnly, in.ReadOnly} {
+		for _, r := range list {
+			abs, err := Expand(r, in.Home)
+			if err != nil {
+				return p, err
+			}
+			ro[abs] = true
+		}
+	}
 	p.Keep = []string{in.Dir}
 	for _, e := range in.Expose {
 		abs, err := Expand(e, in.Home)
@@ -183,12 +212,19 @@ func Resolve(in PlanInput) (Plan, error) {
 			return p, err
 		}
 		p.Exposed = append(p.Exposed, abs)
-		if hide[abs] {
+		if hide[abs] || ro[abs] {
 			delete(hide, abs)
+			delete(ro, abs)
 			continue
 		}
 		p.Keep = append(p.Keep, abs)
 	}
+	for r := range ro {
+		if !hide[r] {
+			p.ReadOnly = append(p.ReadOnly, r)
+		}
+	}
+	sort.Strings(p.ReadOnly)
 	for h := range hide {
 		if within(in.Dir, h) {
 			return p, &Error{Cause: fmt.Sprintf("the working directory %s is inside %s, which the fence hides", in.Dir, h),

@@ -15,6 +15,7 @@ func TestResolve(t *testing.T) {
 		edit                 func(*PlanInput)
 		hidden, shown, keep  []string
 		scratch, exposedWant []string
+		check                func(*testing.T, Plan)
 	}{
 		{name: "defaults hide every credential path, Tokfence's dirs and the keyrings",
 			hidden: []string{"/home/u/.ssh", "/home/u/.gnupg", "/home/u/.aws", "/home/u/.config/gcloud", "/home/u/.azure",
@@ -22,6 +23,18 @@ func TestResolve(t *testing.T) {
 				"/home/u/.config/gh", "/home/u/.git-credentials", "/home/u/.password-store", "/home/u/.local/share/keyrings",
 				"/home/u/.local/state/tokfence", "/run/user/1000/tokfence"},
 			keep: []string{"/home/u/src"}, scratch: []string{"/dev/shm", "/run", "/run/user/1000", "/tmp"}},
+		{name: "login scripts are read-only, and fence.expose makes one writable",
+			edit: func(in *PlanInput) { in.ReadOnly = []string{"~/.config/nvim"}; in.Expose = []string{"~/.gitconfig"} },
+			check: func(t *testing.T, p Plan) {
+				for _, want := range []string{"/home/u/.bashrc", "/home/u/.profile", "/home/u/.config/systemd", "/home/u/.config/nvim"} {
+					if !slices.Contains(p.ReadOnly, want) {
+						t.Errorf("Resolve().ReadOnly lacks %s", want)
+					}
+				}
+				if slices.Contains(p.ReadOnly, "/home/u/.gitconfig") {
+					t.Error("Resolve().ReadOnly keeps exposed ~/.gitconfig")
+				}
+			}, exposedWant: []string{"/home/u/.gitconfig"}},
 		{name: "fence.hide adds a path, ~ expanded",
 			edit:   func(in *PlanInput) { in.Hide = []string{"~/work/secrets", "/srv/vault"} },
 			hidden: []string{"/home/u/work/secrets", "/srv/vault", "/home/u/.ssh"}},
@@ -57,6 +70,9 @@ func TestResolve(t *testing.T) {
 			}
 			if tt.scratch != nil && !reflect.DeepEqual(p.Scratch, tt.scratch) {
 				t.Errorf("Resolve().Scratch = %v, want %v", p.Scratch, tt.scratch)
+			}
+			if tt.check != nil {
+				tt.check(t, p)
 			}
 			if !reflect.DeepEqual(p.Exposed, tt.exposedWant) {
 				t.Errorf("Resolve().Exposed = %v, want %v", p.Exposed, tt.exposedWant)

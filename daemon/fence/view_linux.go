@@ -47,6 +47,11 @@ func buildView(s *Spec) *report {
 	if err := showAgentSocket(agentDir[0]); err != nil {
 		return diagnoseSetup("show the agent socket", err)
 	}
+	for _, p := range s.ReadOnly {
+		if err := readOnly(p); err != nil {
+			return diagnoseSetup("make "+p+" read-only", err)
+		}
+	}
 	if err := hideAll(s.Hide); err != nil {
 		return diagnoseSetup("hide", err)
 	}
@@ -220,6 +225,23 @@ func hideAll(hide []string) error {
 		}
 	}
 	return nil
+}
+
+// readOnly binds p onto itself read-only. The agent holds no capability
+// to remount or unmount it, and a mount point cannot be renamed over or
+// unlinked, so the file stays as it is.
+func readOnly(p string) error {
+	real, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(real, real, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", real, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 }
 
 func hide1(p string) error {

@@ -33,5 +33,17 @@ const msg = await anthropic.messages.create({
   messages: [{ role: "user", content: "say hello" }],
 });
 out.messages = msg.content[0].text;
+
+const mstream = await anthropic.messages.create({
+  model: "claude-3-5-haiku-latest",
+  max_tokens: 32,
+  stream: true,
+  messages: [{ role: "user", content: "count" }],
+});
+let mstreamed = "";
+for await (const ev of mstream) {
+  if (ev.type === "content_block_delta") mstreamed += ev.delta.text;
+}
+out.messagesStream = mstreamed;
 out.tokenSeen = (process.env.OPENAI_API_KEY || "").length > 0;
 console.log(JSON.stringify(out));
