@@ -25,6 +25,8 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(probeEnv) {
 	case "1":
 		os.Exit(runFenceProbe()) // this binary is the agent inside a fence
+	case "tiocsti":
+		os.Exit(runTIOCSTI()) // a child of the probe, on a pty of its own
 	case "bench":
 		os.Exit(runRequestBench()) // the agent of BenchmarkExec's request runs
 	}

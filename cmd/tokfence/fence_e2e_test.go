@@ -134,6 +134,26 @@ func (h *hostTargets) udpReceived() bool {
 	return err == nil
 }
 
+// TestTerminalInjectionWorksOutsideAFence is the control for the fence's
+// TIOCSTI attack: where the kernel still allows TIOCSTI, the probe's
+// injection succeeds outside a fence, so its failure inside proves the
+// fence's filter.
+func TestTerminalInjectionWorksOutsideAFence(t *testing.T) {
+	b, _ := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti")
+	err := injectThroughPTY()
+	switch strings.TrimSpace(string(b)) {
+	case "0":
+		if err == nil {
+			t.Fatal("TIOCSTI worked although dev.tty.legacy_tiocsti = 0")
+		}
+		t.Logf("this kernel refuses TIOCSTI itself (dev.tty.legacy_tiocsti = 0): %v", err)
+	default:
+		if err != nil {
+			t.Fatalf("TIOCSTI outside a fence = %v, want it to work (the attack the fence must stop)", err)
+		}
+	}
+}
+
 func TestFenceAttacks(t *testing.T) {
 	e, _, kr := fenceEnv(t)
 	e.startDaemon("--tcp", "127.0.0.1:0")

@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/zalando/go-keyring"
 	"golang.org/x/sys/unix"
@@ -143,7 +145,13 @@ func probeAttacks() map[string]func() string {
 		},
 		"unmounting a hidden path from a nested namespace": probeNestedUnmount,
 		"planting a command in a login script":             probeLoginScript,
-		"capabilities and no_new_privs":                    probeCaps,
+		"injecting keystrokes into the terminal (TIOCSTI)": func() string {
+			if err := injectThroughPTY(); err != nil {
+				return "blocked: " + err.Error()
+			}
+			return "OPEN: TIOCSTI pushed a byte into the controlling terminal's input"
+		},
+		"capabilities and no_new_privs": probeCaps,
 		"the control API over the agent socket": func() string {
 			for _, rq := range [][2]string{{"GET", "/v1/status"}, {"POST", "/v1/grant"}, {"POST", "/v1/kill"}, {"GET", "/v1/sessions"}} {
 				code, err := unixHTTP("/run/tokfence/agent.sock", rq[0], rq[1])
@@ -279,6 +287,48 @@ func probeLoginScript() string {
 		return fmt.Sprintf("OPEN?: ~/.bashrc unreadable or changed: %q %v", b, err)
 	}
 	return "blocked: ~/.bashrc is readable and cannot be changed"
+}
+
+// injectThroughPTY makes a new pty the controlling terminal of a child
+// (this binary again, in mode "tiocsti") and has it push one byte into the
+// pty's input with TIOCSTI, as an agent would into the user's terminal.
+func injectThroughPTY() error {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		return fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		return fmt.Errorf("pty number: %w", err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("open the pty: %w", err)
+	}
+	defer tty.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), probeEnv+"=tiocsti")
+	cmd.Stdin = tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// runTIOCSTI pushes one byte into the input of the terminal on stdin.
+func runTIOCSTI() int {
+	b := byte('x')
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, uintptr(unsafe.Pointer(&b))); errno != 0 {
+		fmt.Println("TIOCSTI:", errno)
+		return 1
+	}
+	return 0
 }
 
 // probeNestedUnmount makes a user and mount namespace of its own (which an

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -87,6 +88,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.Port < 1 || s.Port > 65535 {
 		return fmt.Errorf("fence: port %d out of range", s.Port)
+	}
+	// The fence's own files (the agent socket's mount point, the hidden
+	// file stand-in) are made in /run, which must be its own tmpfs.
+	if !slices.Contains(s.Scratch, "/run") {
+		return errors.New("fence: /run must be a scratch directory")
 	}
 	for _, p := range append(append(append(append([]string{s.Dir, s.AgentDir}, s.Hide...), s.ReadOnly...), s.Scratch...), s.Keep...) {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {

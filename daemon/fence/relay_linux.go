@@ -40,6 +40,10 @@ func relayMain() int {
 	go Forward(ln, filepath.Join(AgentSocketDir, AgentSocketName))
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
+	if err := installTTYFilter(); err != nil {
+		say(report{Error: err.Error(), Hint: hintNoFence})
+		return 125
+	}
 	agent, err := startAgent(&s)
 	if err != nil {
 		say(report{Error: err.Error(), Exit: 127})

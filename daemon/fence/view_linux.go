@@ -206,7 +206,12 @@ func showAgentSocket(h heldPath) error {
 	if err := makeMountPoint(AgentSocketDir, true); err != nil {
 		return err
 	}
-	return unix.Mount(fdPath(h.fd), AgentSocketDir, "", unix.MS_BIND, "")
+	if err := unix.Mount(fdPath(h.fd), AgentSocketDir, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	// Read-only: the agent may connect (not a write) but not replace the
+	// socket or leave files in the daemon's directory.
+	return unix.Mount("", AgentSocketDir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
 // hideAll makes every path in hide unreadable: a directory is covered by
