@@ -213,8 +213,9 @@ func TestFenceAttacks(t *testing.T) {
 	}
 	// The one attack that reaches the daemon is on the trail.
 	a := e.run("", "audit", "--json")
-	if !strings.Contains(a.stdout, `"status":403`) || !strings.Contains(a.stdout, `"fence":"fenced"`) {
-		t.Errorf("audit lacks the refused foreign token (403) or the fenced grant:\n%s", a.stdout)
+	if !strings.Contains(a.stdout, `"status":403`) || !strings.Contains(a.stdout, `"fence":"fenced"`) ||
+		!strings.Contains(a.stdout, `"exposed":"`+e.home+`"`) {
+		t.Errorf("audit lacks the refused foreign token (403), or the fenced grant with its exposed home:\n%s", a.stdout)
 	}
 }
 

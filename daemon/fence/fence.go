@@ -163,53 +163,27 @@ type PlanInput struct {
 	Expose     []string // fence.expose, as written
 }
 
-// Resolve builds the Plan: the default hidden paths, Tokfence's own
-// directories and fence.hide, less what fence.expose re-shows. An exposed
-// path that is not itself hidden but lies below a hidden or scratch
-// directory is kept instead (shown again inside it).
+// Resolve builds the Plan: the default hidden and read-only paths,
+// Tokfence's own directories, fence.hide and fence.read_only, less what
+// fence.expose lifts. An exposed path that is neither hidden nor read-only
+// itself is kept: shown again where a scratch directory covers it. One
+// below a hidden directory is refused (the hidden one must be exposed).
 func Resolve(in PlanInput) (Plan, error) {
 	var p Plan
-	hide := map[string]bool{}
-	add := func(list []string) error {
-		for _, h := range list {
-			abs, err := Expand(h, in.Home)
-			if err != nil {
-				return err
-			}
-			hide[abs] = true
-		}
-		return nil
-	}
-	if err := add(DefaultHidden); err != nil {
+	hide, err := expandSet(in.Home, DefaultHidden, in.Tokfence, in.Hide)
+	if err != nil {
 		return p, err
 	}
 	if in.DataHome != "" {
 		hide[filepath.Join(in.DataHome, "keyrings")] = true
 		hide[filepath.Join(in.DataHome, "kwalletd")] = true
 	}
-	if err := add(in.Tokfence); err != nil {
+	ro, err := expandSet(in.Home, DefaultReadOnly, in.ReadOnly)
+	if err != nil {
 		return p, err
 	}
-	if err := add(in.Hide); err != nil {
+	if p.Scratch, err = scratchDirs(in); err != nil {
 		return p, err
-	}
-	p.Scratch = []string{"/dev/shm", "/run", "/tmp"}
-	if in.RuntimeDir != "" {
-		rd, err := Expand(in.RuntimeDir, in.Home)
-		if err != nil {
-			return p, fmt.Errorf("XDG_RUNTIME_DIR: %w", err)
-		}
-		p.Scratch = append(p.Scratch, rd)
-	}
-	ro := map[string]bool{}
-	for _, list := range [][]string{DefaultReadOnly, in.ReadOnly} {
-		for _, r := range list {
-			abs, err := Expand(r, in.Home)
-			if err != nil {
-				return p, err
-			}
-			ro[abs] = true
-		}
 	}
 	p.Keep = []string{in.Dir}
 	for _, e := range in.Expose {
@@ -225,23 +199,59 @@ func Resolve(in PlanInput) (Plan, error) {
 		}
 		p.Keep = append(p.Keep, abs)
 	}
-	for r := range ro {
-		if !hide[r] {
-			p.ReadOnly = append(p.ReadOnly, r)
-		}
-	}
-	sort.Strings(p.ReadOnly)
 	for h := range hide {
-		if within(in.Dir, h) {
-			return p, &Error{Cause: fmt.Sprintf("the working directory %s is inside %s, which the fence hides", in.Dir, h),
-				Fix: "run the agent from another directory, or re-show the path with fence.expose in the config (audited)"}
+		for _, k := range p.Keep {
+			if within(k, h) {
+				return p, hiddenKeepError(k, h, k == in.Dir)
+			}
 		}
 		p.Hide = append(p.Hide, h)
+		delete(ro, h)
+	}
+	for r := range ro {
+		p.ReadOnly = append(p.ReadOnly, r)
 	}
 	sort.Strings(p.Hide)
-	p.Scratch = dedupe(p.Scratch)
+	sort.Strings(p.ReadOnly)
 	p.Keep = dedupe(p.Keep)
 	return p, nil
+}
+
+// expandSet expands every path of lists against home into a set.
+func expandSet(home string, lists ...[]string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, list := range lists {
+		for _, p := range list {
+			abs, err := Expand(p, home)
+			if err != nil {
+				return nil, err
+			}
+			set[abs] = true
+		}
+	}
+	return set, nil
+}
+
+// scratchDirs are the directories a fence covers with empty tmpfs mounts.
+func scratchDirs(in PlanInput) ([]string, error) {
+	dirs := []string{"/dev/shm", "/run", "/tmp"}
+	if in.RuntimeDir != "" {
+		rd, err := Expand(in.RuntimeDir, in.Home)
+		if err != nil {
+			return nil, fmt.Errorf("XDG_RUNTIME_DIR: %w", err)
+		}
+		dirs = append(dirs, rd)
+	}
+	return dedupe(dirs), nil
+}
+
+func hiddenKeepError(kept, hidden string, isDir bool) error {
+	if isDir {
+		return &Error{Cause: fmt.Sprintf("the working directory %s is inside %s, which the fence hides", kept, hidden),
+			Fix: "run the agent from another directory, or re-show the path with fence.expose in the config (audited)"}
+	}
+	return &Error{Cause: fmt.Sprintf("fence.expose names %s, inside %s, which the fence hides", kept, hidden),
+		Fix: fmt.Sprintf("expose %s itself, or nothing below it", hidden)}
 }
 
 // within reports whether p is dir or lies below it.

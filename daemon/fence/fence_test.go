@@ -89,6 +89,7 @@ func TestResolveRefuses(t *testing.T) {
 		{"a relative fence.hide path", PlanInput{Home: "/h", Dir: "/h/src", Hide: []string{"secrets"}}},
 		{"a relative fence.expose path", PlanInput{Home: "/h", Dir: "/h/src", Expose: []string{"x/.aws"}}},
 		{"a working directory inside a hidden path", PlanInput{Home: "/h", Dir: "/h/.ssh/keys"}},
+		{"an exposed path inside a hidden one", PlanInput{Home: "/h", Dir: "/h/src", Expose: []string{"~/.config/gh/hosts.yml"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
