@@ -17,9 +17,10 @@ import (
 
 // BenchmarkExec measures what the fence costs an agent, fenced against
 // --no-fence on the same daemon: the start-up of `tokfence exec -- true`
-// (CLI, grant, fence, agent, kill), and the p50 of a small chat request
-// from inside (through the forwarder and the agent socket) against the
-// same request from an unfenced agent (loopback TCP to the daemon).
+// (CLI, grant, fence, agent, kill; medians), and the p50 of a small chat
+// request from inside (through the forwarder and the agent socket)
+// against the same request from an unfenced agent (loopback TCP to the
+// daemon). Both run b.N times.
 //
 //	go test -run '^$' -bench Exec -benchtime 20x ./cmd/tokfence/
 func BenchmarkExec(b *testing.B) {
@@ -34,36 +35,55 @@ func BenchmarkExec(b *testing.B) {
 	e, _, _ := fenceEnv(b)
 	e.startDaemon("--tcp", "127.0.0.1:0")
 	probe := probeBinary(b, e.home)
-	for _, mode := range []struct{ name, flag string }{{"fenced", ""}, {"unfenced", "--no-fence"}} {
-		args := []string{"exec", "--agent", "bench", "--provider", "openai"}
-		if mode.flag != "" {
-			args = append(args, mode.flag)
-		}
-		b.Run("startup/"+mode.name, func(b *testing.B) {
-			for range b.N {
+	modes := [][]string{
+		{"exec", "--agent", "bench", "--provider", "openai"},
+		{"exec", "--agent", "bench", "--provider", "openai", "--no-fence"},
+	}
+	// Fenced and unfenced alternate, so that the daemon's growing state and
+	// the machine's noise weigh on both alike.
+	b.Run("startup", func(b *testing.B) {
+		var lat [2][]time.Duration
+		for range b.N {
+			for m, args := range modes {
+				start := time.Now()
 				if r := e.run("", append(args, "--", "true")...); r.code != 0 {
 					b.Fatalf("exec true = %+v", r)
 				}
+				lat[m] = append(lat[m], time.Since(start))
 			}
-		})
-		b.Run("request/"+mode.name, func(b *testing.B) {
+		}
+		f, u := median(lat[0]), median(lat[1])
+		b.ReportMetric(f, "fenced-ms")
+		b.ReportMetric(u, "unfenced-ms")
+		b.ReportMetric(f-u, "added-ms")
+	})
+	b.Run("request", func(b *testing.B) {
+		var p50 [2]float64
+		for m, args := range modes {
 			cmd := exec.Command(binPath, append(args, "--", probe)...)
 			cmd.Env = append(append([]string(nil), e.env...), probeEnv+"=bench", "PROBE_N="+strconv.Itoa(b.N))
 			var out bytes.Buffer
 			cmd.Stdout = &out
-			b.ResetTimer()
 			if err := cmd.Run(); err != nil {
 				b.Fatalf("request bench: %v\n%s", err, out.String())
 			}
-			b.StopTimer()
 			var res struct{ P50, Mean float64 }
 			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 				b.Fatalf("request bench output %q: %v", out.String(), err)
 			}
-			b.ReportMetric(res.P50, "p50-µs")
-			b.ReportMetric(res.Mean, "mean-µs")
-		})
-	}
+			p50[m] = res.P50
+		}
+		b.ReportMetric(p50[0], "fenced-p50-µs")
+		b.ReportMetric(p50[1], "tcp-p50-µs")
+		b.ReportMetric(p50[0]-p50[1], "added-p50-µs")
+	})
+}
+
+// median returns the median of d in milliseconds.
+func median(d []time.Duration) float64 {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return float64(s[len(s)/2].Microseconds()) / 1e3
 }
 
 // runRequestBench is the agent of BenchmarkExec: PROBE_N sequential chat
