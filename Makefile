@@ -29,7 +29,7 @@ build:
 # only when one is missing (root, or sudo without a password).
 deps:
 	@missing=""; \
-	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv; do \
+	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv unshare; do \
 	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -93,7 +93,8 @@ fuzz:
 # bench runs the hot-path benchmarks, then the load harness (cmd/tfbench)
 # against a real daemon process; results land in bench/results.json.
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/ ./daemon/audit/
+	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/ ./daemon/audit/ ./daemon/fence/
+	$(GO) test -run '^$$' -bench Exec -benchtime 60x ./cmd/tokfence/
 	$(GO) run ./cmd/tfbench $(BENCHFLAGS)
 
 clean:

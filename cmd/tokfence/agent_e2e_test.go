@@ -228,7 +228,7 @@ func TestOfficialSDKsWorkUnmodified(t *testing.T) {
 			t.Fatalf("npm ci: %v\n%s", err, out)
 		}
 	}
-	e, fp, _ := fenceEnv(t)
+	e, fp, _ := fenceEnv(t, sdkDir) // a checkout below /tmp would be covered otherwise
 	e.startDaemon()
 	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--", "node", filepath.Join(sdkDir, "run.mjs"))
 	if r.code != 0 {

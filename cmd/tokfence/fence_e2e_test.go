@@ -28,15 +28,20 @@ import (
 // which a fence covers, so their config exposes the home (fence.expose):
 // the secret paths inside it stay hidden, which is what is under test.
 
-// fenceEnv is agentEnv with the home exposed to fenced agents.
-func fenceEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
+// fenceEnv is agentEnv with the home, and the paths in expose, exposed to
+// fenced agents.
+func fenceEnv(t testing.TB, expose ...string) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	e, fp, kr := agentEnv(t)
 	f, err := os.OpenFile(filepath.Join(e.home, ".config", "tokfence", "config.toml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := io.WriteString(f, "[fence]\nexpose = [\"~\"]\n"); err != nil {
+	list := `"~"`
+	for _, p := range expose {
+		list += fmt.Sprintf(", %q", p)
+	}
+	if _, err := io.WriteString(f, "[fence]\nexpose = ["+list+"]\n"); err != nil {
 		t.Fatal(err)
 	}
 	return e, fp, kr
