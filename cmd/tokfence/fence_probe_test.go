@@ -145,6 +145,13 @@ func probeAttacks() map[string]func() string {
 		},
 		"unmounting a hidden path from a nested namespace": probeNestedUnmount,
 		"planting a command in a login script":             probeLoginScript,
+		"the kernel keyrings": func() string {
+			id, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_GET_KEYRING_ID, uintptr(0xfffffffd), 0) // the session keyring
+			if errno == 0 {
+				return fmt.Sprintf("OPEN: keyctl found the session keyring %d", id)
+			}
+			return "blocked: keyctl: " + errno.Error()
+		},
 		"injecting keystrokes into the terminal (TIOCSTI)": func() string {
 			if err := injectThroughPTY(); err != nil {
 				return "blocked: " + err.Error()

@@ -234,7 +234,7 @@ func expandSet(home string, lists ...[]string) (map[string]bool, error) {
 
 // scratchDirs are the directories a fence covers with empty tmpfs mounts.
 func scratchDirs(in PlanInput) ([]string, error) {
-	dirs := []string{"/dev/shm", "/run", "/tmp"}
+	dirs := []string{"/dev/shm", "/run", "/tmp", "/var/run"} // /var/run is a real directory on some systems (docker.sock)
 	if in.RuntimeDir != "" {
 		rd, err := Expand(in.RuntimeDir, in.Home)
 		if err != nil {

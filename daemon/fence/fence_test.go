@@ -22,7 +22,7 @@ func TestResolve(t *testing.T) {
 				"/home/u/.kube", "/home/u/.docker/config.json", "/home/u/.netrc", "/home/u/.npmrc", "/home/u/.pypirc",
 				"/home/u/.config/gh", "/home/u/.git-credentials", "/home/u/.password-store", "/home/u/.local/share/keyrings",
 				"/home/u/.local/state/tokfence", "/run/user/1000/tokfence"},
-			keep: []string{"/home/u/src"}, scratch: []string{"/dev/shm", "/run", "/run/user/1000", "/tmp"}},
+			keep: []string{"/home/u/src"}, scratch: []string{"/dev/shm", "/run", "/run/user/1000", "/tmp", "/var/run"}},
 		{name: "login scripts are read-only, and fence.expose makes one writable",
 			edit: func(in *PlanInput) { in.ReadOnly = []string{"~/.config/nvim"}; in.Expose = []string{"~/.gitconfig"} },
 			check: func(t *testing.T, p Plan) {

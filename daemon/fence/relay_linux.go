@@ -40,7 +40,7 @@ func relayMain() int {
 	go Forward(ln, filepath.Join(AgentSocketDir, AgentSocketName))
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
-	if err := installTTYFilter(); err != nil {
+	if err := installFilter(); err != nil {
 		say(report{Error: err.Error(), Hint: hintNoFence})
 		return 125
 	}

@@ -2,9 +2,7 @@ package fence
 
 import "golang.org/x/sys/unix"
 
-const (
-	nativeArch  = unix.AUDIT_ARCH_AARCH64
-	nativeIoctl = 29 // __NR_ioctl, arm64
-	compatArch  = unix.AUDIT_ARCH_ARM
-	compatIoctl = 54 // __NR_ioctl, arm (EABI)
+var (
+	nativeABI = abi{arch: unix.AUDIT_ARCH_AARCH64, ioctl: unix.SYS_IOCTL, keyring: []uint32{unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY, unix.SYS_KEYCTL}}
+	compatABI = abi{arch: unix.AUDIT_ARCH_ARM, ioctl: 54, keyring: []uint32{309, 310, 311}}
 )

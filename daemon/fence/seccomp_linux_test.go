@@ -7,7 +7,7 @@ import (
 )
 
 // runFilter interprets the classic BPF program f on one seccomp_data,
-// enough of an interpreter for the instructions ttyFilter uses.
+// enough of an interpreter for the instructions fenceFilter uses.
 func runFilter(t *testing.T, f []unix.SockFilter, arch, nr, arg1 uint32) uint32 {
 	var acc uint32
 	for pc := 0; pc < len(f); pc++ {
@@ -37,23 +37,27 @@ func runFilter(t *testing.T, f []unix.SockFilter, arch, nr, arg1 uint32) uint32 
 	return 0
 }
 
-func TestTTYFilter(t *testing.T) {
+func TestFenceFilter(t *testing.T) {
 	allow, eperm, enosys := uint32(unix.SECCOMP_RET_ALLOW), uint32(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM)), uint32(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS))
 	tests := []struct {
 		name           string
 		arch, nr, arg1 uint32
 		want           uint32
 	}{
-		{"TIOCSTI is refused", nativeArch, nativeIoctl, unix.TIOCSTI, eperm},
-		{"TIOCLINUX is refused", nativeArch, nativeIoctl, unix.TIOCLINUX, eperm},
-		{"TIOCSTI by the compat syscall is refused", compatArch, compatIoctl, unix.TIOCSTI, eperm},
-		{"another ioctl passes", nativeArch, nativeIoctl, unix.TIOCGWINSZ, allow},
-		{"another syscall passes", nativeArch, 1, unix.TIOCSTI, allow},
-		{"a compat syscall passes", compatArch, 4, 0, allow},
-		{"x32 (or any number with bit 30) is refused", nativeArch, 0x40000000 | 514, unix.TIOCSTI, enosys},
-		{"a foreign architecture is refused", 0x12345678, nativeIoctl, 0, enosys},
+		{"TIOCSTI is refused", nativeABI.arch, nativeABI.ioctl, unix.TIOCSTI, eperm},
+		{"TIOCLINUX is refused", nativeABI.arch, nativeABI.ioctl, unix.TIOCLINUX, eperm},
+		{"TIOCSTI by the compat syscall is refused", compatABI.arch, compatABI.ioctl, unix.TIOCSTI, eperm},
+		{"another ioctl passes", nativeABI.arch, nativeABI.ioctl, unix.TIOCGWINSZ, allow},
+		{"another syscall passes", nativeABI.arch, 1, unix.TIOCSTI, allow},
+		{"a compat syscall passes", compatABI.arch, 4, 0, allow},
+		{"add_key is refused", nativeABI.arch, nativeABI.keyring[0], 0, eperm},
+		{"request_key is refused", nativeABI.arch, nativeABI.keyring[1], 0, eperm},
+		{"keyctl is refused", nativeABI.arch, nativeABI.keyring[2], 0, eperm},
+		{"compat keyctl is refused", compatABI.arch, compatABI.keyring[2], 0, eperm},
+		{"x32 (or any number with bit 30) is refused", nativeABI.arch, 0x40000000 | 514, unix.TIOCSTI, enosys},
+		{"a foreign architecture is refused", 0x12345678, nativeABI.ioctl, 0, enosys},
 	}
-	f := ttyFilter()
+	f := fenceFilter()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := runFilter(t, f, tt.arch, tt.nr, tt.arg1); got != tt.want {

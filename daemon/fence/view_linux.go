@@ -148,9 +148,9 @@ func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // scratch covers dir with an empty private tmpfs. /tmp keeps its sticky,
 // world-writable mode; the others are the user's own.
 func scratch(dir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // nothing there to reach
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Mode()&fs.ModeSymlink != 0) {
+		return nil // nothing there to reach, or a link to a directory covered on its own (/var/run → /run)
 	}
 	if err != nil {
 		return err
