@@ -145,6 +145,17 @@ func probeAttacks() map[string]func() string {
 		},
 		"unmounting a hidden path from a nested namespace": probeNestedUnmount,
 		"planting a command in a login script":             probeLoginScript,
+		"a disk, memory or another terminal in /dev": func() string {
+			for _, pat := range []string{"/dev/sd*", "/dev/vd*", "/dev/nvme*", "/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/pts/[0-9]*", "/dev/tty[0-9]*", "/dev/input", "/dev/video*"} {
+				if m, _ := filepath.Glob(pat); len(m) > 0 {
+					return fmt.Sprintf("OPEN: %v in sight", m)
+				}
+			}
+			if _, err := os.ReadFile("/dev/null"); err != nil {
+				return "OPEN?: /dev/null unusable: " + err.Error()
+			}
+			return "blocked: /dev holds only null, zero, full, random, urandom, tty and the fence's own ptys"
+		},
 		"the kernel keyrings": func() string {
 			id, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_GET_KEYRING_ID, uintptr(0xfffffffd), 0) // the session keyring
 			if errno == 0 {

@@ -39,6 +39,14 @@ func buildView(s *Spec) *report {
 		return diagnoseSetup("open the paths the fence keeps", err)
 	}
 	defer closeHeld(kept)
+	devs, err := holdPaths(devices, false)
+	if err != nil {
+		return diagnoseSetup("open the devices the fence keeps", err)
+	}
+	defer closeHeld(devs)
+	if err := minimalDev(devs); err != nil {
+		return diagnoseSetup("make the fence's /dev", err)
+	}
 	for _, op := range layers(s.Scratch, kept) {
 		if err := op.apply(); err != nil {
 			return diagnoseSetup(op.what(), err)
@@ -60,6 +68,43 @@ func buildView(s *Spec) *report {
 	}
 	if err := os.Chdir(s.Dir); err != nil {
 		return diagnoseSetup("enter the working directory", err)
+	}
+	return nil
+}
+
+// devices are the host's device nodes a fence shows: what programs expect
+// to open. Everything else (disks, other users' and the user's other
+// terminals, cameras, GPUs) is not there.
+var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
+
+// minimalDev replaces /dev with a tmpfs holding the devices, a devpts
+// instance of the fence's own (so no other terminal of the user can be
+// read or written) and the usual links into /proc.
+func minimalDev(devs []heldPath) error {
+	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if err := makeMountPoint(d.path, false); err != nil {
+			return err
+		}
+		if err := unix.Mount(fdPath(d.fd), d.path, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("%s: %w", d.path, err)
+		}
+	}
+	for _, dir := range []string{"/dev/pts", "/dev/shm"} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("devpts: %w", err)
+	}
+	for link, target := range map[string]string{"/dev/ptmx": "pts/ptmx", "/dev/fd": "/proc/self/fd",
+		"/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, link); err != nil {
+			return err
+		}
 	}
 	return nil
 }
