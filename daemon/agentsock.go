@@ -25,6 +25,9 @@ import (
 type agentSockets struct {
 	mu sync.Mutex
 	m  map[string]*agentSocket
+	// handler is the one front door all agent sockets share; the session
+	// each serves comes from its connections' context.
+	handler http.Handler
 }
 
 type agentSocket struct {
@@ -40,11 +43,10 @@ func (d *Daemon) agentSocketDir(sid string) string {
 // openAgentSocket creates the agent socket of sess and serves it until the
 // session ends or the daemon stops. It returns the socket's path.
 func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
-	root := filepath.Join(filepath.Dir(d.cfg.Socket), "agents")
-	if err := secureDir(root, d.uid); err != nil {
+	dir := d.agentSocketDir(sess.ID)
+	if err := secureDir(filepath.Dir(dir), d.uid); err != nil {
 		return "", fmt.Errorf("agent socket directory: %w", err)
 	}
-	dir := d.agentSocketDir(sess.ID)
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clear %s: %w", dir, err)
 	}
@@ -52,9 +54,9 @@ func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 		return "", fmt.Errorf("agent socket directory: %w", err)
 	}
 	path := filepath.Join(dir, fence.AgentSocketName)
-	if len(path) >= sunPathMax {
+	if err := checkSunPath(path); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("agent socket path %s is %d bytes; this platform allows %d (pick a shorter --socket)", path, len(path), sunPathMax-1)
+		return "", fmt.Errorf("agent socket: %w", err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -63,7 +65,7 @@ func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 	}
 	// The 0700 directory is the guard; the socket's own mode is belt and braces.
 	_ = os.Chmod(path, 0o600)
-	srv := d.httpServer(d.agentDoor(), "agent")
+	srv := d.httpServer(d.agentSocks.door(d), "agent")
 	srv.ConnContext = agentConnContext(sess.ID)
 	as := &agentSocket{dir: dir, srv: srv}
 	d.agentSocks.add(sess.ID, as)
@@ -90,6 +92,16 @@ func (d *Daemon) closeAgentSocket(sid string) {
 	}
 	_ = as.srv.Close()
 	_ = os.RemoveAll(as.dir)
+}
+
+// door returns the agent sockets' shared front door, built on first use.
+func (a *agentSockets) door(d *Daemon) http.Handler {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handler == nil {
+		a.handler = d.agentDoor()
+	}
+	return a.handler
 }
 
 func (a *agentSockets) add(sid string, as *agentSocket) {

@@ -64,11 +64,19 @@ type socketLock struct{ f *os.File }
 
 func (l *socketLock) release() { _ = l.f.Close() }
 
+// checkSunPath refuses a socket path the kernel would truncate.
+func checkSunPath(path string) error {
+	if len(path) >= sunPathMax {
+		return fmt.Errorf("socket path %s is %d bytes; this platform allows %d (pick a shorter --socket)", path, len(path), sunPathMax-1)
+	}
+	return nil
+}
+
 // listenUnix prepares path's directory, takes the lock, clears a stale
 // socket and binds a 0600 socket whatever the process umask.
 func listenUnix(path string, uid int) (net.Listener, *socketLock, error) {
-	if len(path) >= sunPathMax {
-		return nil, nil, fmt.Errorf("socket path is %d bytes; this platform allows %d (pick a shorter --socket)", len(path), sunPathMax-1)
+	if err := checkSunPath(path); err != nil {
+		return nil, nil, err
 	}
 	dir := filepath.Dir(path)
 	if err := secureDir(dir, uid); err != nil {

@@ -119,15 +119,21 @@ func fenceParentEnv(cfg daemon.Config) []string {
 // waitFence passes signals to the fence until it ends, and ends with its
 // exit code (the agent's, or 128+n for a signal n).
 func waitFence(f *fence.Fence) error {
+	forwardSignals(f.Done(), f.Signal)
+	return exitStatus(f.Wait())
+}
+
+// forwardSignals passes fence.ForwardedSignals to send until done closes.
+func forwardSignals(done <-chan struct{}, send func(os.Signal) error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, fence.ForwardedSignals...)
 	defer signal.Stop(sigs)
 	for {
 		select {
 		case s := <-sigs:
-			_ = f.Signal(s)
-		case <-f.Done():
-			return exitStatus(f.Wait())
+			_ = send(s)
+		case <-done:
+			return
 		}
 	}
 }
@@ -166,19 +172,10 @@ func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, pro
 		fmt.Fprintf(c.App.ErrWriter, "tokfence: error: start %s: %v\n", c.Args().First(), err)
 		return cli.Exit("", 127)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, fence.ForwardedSignals...)
-	defer signal.Stop(sigs)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for {
-		select {
-		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
-		case <-done:
-			return exitStatus(cmd.ProcessState)
-		}
-	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	forwardSignals(done, cmd.Process.Signal)
+	return exitStatus(cmd.ProcessState)
 }
 
 // childEnv is the parent's environment without any real provider key,

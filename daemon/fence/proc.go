@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 )
 
@@ -62,6 +63,17 @@ func spawn(exe string, stdin io.Reader, stdout, stderr io.Writer, attr *syscall.
 		close(f.done)
 	}()
 	return f, nil
+}
+
+// lookPath finds the agent's command on the agent's own PATH, from the
+// working directory the caller is already in.
+func (s *Spec) lookPath() (string, error) {
+	for _, kv := range s.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			os.Setenv("PATH", v)
+		}
+	}
+	return exec.LookPath(s.Argv[0])
 }
 
 // Port returns the forwarder's port on the fence's loopback.

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -56,12 +54,7 @@ func relayMain() int {
 // startAgent starts s's command with its environment, looked up on its
 // own PATH from its working directory.
 func startAgent(s *Spec) (*os.Process, error) {
-	for _, kv := range s.Env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			os.Setenv("PATH", v)
-		}
-	}
-	path, err := exec.LookPath(s.Argv[0])
+	path, err := s.lookPath()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Argv[0], err)
 	}

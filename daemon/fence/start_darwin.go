@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 )
 
@@ -83,7 +81,7 @@ func initMain() int {
 		say(report{Error: err.Error(), Hint: hintNoFence})
 		return 125
 	}
-	path, err := lookPath(s.Argv[0], s.Env)
+	path, err := s.lookPath()
 	if err != nil {
 		say(report{Error: fmt.Sprintf("start %s: %v", s.Argv[0], err), Exit: 127})
 		return 127
@@ -118,14 +116,4 @@ func darwinHidden(s *Spec) []string {
 		}
 	}
 	return out
-}
-
-// lookPath finds file on the agent's own PATH.
-func lookPath(file string, env []string) (string, error) {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			os.Setenv("PATH", v)
-		}
-	}
-	return exec.LookPath(file)
 }
