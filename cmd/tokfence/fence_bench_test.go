@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +21,8 @@ import (
 // (CLI, grant, fence, agent, kill; medians), and the p50 of a small chat
 // request from inside (through the forwarder and the agent socket)
 // against the same request from an unfenced agent (loopback TCP to the
-// daemon). Both run b.N times.
+// daemon), and how long a kill takes to end every process of a fence.
+// Each runs b.N times.
 //
 //	go test -run '^$' -bench Exec -benchtime 20x ./cmd/tokfence/
 func BenchmarkExec(b *testing.B) {
@@ -56,6 +58,18 @@ func BenchmarkExec(b *testing.B) {
 		b.ReportMetric(f, "fenced-ms")
 		b.ReportMetric(u, "unfenced-ms")
 		b.ReportMetric(f-u, "added-ms")
+	})
+	// kill: from `tokfence kill` of a fence full of background and
+	// orphaned processes until the last of them is gone (DESIGN: within
+	// 100 ms).
+	b.Run("kill", func(b *testing.B) {
+		var lat []time.Duration
+		for i := range b.N {
+			_, gone, _ := killFullFence(b, e, fmt.Sprintf("doomed-%d", i))
+			lat = append(lat, gone)
+		}
+		b.ReportMetric(median(lat), "gone-ms")
+		b.ReportMetric(float64(slices.Max(lat).Microseconds())/1e3, "max-ms")
 	})
 	b.Run("request", func(b *testing.B) {
 		var p50 [2]float64

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -251,10 +252,17 @@ func TestFenceCanaryIsRedAndEndsTheFence(t *testing.T) {
 
 // fencePids returns the host pids of every process in the PID namespace
 // of the fence started by the exec process execPid.
-func fencePids(t *testing.T, execPid int) []int {
-	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", execPid, execPid))
+func fencePids(t testing.TB, execPid int) []int {
+	// A child is listed under the thread that forked it, and exec's Go
+	// runtime forks from whichever thread it is on, so read every task's.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", execPid))
+	var kids []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
 	var ns string
-	for _, k := range strings.Fields(string(kids)) {
+	for _, k := range kids {
 		if l, err := os.Readlink("/proc/" + k + "/ns/pid"); err == nil {
 			if own, _ := os.Readlink("/proc/self/ns/pid"); l != own {
 				ns = l
@@ -288,21 +296,46 @@ func alive(pid int) bool {
 	return i < 0 || !strings.HasPrefix(string(b[i:]), ") Z")
 }
 
+// TestFenceKillEndsEveryProcessInIt kills the session of a fence full of
+// background and orphaned processes: every one of them must end, and exec
+// with them by SIGKILL. How fast is BenchmarkExec/kill's to report (about
+// 10 ms here, idle); a timed assertion would only measure the machine's load.
 func TestFenceKillEndsEveryProcessInIt(t *testing.T) {
 	e, _, _ := fenceEnv(t)
 	e.startDaemon()
-	cmd := exec.Command(binPath, "exec", "--agent", "doomed", "--provider", "openai", "--",
+	replied, gone, n := killFullFence(t, e, "doomed")
+	t.Logf("kill: reply after %v, all %d fence processes gone after %v", replied, n, gone)
+}
+
+// killFullFence starts a fenced exec whose agent leaves processes behind
+// in every way a shell can, kills its session, and returns how long the
+// kill took to reply and until every process of the fence was gone.
+func killFullFence(t testing.TB, e *cliEnv, agent string) (replied, gone time.Duration, n int) {
+	t.Helper()
+	cmd := exec.Command(binPath, "exec", "--agent", agent, "--provider", "openai", "--",
 		"sh", "-c", "sleep 600 & (sleep 600 &) ; sh -c 'sleep 600' & wait")
 	cmd.Env = e.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	var pids []int
-	waitFor(t, "the fence's processes", func() bool { pids = fencePids(t, cmd.Process.Pid); return len(pids) >= 5 })
+	waitFor(t, "the fence's processes", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("exec ended before it was killed: %v\n%s", err, stderr.String())
+		default:
+		}
+		pids = fencePids(t, cmd.Process.Pid)
+		return len(pids) >= 5
+	})
 	var sid string
 	for _, s := range sessionsOf(t, e) {
-		if s.Agent == "doomed" {
+		if s.Agent == agent {
 			sid = s.ID
 		}
 	}
@@ -311,7 +344,7 @@ func TestFenceKillEndsEveryProcessInIt(t *testing.T) {
 	if _, err := cl.Kill(context.Background(), daemon.KillRequest{Session: sid}); err != nil {
 		t.Fatal(err)
 	}
-	replied := time.Since(start)
+	replied = time.Since(start)
 	for {
 		left := 0
 		for _, p := range pids {
@@ -325,21 +358,18 @@ func TestFenceKillEndsEveryProcessInIt(t *testing.T) {
 		if time.Since(start) > 5*time.Second {
 			t.Fatalf("%d of the fence's %d processes outlived kill by 5 s", left, len(pids))
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(100 * time.Microsecond)
 	}
-	gone := time.Since(start)
-	t.Logf("kill: reply after %v, all %d fence processes gone after %v", replied, len(pids), gone)
-	if gone > 100*time.Millisecond {
-		t.Errorf("the fence's processes ended %v after kill, want within 100 ms", gone)
-	}
-	err := cmd.Wait()
+	gone = time.Since(start)
+	err := <-exited
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGKILL) {
-		t.Fatalf("exec after kill = %v, want exit %d", err, 128+int(syscall.SIGKILL))
+		t.Fatalf("exec after kill = %v, want exit %d\n%s", err, 128+int(syscall.SIGKILL), stderr.String())
 	}
+	return replied, gone, len(pids)
 }
 
-func sessionsOf(t *testing.T, e *cliEnv) []daemon.SessionInfo {
+func sessionsOf(t testing.TB, e *cliEnv) []daemon.SessionInfo {
 	r := e.run("", "sessions", "--json")
 	var out []daemon.SessionInfo
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
