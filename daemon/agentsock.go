@@ -125,7 +125,7 @@ func (a *agentSockets) take(sid string) *agentSocket {
 // agent socket. Browsers are refused as on TCP; the Host is not checked,
 // since a fence has no DNS with which to rebind a name.
 func (d *Daemon) agentDoor() http.Handler {
-	return &frontDoor{mux: d.buildMux(d.proxyRoutes()), agent: true}
+	return &frontDoor{d: d, mux: d.buildMux(d.proxyRoutes()), agent: true}
 }
 
 // agentConnContext marks each connection of sid's agent socket with the

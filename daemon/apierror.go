@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Error types on the wire. They follow the provider APIs' vocabulary so that
@@ -20,16 +22,30 @@ const (
 	errUpstream    = "upstream_error"
 	errInternal    = "api_error"
 	errUnavailable = "service_unavailable"
+	// errNotConfigured is a 503 that waiting does not fix: the daemon
+	// lacks the provider's key or base URL until the user adds it.
+	errNotConfigured = "not_configured_error"
+)
+
+// Codes of the refusals an agent's code may want to tell apart, in the
+// OpenAI shape's "code" member.
+const (
+	codeRateLimit    = "rate_limit_exceeded"
+	codeRequestLimit = "request_limit_reached"
+	codeBudget       = "budget_exhausted"
+	codeUnpriced     = "model_unpriced"
 )
 
 // APIError is the one error shape on the wire:
 // {"error": {"message": ..., "type": ..., "code": ...}}.
 type APIError struct {
-	Status  int    `json:"-"`
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Code    string `json:"code,omitempty"`
-	Hint    string `json:"hint,omitempty"`
+	Status int `json:"-"`
+	// RetryAfter, on a 429, is when the refused request would go through.
+	RetryAfter time.Duration `json:"-"`
+	Message    string        `json:"message"`
+	Type       string        `json:"type"`
+	Code       string        `json:"code,omitempty"`
+	Hint       string        `json:"hint,omitempty"`
 }
 
 func (e *APIError) Error() string {
@@ -53,6 +69,127 @@ func writeAPIError(w http.ResponseWriter, e *APIError) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: e})
+}
+
+// retryable reports whether waiting can fix a refusal of this status and
+// type: a rate limit, an upstream that failed or went silent, a keychain
+// or audit trail that is down for now. Everything else (a bad or foreign
+// token, a scope, a used-up limit, a model with no price) fails the same
+// way every time, and says so to the SDKs, which would otherwise retry
+// any 429 or 5xx.
+func retryable(status int, typ string) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	case http.StatusServiceUnavailable:
+		return typ != errNotConfigured
+	}
+	return false
+}
+
+// writeProviderError writes e on a provider route in the error shape of
+// the API that provider speaks, so that its SDK parses the message (the
+// OpenAI, Anthropic and Gemini SDKs each read only their own shape). It
+// also says whether a retry can help: x-should-retry is what the OpenAI
+// and Anthropic SDKs obey before their own status rules, and a 429 carries
+// Retry-After (and retry-after-ms, which those SDKs prefer).
+func writeProviderError(w http.ResponseWriter, api string, e *APIError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Should-Retry", strconv.FormatBool(retryable(e.Status, e.Type)))
+	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+		h.Set("Retry-After-Ms", strconv.FormatInt(e.RetryAfter.Milliseconds(), 10))
+	}
+	w.WriteHeader(e.Status)
+	var body any
+	switch api {
+	case apiAnthropic:
+		body = anthropicError{Type: "error", Error: anthropicErrorInner{Type: anthropicType(e.Status, e.Type), Message: e.Message}}
+	case apiGemini:
+		body = geminiError{Error: geminiErrorInner{Code: e.Status, Message: e.Message, Status: grpcStatus(e.Status)}}
+	default:
+		body = errorBody{Error: e}
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// anthropicError is Anthropic's error shape:
+// {"type":"error","error":{"type":...,"message":...}}.
+type anthropicError struct {
+	Type  string              `json:"type"`
+	Error anthropicErrorInner `json:"error"`
+}
+
+type anthropicErrorInner struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// anthropicType is the Anthropic error type of a refusal: ours where
+// Anthropic has it, else the one Anthropic uses for the status.
+func anthropicType(status int, typ string) string {
+	switch typ {
+	case errAuth, errPermission, errInvalid, errNotFound, errRateLimit, errTooLarge, errInternal:
+		return typ
+	}
+	switch status {
+	case http.StatusBadRequest:
+		return errInvalid
+	case http.StatusUnauthorized:
+		return errAuth
+	case http.StatusForbidden:
+		return errPermission
+	case http.StatusNotFound:
+		return errNotFound
+	case http.StatusRequestEntityTooLarge:
+		return errTooLarge
+	case http.StatusTooManyRequests:
+		return errRateLimit
+	case http.StatusServiceUnavailable:
+		return "overloaded_error"
+	}
+	return errInternal
+}
+
+// geminiError is Google's error shape:
+// {"error":{"code":403,"message":...,"status":"PERMISSION_DENIED"}}.
+type geminiError struct {
+	Error geminiErrorInner `json:"error"`
+}
+
+type geminiErrorInner struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Status  string `json:"status"`
+}
+
+// grpcStatus is the google.rpc status name Google's APIs pair with an
+// HTTP status.
+func grpcStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusRequestEntityTooLarge:
+		return "OUT_OF_RANGE"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case 499:
+		return "CANCELLED"
+	case http.StatusServiceUnavailable, http.StatusBadGateway:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	return "INTERNAL"
 }
 
 // writeJSON writes v as a 200 (or status) JSON reply.

@@ -169,7 +169,7 @@ func TestCorruptRevocationListRefusesToStart(t *testing.T) {
 func TestMaxRequestsIsEnforced(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	g := e.grant(t, GrantRequest{MaxRequests: 2})
-	for i, want := range []int{200, 200, 429, 429} {
+	for i, want := range []int{200, 200, 403, 403} {
 		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != want {
 			t.Fatalf("request %d = %d, want %d", i+1, resp.StatusCode, want)
 		}

@@ -112,7 +112,13 @@ func (m *meter) rebuild(dir string, now time.Time) error {
 }
 
 // errBudget is the 429 for a request that would start past a limit.
-var errBudget = errors.New("limit reached")
+// errBudget and errUnpriced refuse a request that no retry can fix: a
+// limit used up, or a spend limit that cannot be enforced on a model with
+// no price.
+var (
+	errBudget   = errors.New("limit reached")
+	errUnpriced = errors.New("spend limit unenforceable")
+)
 
 // checkBudget refuses a request that would start past the session's token
 // or spend limit or the agent's daily or monthly budget. Requests already
@@ -128,7 +134,7 @@ func (d *Daemon) checkBudget(c *capability.Claims, provider, model string) error
 			return fmt.Errorf("%w: the session's --max-spend $%.2f is used up ($%.4f)", errBudget, usd(max), usd(s.MicroUSD))
 		}
 		if _, ok := d.prices.lookup(provider, model); !ok {
-			return fmt.Errorf("%w: model %q has no price, so --max-spend cannot be enforced; add it under [pricing] in the config", errBudget, model)
+			return fmt.Errorf("%w: %q has no price, so the session's --max-spend cannot be enforced; add it under [pricing] in the config", errUnpriced, model)
 		}
 	}
 	b, ok := d.cfg.Budgets[c.Subject]

@@ -22,13 +22,13 @@ func usageUpstream(in, out int) http.HandlerFunc {
 func TestMaxSpendRefusesOnceCrossed(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(5000, 1000)) // gpt-4o-mini: 5000×0.15 + 1000×0.60 = 1350 µ$
 	g := e.grant(t, GrantRequest{MaxSpendUSD: 0.002})
-	for i, want := range []int{200, 200, 429} {
+	for i, want := range []int{200, 200, 403} {
 		resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 		if resp.StatusCode != want {
 			t.Fatalf("request %d = %d %s, want %d", i+1, resp.StatusCode, body, want)
 		}
-		if want == 429 && (!strings.Contains(body, "max-spend") || !strings.Contains(body, `"type":"rate_limit_error"`)) {
-			t.Fatalf("429 body %s should name the limit in the provider shape", body)
+		if want == 403 && (!strings.Contains(body, "max-spend") || !strings.Contains(body, `"code":"budget_exhausted"`)) {
+			t.Fatalf("403 body %s should name the limit in the provider shape", body)
 		}
 	}
 	if e.up.count() != 2 {
@@ -52,8 +52,9 @@ func TestUnpricedModelsAreFlaggedNeverFree(t *testing.T) {
 	}
 	capped := e.grant(t, GrantRequest{MaxSpendUSD: 1})
 	resp, msg := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(capped.Token))
-	if resp.StatusCode != 429 || !strings.Contains(msg, "no price") {
-		t.Fatalf("unpriced model under --max-spend = %d %s, want 429 naming the missing price", resp.StatusCode, msg)
+	if resp.StatusCode != 403 || !strings.Contains(msg, "no price") || resp.Header.Get("X-Should-Retry") != "false" {
+		t.Fatalf("unpriced model under --max-spend = %d %s (x-should-retry %q), want a final 403 naming the missing price",
+			resp.StatusCode, msg, resp.Header.Get("X-Should-Retry"))
 	}
 }
 
@@ -62,7 +63,7 @@ func TestAgentBudgetSurvivesRestart(t *testing.T) {
 		c.Budgets = map[string]Budget{"coder": {DailyTokens: 10000}}
 	})
 	g := e.grant(t, GrantRequest{Agent: "coder"})
-	for i, want := range []int{200, 200, 429} {
+	for i, want := range []int{200, 200, 403} {
 		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != want {
 			t.Fatalf("request %d = %d, want %d", i+1, resp.StatusCode, want)
 		}
@@ -70,8 +71,8 @@ func TestAgentBudgetSurvivesRestart(t *testing.T) {
 	e2 := e.restart(t)
 	fresh := e2.grant(t, GrantRequest{Agent: "coder"})
 	resp, body := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(fresh.Token))
-	if resp.StatusCode != 429 || !strings.Contains(body, "daily token budget") {
-		t.Fatalf("new session of the same agent after restart = %d %s, want 429", resp.StatusCode, body)
+	if resp.StatusCode != 403 || !strings.Contains(body, "daily token budget") {
+		t.Fatalf("new session of the same agent after restart = %d %s, want 403", resp.StatusCode, body)
 	}
 	other := e2.grant(t, GrantRequest{Agent: "writer"})
 	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(other.Token)); resp.StatusCode != 200 {
@@ -118,8 +119,8 @@ func TestConcurrentOvershootIsBoundedByInFlight(t *testing.T) {
 	if ok > n {
 		t.Fatalf("%d succeeded, more than the %d in flight", ok, n)
 	}
-	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 429 {
-		t.Fatalf("request after the limit was crossed = %d, want 429", resp.StatusCode)
+	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 403 {
+		t.Fatalf("request after the limit was crossed = %d, want 403", resp.StatusCode)
 	}
 }
 

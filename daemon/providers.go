@@ -21,7 +21,18 @@ type ProviderConfig struct {
 	KeyEnv     string   `toml:"key_env"`     // env var an SDK reads the key from
 	BaseEnv    string   `toml:"base_env"`    // env var an SDK reads the base URL from
 	BaseSuffix string   `toml:"base_suffix"` // appended to /{name} for BaseEnv
+	// API is the API the provider speaks: "openai" (the default; most
+	// providers are OpenAI-compatible), "anthropic" or "gemini". It
+	// decides the shape of the daemon's error replies on its routes.
+	API string `toml:"api"`
 }
+
+// The APIs a provider can speak, in ProviderConfig.API.
+const (
+	apiOpenAI    = "openai"
+	apiAnthropic = "anthropic"
+	apiGemini    = "gemini"
+)
 
 // Provider is one resolved entry of the provider table.
 type Provider struct {
@@ -34,6 +45,7 @@ type Provider struct {
 	KeyEnv     string
 	BaseEnv    string
 	BaseSuffix string
+	API        string // apiOpenAI, apiAnthropic or apiGemini
 }
 
 // builtinProviders is the provider table compiled in. The Paths allow-lists
@@ -44,10 +56,10 @@ var builtinProviders = map[string]ProviderConfig{
 		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1"},
 	"anthropic": {BaseURL: "https://api.anthropic.com", AuthHeader: "x-api-key",
 		Paths: []string{"/v1/"}, Headers: []string{"anthropic-version", "anthropic-beta"},
-		KeyEnv: "ANTHROPIC_API_KEY", BaseEnv: "ANTHROPIC_BASE_URL"},
+		KeyEnv: "ANTHROPIC_API_KEY", BaseEnv: "ANTHROPIC_BASE_URL", API: apiAnthropic},
 	"gemini": {BaseURL: "https://generativelanguage.googleapis.com", AuthHeader: "x-goog-api-key",
 		Paths: []string{"/v1beta/", "/v1/", "/upload/"}, Headers: []string{"x-goog-api-client"},
-		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL"},
+		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL", API: apiGemini},
 	"mistral": {BaseURL: "https://api.mistral.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
 		Paths: []string{"/v1/"}, KeyEnv: "MISTRAL_API_KEY", BaseEnv: "MISTRAL_BASE_URL", BaseSuffix: "/v1"},
 	"groq": {BaseURL: "https://api.groq.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
@@ -109,7 +121,7 @@ func overlay(base, over ProviderConfig) ProviderConfig {
 	for _, p := range []struct {
 		dst *string
 		v   string
-	}{{&base.KeyEnv, over.KeyEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}} {
+	}{{&base.KeyEnv, over.KeyEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}} {
 		if p.v != "" {
 			*p.dst = p.v
 		}
@@ -122,7 +134,14 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
-		KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix}
+		KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API}
+	switch p.API {
+	case "":
+		p.API = apiOpenAI
+	case apiOpenAI, apiAnthropic, apiGemini:
+	default:
+		return nil, fmt.Errorf("config: provider %s: api %q: want %q, %q or %q", name, p.API, apiOpenAI, apiAnthropic, apiGemini)
+	}
 	for _, h := range pc.Headers {
 		p.Headers = append(p.Headers, normHeader(h))
 	}

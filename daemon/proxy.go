@@ -115,11 +115,11 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("unknown provider %q", r.PathValue("provider")))
 		return nil
 	}
-	rec.Provider = p.Name
+	rec.Provider, rec.api = p.Name, p.API
 	rest := "/" + r.PathValue("rest")
 	rec.Path = rest
 	if p.Base == nil {
-		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, fmt.Sprintf("provider %q has no base_url configured", p.Name))
+		rec.fail(w, http.StatusServiceUnavailable, errNotConfigured, fmt.Sprintf("provider %q has no base_url configured", p.Name))
 		return nil
 	}
 	if !allowedPath(p, rest) {
@@ -224,25 +224,33 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 		rec.fail(w, http.StatusForbidden, errPermission, "outside the grant's scope: "+err.Error())
 		return false
 	}
+	now, limit := d.clock(), pol.RateLimit(st.sess.Agent, st.risk.State())
 	st.mu.Lock()
-	allowed := st.lim.Allow(d.clock(), pol.RateLimit(st.sess.Agent, st.risk.State()))
+	allowed := st.lim.Allow(now, limit)
 	st.mu.Unlock()
 	if !allowed {
 		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, rec)
-		rec.fail(w, http.StatusTooManyRequests, errRateLimit, fmt.Sprintf("rate limit for a %s session exceeded", st.risk.State()))
+		rec.failErr(w, &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit,
+			RetryAfter: st.lim.RetryAfter(now, limit),
+			Message:    fmt.Sprintf("rate limit for a %s session (%s) exceeded", st.risk.State(), limit)})
 		return false
 	}
+	// What follows fails the same way on every retry: 403, not 429.
 	if err := d.checkBudget(c, f.p.Name, f.model); err != nil {
 		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, rec)
-		rec.fail(w, http.StatusTooManyRequests, errRateLimit, err.Error())
+		code := codeBudget
+		if errors.Is(err, errUnpriced) {
+			code = codeUnpriced
+		}
+		rec.failErr(w, &APIError{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()})
 		return false
 	}
 	if _, err := st.sess.AddRequest(); err != nil {
-		status, typ := http.StatusTooManyRequests, errRateLimit
-		if !errors.Is(err, capability.ErrLimit) {
-			status, typ = http.StatusUnauthorized, errAuth
+		e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
+		if errors.Is(err, capability.ErrLimit) {
+			e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
 		}
-		rec.fail(w, status, typ, err.Error())
+		rec.failErr(w, e)
 		return false
 	}
 	body = d.requestUsage(f, body)
@@ -334,7 +342,7 @@ func (d *Daemon) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 func (d *Daemon) keyError(w http.ResponseWriter, rec *requestRecord, provider string, err error) {
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
-		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, fmt.Sprintf("no %s key is stored; run `tokfence key set %s`", provider, provider))
+		rec.fail(w, http.StatusServiceUnavailable, errNotConfigured, fmt.Sprintf("no %s key is stored; run `tokfence key set %s`", provider, provider))
 	case errors.Is(err, keystore.ErrInvalid):
 		d.log.Error("stored key is unusable", "provider", provider, "err", err)
 		rec.fail(w, http.StatusInternalServerError, errInternal, fmt.Sprintf("the stored %s key is unusable (e.g. it holds a control character); set it again", provider))

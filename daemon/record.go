@@ -20,13 +20,16 @@ import (
 // drives from the same goroutine before ServeHTTP returns.
 type requestRecord struct {
 	audit.Record
-	start   time.Time
+	start time.Time
+	// api is the API of the route's provider, whose error shape fail
+	// writes; apiOpenAI until the provider is known.
+	api     string
 	replied bool
 	metered bool
 }
 
 func (d *Daemon) newRecord(r *http.Request) *requestRecord {
-	rec := &requestRecord{start: d.clock()}
+	rec := &requestRecord{start: d.clock(), api: apiOpenAI}
 	rec.Event = audit.EventRequest
 	rec.Method = r.Method
 	if p, ok := PeerFrom(r.Context()); ok {
@@ -40,14 +43,19 @@ func (d *Daemon) newRecord(r *http.Request) *requestRecord {
 	return rec
 }
 
-// fail writes the error reply and notes it in the record.
+// fail writes the error reply, in the shape of the provider's API, and
+// notes it in the record.
 func (rec *requestRecord) fail(w http.ResponseWriter, status int, typ, msg string) {
-	rec.Status, rec.Error = status, msg
+	rec.failErr(w, &APIError{Status: status, Type: typ, Message: msg})
+}
+
+func (rec *requestRecord) failErr(w http.ResponseWriter, e *APIError) {
+	rec.Status, rec.Error = e.Status, e.Message
 	if rec.replied {
 		return
 	}
 	rec.replied = true
-	writeError(w, status, typ, msg)
+	writeProviderError(w, rec.api, e)
 }
 
 func (rec *requestRecord) bindSession(c *capability.Claims, s *capability.Session) {

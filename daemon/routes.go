@@ -49,7 +49,7 @@ func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, errNotFound, "no such route: "+r.Method+" "+r.URL.Path)
+		d.routeError(w, r, http.StatusNotFound, errNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
 }
@@ -66,6 +66,7 @@ func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 // frontDoor is a listener's handler. It refuses what no route may see,
 // then routes through mux.
 type frontDoor struct {
+	d   *Daemon
 	mux *http.ServeMux
 	// tcpHosts is nil on the Unix socket; on TCP it holds the Host values
 	// that name the listener itself.
@@ -78,7 +79,7 @@ type frontDoor struct {
 
 // socketDoor serves the control API and the proxy.
 func (d *Daemon) socketDoor() http.Handler {
-	return &frontDoor{mux: d.buildMux(d.controlRoutes(), d.proxyRoutes())}
+	return &frontDoor{d: d, mux: d.buildMux(d.controlRoutes(), d.proxyRoutes())}
 }
 
 // tcpDoor serves the proxy only: the control API is never on TCP.
@@ -86,7 +87,7 @@ func (d *Daemon) socketDoor() http.Handler {
 // DNS rebinding) can reach it, so requests with an Origin are refused and
 // the Host must name the listener itself.
 func (d *Daemon) tcpDoor(port string) http.Handler {
-	return &frontDoor{mux: d.buildMux(d.proxyRoutes()), tcpPort: port, tcpHosts: map[string]bool{
+	return &frontDoor{d: d, mux: d.buildMux(d.proxyRoutes()), tcpPort: port, tcpHosts: map[string]bool{
 		"127.0.0.1:" + port: true, "localhost:" + port: true, "[::1]:" + port: true,
 	}}
 }
@@ -103,26 +104,26 @@ func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Host headers. It writes the refusal itself.
 func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
 	if (fd.tcpHosts != nil || fd.agent) && (r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "") {
-		writeError(w, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
+		fd.d.routeError(w, r, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
 		return false
 	}
 	if fd.tcpHosts != nil {
 		if !fd.tcpHosts[strings.ToLower(r.Host)] {
-			writeError(w, http.StatusMisdirectedRequest, errPermission, "unexpected Host header; use 127.0.0.1:"+fd.tcpPort)
+			fd.d.routeError(w, r, http.StatusMisdirectedRequest, errPermission, "unexpected Host header; use 127.0.0.1:"+fd.tcpPort)
 			return false
 		}
 	}
 	if r.Method == http.MethodConnect {
-		writeError(w, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
+		fd.d.routeError(w, r, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
 		return false
 	}
 	if r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") ||
 		r.Header.Get("HTTP2-Settings") != "" {
-		writeError(w, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
+		fd.d.routeError(w, r, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
 		return false
 	}
 	if err := checkRequestURI(r.RequestURI); err != nil {
-		writeError(w, http.StatusBadRequest, errInvalid, err.Error())
+		fd.d.routeError(w, r, http.StatusBadRequest, errInvalid, err.Error())
 		return false
 	}
 	return true
@@ -161,7 +162,7 @@ func (d *Daemon) permit(w http.ResponseWriter, r *http.Request, p perm) bool {
 		return true
 	case permAgent:
 		if !ok || (peer.Transport != "tcp" && !d.allowPeer(peer)) {
-			writeError(w, http.StatusForbidden, errPermission, "peer not allowed")
+			d.routeError(w, r, http.StatusForbidden, errPermission, "peer not allowed")
 			return false
 		}
 		return true
@@ -179,4 +180,16 @@ func hasCredentialHeader(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// routeError writes a refusal made before a route's handler runs: in the
+// error shape of the provider the path names, if it names one (so that an
+// SDK shows it), else in the daemon's own.
+func (d *Daemon) routeError(w http.ResponseWriter, r *http.Request, status int, typ, msg string) {
+	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if p, ok := d.providers[name]; ok {
+		writeProviderError(w, p.API, &APIError{Status: status, Type: typ, Message: msg})
+		return
+	}
+	writeError(w, status, typ, msg)
 }

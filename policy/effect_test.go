@@ -203,3 +203,28 @@ func TestInheritedLimitsTighten(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterRetryAfterIsWhenTheNextRequestGoes(t *testing.T) {
+	var lim Limiter
+	now := time.Unix(1e9, 0)
+	l := Limit{PerMinute: 60, Burst: 1}
+	if got := lim.RetryAfter(now, l); got != 0 {
+		t.Fatalf("fresh limiter: RetryAfter = %v, want 0", got)
+	}
+	if !lim.Allow(now, l) || lim.Allow(now, l) {
+		t.Fatal("burst of 1: want the first request through and the second refused")
+	}
+	if got := lim.RetryAfter(now, l); got != time.Second {
+		t.Fatalf("RetryAfter at once = %v, want 1s (60/min)", got)
+	}
+	if got := lim.RetryAfter(now.Add(400*time.Millisecond), l); got != 600*time.Millisecond {
+		t.Fatalf("RetryAfter after 400ms = %v, want 600ms", got)
+	}
+	at := now.Add(lim.RetryAfter(now, l))
+	if !lim.Allow(at, l) {
+		t.Fatal("refused at the time RetryAfter named")
+	}
+	if got := lim.RetryAfter(now, Limit{}); got != 0 {
+		t.Fatalf("unlimited: RetryAfter = %v, want 0", got)
+	}
+}

@@ -63,6 +63,24 @@ func (lim *Limiter) Allow(now time.Time, l Limit) bool {
 	return true
 }
 
+// RetryAfter is how long from now until Allow under l would next let a
+// request through: 0 when it would now, never more than a minute's refill.
+func (lim *Limiter) RetryAfter(now time.Time, l Limit) time.Duration {
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	if l.Unlimited() || !lim.primed {
+		return 0
+	}
+	tokens := lim.tokens
+	if now.After(lim.last) {
+		tokens += float64(l.PerMinute) / float64(time.Minute) * float64(now.Sub(lim.last))
+	}
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(l.PerMinute) * float64(time.Minute))
+}
+
 // looser reports whether a lets more through than b.
 func looser(a, b Limit) bool {
 	switch {
