@@ -32,17 +32,17 @@ func TestRevokeSession(t *testing.T) {
 	if _, err := fx.a.Verify(tokB); err != nil {
 		t.Fatalf("Verify(other session) after restart = %v, want nil", err)
 	}
-	if _, _, err := fx.a.MintForSession(cA.SID, "coder", testScope, 0); !errors.Is(err, ErrRevoked) {
-		t.Fatalf("MintForSession(killed) = %v, want %v", err, ErrRevoked)
+	if _, _, err := fx.a.Renew(cA.SID, "coder", testScope, cA.SessionStart(), 0); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("Renew(killed) = %v, want %v", err, ErrRevoked)
 	}
 }
 
 func TestRevokeToken(t *testing.T) {
 	fx := newFixture(t)
 	tok1, c1 := fx.mint(t, "coder")
-	tok2, c2, err := fx.a.MintForSession(c1.SID, "coder", testScope, time.Hour)
+	tok2, c2, err := fx.a.Renew(c1.SID, "coder", testScope, c1.SessionStart(), time.Hour)
 	if err != nil || c2.SID != c1.SID || c2.ID == c1.ID {
-		t.Fatalf("MintForSession = %+v, %v, want same sid, new jti", c2, err)
+		t.Fatalf("Renew = %+v, %v, want same sid, new jti", c2, err)
 	}
 	if err := fx.r.RevokeToken(c1.ID, c1.ExpiresAt.Time); err != nil {
 		t.Fatalf("RevokeToken: %v", err)

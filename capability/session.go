@@ -27,13 +27,14 @@ type PeerInfo struct {
 // without locking. Requests and streams of the session derive their contexts
 // from Context, so killing the session aborts them.
 type Session struct {
-	ID      string
-	Agent   string
-	Scope   Scope
+	ID    string
+	Agent string
+	Scope Scope
+	// Created is when the session's first token was issued.
 	Created time.Time
-	Expires time.Time
 	Peer    PeerInfo
 
+	expires  atomic.Int64 // Unix ns: the latest expiry of its tokens seen
 	requests atomic.Int64
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
@@ -43,6 +44,20 @@ type Session struct {
 // ErrRevoked when the session is killed and ErrExpired when it is pruned;
 // read the cause with context.Cause.
 func (s *Session) Context() context.Context { return s.ctx }
+
+// Expires is when the session's last token expires: it moves later when
+// the session is renewed.
+func (s *Session) Expires() time.Time { return time.Unix(0, s.expires.Load()).UTC() }
+
+// extend moves the session's expiry to exp if that is later.
+func (s *Session) extend(exp time.Time) {
+	for {
+		cur := s.expires.Load()
+		if exp.UnixNano() <= cur || s.expires.CompareAndSwap(cur, exp.UnixNano()) {
+			return
+		}
+	}
+}
 
 // Requests returns the number of requests admitted so far.
 func (s *Session) Requests() int64 { return s.requests.Load() }
@@ -121,14 +136,12 @@ func (r *Registry) revokedLocked(c *Claims) error {
 }
 
 func (r *Registry) newSession(c *Claims, peer PeerInfo) *Session {
-	s := &Session{ID: c.SID, Agent: c.Subject, Scope: c.Scope, Peer: peer}
-	if c.IssuedAt != nil {
-		s.Created = c.IssuedAt.Time
-	} else {
+	s := &Session{ID: c.SID, Agent: c.Subject, Scope: c.Scope, Peer: peer, Created: c.SessionStart()}
+	if s.Created.IsZero() {
 		s.Created = r.clock()
 	}
 	if c.ExpiresAt != nil {
-		s.Expires = c.ExpiresAt.Time
+		s.extend(c.ExpiresAt.Time)
 	}
 	s.ctx, s.cancel = context.WithCancelCause(r.root)
 	return s
@@ -173,6 +186,9 @@ func (r *Registry) GetOrRestore(c *Claims) (*Session, error) {
 		if s.Agent != c.Subject {
 			return nil, fmt.Errorf("restore session %s: token names agent %s, session has %s", c.SID, c.Subject, s.Agent)
 		}
+		if c.ExpiresAt != nil {
+			s.extend(c.ExpiresAt.Time) // a renewed token, first seen since a restart
+		}
 		return s, nil
 	}
 	if err := r.revokedLocked(c); err != nil {
@@ -183,6 +199,24 @@ func (r *Registry) GetOrRestore(c *Claims) (*Session, error) {
 	}
 	s := r.newSession(c, PeerInfo{})
 	r.sessions[c.SID] = s
+	return s, nil
+}
+
+// Renewed records c, a renewal of a live session, and returns the
+// session, now expiring no sooner than c. It refuses a session that is
+// not live here (ErrRevoked if it was killed) and claims that name
+// another agent.
+func (r *Registry) Renewed(c *Claims) (*Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.revokedLocked(c); err != nil {
+		return nil, fmt.Errorf("renew session %s: %w", c.SID, err)
+	}
+	s, ok := r.sessions[c.SID]
+	if !ok || s.Agent != c.Subject || c.ExpiresAt == nil {
+		return nil, fmt.Errorf("renew session %s: not a live session of agent %s", c.SID, c.Subject)
+	}
+	s.extend(c.ExpiresAt.Time)
 	return s, nil
 }
 
@@ -210,7 +244,7 @@ func (r *Registry) Prune() []*Session {
 	defer r.mu.Unlock()
 	var out []*Session
 	for id, s := range r.sessions {
-		if !now.Before(s.Expires) {
+		if !now.Before(s.Expires()) {
 			delete(r.sessions, id)
 			s.kill(ErrExpired)
 			out = append(out, s)
@@ -264,6 +298,6 @@ func (r *Registry) killWhere(match func(*Session) bool) []*Session {
 
 func (r *Registry) killLocked(s *Session) {
 	delete(r.sessions, s.ID)
-	r.killed[s.ID] = s.Expires
+	r.killed[s.ID] = s.Expires()
 	s.kill(ErrRevoked)
 }

@@ -122,7 +122,7 @@ func TestGetOrRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := reg.GetOrRestore(verified)
-	if err != nil || s.ID != c.SID || s.Agent != "coder" || !s.Expires.Equal(c.ExpiresAt.Time) {
+	if err != nil || s.ID != c.SID || s.Agent != "coder" || !s.Expires().Equal(c.ExpiresAt.Time) {
 		t.Fatalf("GetOrRestore = %+v, %v, want session %s", s, err, c.SID)
 	}
 	if again, err := reg.GetOrRestore(verified); err != nil || again != s {

@@ -57,16 +57,19 @@ const (
 // Token errors. Verify returns errors wrapping exactly one of these (plus
 // ErrRevoked from the revocation list); callers branch with errors.Is.
 var (
-	ErrMalformed    = errors.New("malformed token")
-	ErrTooLarge     = errors.New("token too large")
-	ErrSignature    = errors.New("invalid token signature")
-	ErrExpired      = errors.New("token expired")
-	ErrNotYetValid  = errors.New("token not yet valid")
-	ErrAudience     = errors.New("token for another install")
-	ErrIssuer       = errors.New("token from another issuer")
-	ErrRevoked      = errors.New("token revoked")
-	ErrTTLTooLong   = errors.New("ttl longer than the maximum")
-	ErrInvalidAgent = errors.New("invalid agent name")
+	ErrMalformed   = errors.New("malformed token")
+	ErrTooLarge    = errors.New("token too large")
+	ErrSignature   = errors.New("invalid token signature")
+	ErrExpired     = errors.New("token expired")
+	ErrNotYetValid = errors.New("token not yet valid")
+	ErrAudience    = errors.New("token for another install")
+	ErrIssuer      = errors.New("token from another issuer")
+	ErrRevoked     = errors.New("token revoked")
+	ErrTTLTooLong  = errors.New("ttl longer than the maximum")
+	// ErrSessionTooOld refuses a renewal of a session that has reached
+	// its start plus the maximum TTL.
+	ErrSessionTooOld = errors.New("session has reached the maximum ttl since its first token")
+	ErrInvalidAgent  = errors.New("invalid agent name")
 	// ErrNoRevocations is returned by Mint and Verify until SetRevocations is
 	// called: without a revocation list no kill could take effect, so the
 	// Authority fails closed.
@@ -86,6 +89,21 @@ type Claims struct {
 	SID   string `json:"sid"`
 	Scope Scope  `json:"scope"`
 	Epoch uint64 `json:"ep"`
+	// Started is when the session's first token was issued (Unix
+	// seconds): renewals never reach past it plus the maximum TTL.
+	Started int64 `json:"sst,omitempty"`
+}
+
+// SessionStart is when the session of c began: Started, or for a token
+// without it, its issue time.
+func (c *Claims) SessionStart() time.Time {
+	if c.Started > 0 {
+		return time.Unix(c.Started, 0)
+	}
+	if c.IssuedAt != nil {
+		return c.IssuedAt.Time
+	}
+	return time.Time{}
 }
 
 // Authority mints and verifies capability tokens for one install. It is safe
@@ -176,20 +194,34 @@ func (a *Authority) Mint(agent string, scope Scope, ttl time.Duration) (string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("mint token for agent %s: %w", agent, err)
 	}
-	return a.MintForSession(sid, agent, scope, ttl)
-}
-
-// MintForSession issues a further token for the existing session sid. It is
-// refused if the session or the epoch it would carry is revoked.
-func (a *Authority) MintForSession(sid, agent string, scope Scope, ttl time.Duration) (string, *Claims, error) {
-	tok, c, err := a.mint(sid, agent, scope, ttl)
+	tok, c, err := a.mint(sid, agent, scope, ttl, time.Time{})
 	if err != nil {
-		return "", nil, fmt.Errorf("mint token for session %s: %w", sid, err)
+		return "", nil, fmt.Errorf("mint token for agent %s: %w", agent, err)
 	}
 	return tok, c, nil
 }
 
-func (a *Authority) mint(sid, agent string, scope Scope, ttl time.Duration) (string, *Claims, error) {
+// Renew issues a further token for the existing session sid, which began
+// at started: same agent and scope, a new jti, valid for ttl (0 means
+// DefaultTTL) from now but never past started plus the maximum TTL. That
+// end is the one limit Renew applies by shortening, since a renewal asks
+// for "more" rather than for an exact lifetime; the returned claims say
+// when the token expires. It is refused with ErrSessionTooOld once the
+// session has reached its end, and with ErrRevoked if it is revoked.
+func (a *Authority) Renew(sid, agent string, scope Scope, started time.Time, ttl time.Duration) (string, *Claims, error) {
+	if started.IsZero() {
+		return "", nil, fmt.Errorf("renew session %s: unknown start", sid)
+	}
+	tok, c, err := a.mint(sid, agent, scope, ttl, started)
+	if err != nil {
+		return "", nil, fmt.Errorf("renew session %s: %w", sid, err)
+	}
+	return tok, c, nil
+}
+
+// mint signs a token of session sid; started is the session's start for
+// a renewal, zero for a new session (which starts now).
+func (a *Authority) mint(sid, agent string, scope Scope, ttl time.Duration, started time.Time) (string, *Claims, error) {
 	r := a.revs.Load()
 	if r == nil {
 		return "", nil, ErrNoRevocations
@@ -216,19 +248,30 @@ func (a *Authority) mint(sid, agent string, scope Scope, ttl time.Duration) (str
 		return "", nil, err
 	}
 	now := a.clock().Truncate(time.Second)
+	if started.IsZero() {
+		started = now
+	}
+	exp := now.Add(ttl)
+	if end := started.Truncate(time.Second).Add(a.maxTTL); exp.After(end) {
+		if end.Sub(now) < time.Second {
+			return "", nil, ErrSessionTooOld
+		}
+		exp = end
+	}
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   agent,
 			Audience:  jwt.ClaimStrings{a.installID},
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ExpiresAt: jwt.NewNumericDate(exp),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		SID:   sid,
-		Scope: scope,
-		Epoch: r.Epoch(),
+		SID:     sid,
+		Scope:   scope,
+		Epoch:   r.Epoch(),
+		Started: started.Unix(),
 	}
 	if err := r.Revoked(c); err != nil {
 		return "", nil, err

@@ -240,3 +240,43 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries, want 3", n)
 	}
 }
+
+// TestRenewNeverReachesPastTheSessionsMaximum renews one session through
+// a day and more of its clock: each renewal is a new token of the same
+// session that verifies, none expires past the first token's issue plus
+// the maximum TTL, and once there the session cannot be renewed.
+func TestRenewNeverReachesPastTheSessionsMaximum(t *testing.T) {
+	fx := newFixture(t)
+	_, first := fx.mint(t, "coder")
+	start := first.IssuedAt.Time
+	end := start.Add(DefaultMaxTTL)
+	c := first
+	for step := 0; ; step++ {
+		fx.clk.Advance(10 * time.Hour)
+		tok, next, err := fx.a.Renew(c.SID, c.Subject, c.Scope, c.SessionStart(), 12*time.Hour)
+		if fx.clk.Now().Add(time.Second).After(end) {
+			if !errors.Is(err, ErrSessionTooOld) {
+				t.Fatalf("renew at %v past the session's end %v = %v, want %v", fx.clk.Now(), end, err, ErrSessionTooOld)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("renew %d: %v", step, err)
+		}
+		if next.SID != first.SID || next.ID == c.ID || !next.SessionStart().Equal(start) {
+			t.Fatalf("renew %d = %+v, want the same session and start, a new jti", step, next)
+		}
+		if next.ExpiresAt.Time.After(end) {
+			t.Fatalf("renew %d expires %v, past the session's end %v", step, next.ExpiresAt.Time, end)
+		}
+		if _, err := fx.a.Verify(tok); err != nil {
+			t.Fatalf("renewed token: %v", err)
+		}
+		c = next
+	}
+	// A start forged later than the real one is the caller's bug to
+	// avoid; a missing start is refused.
+	if _, _, err := fx.a.Renew(first.SID, "coder", testScope, time.Time{}, 0); err == nil {
+		t.Fatal("renew without the session's start succeeded")
+	}
+}

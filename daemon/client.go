@@ -121,6 +121,15 @@ func (c *Client) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
 	return &g, nil
 }
 
+// Renew issues a further token for a live session, expiring later.
+func (c *Client) Renew(ctx context.Context, req RenewRequest) (*Grant, error) {
+	var g Grant
+	if err := c.do(ctx, http.MethodPost, "/v1/renew", req, &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
 // Sessions lists the live sessions.
 func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	var out []SessionInfo

@@ -64,6 +64,12 @@ func (d *Daemon) kill(req KillRequest) (KillResult, error) {
 // killSession persists the revocation of sid, then cancels the session's
 // context so that its in-flight requests and streams end with ErrRevoked.
 func (d *Daemon) killSession(sid string, until time.Time, why string) error {
+	// A renewal may have issued a token that outlives the one the caller
+	// knows of (after a restart, the session was restored from whichever
+	// token came first): the grant record holds the latest expiry.
+	if g, ok := d.grants.get(sid); ok && g.Expires.After(until) {
+		until = g.Expires
+	}
 	if err := d.revs.RevokeSession(sid, until.Add(time.Minute)); err != nil {
 		return fmt.Errorf("persist revocation of %s: %w", sid, err)
 	}
@@ -80,7 +86,7 @@ func (d *Daemon) sessionsOf(agent string) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, s := range d.sessions.List() {
 		if s.Agent == agent {
-			out[s.ID] = s.Expires
+			out[s.ID] = s.Expires()
 		}
 	}
 	for sid, g := range d.grants.snapshot(d.clock()) {
@@ -95,7 +101,7 @@ func (d *Daemon) sessionsOf(agent string) map[string]time.Time {
 
 func (d *Daemon) expiryOf(sid string) (time.Time, bool) {
 	if s, ok := d.sessions.Get(sid); ok {
-		return s.Expires, true
+		return s.Expires(), true
 	}
 	g, ok := d.grants.snapshot(d.clock())[sid]
 	return g.Expires, ok
@@ -130,6 +136,13 @@ func openGrants(path string) (*grantStore, error) {
 		return nil, fmt.Errorf("grants file %s is corrupt: %w", path, err)
 	}
 	return g, nil
+}
+
+func (g *grantStore) get(sid string) (grantRecord, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.m[sid]
+	return r, ok
 }
 
 func (g *grantStore) add(sid string, rec grantRecord, now time.Time) error {
@@ -190,7 +203,7 @@ func (d *Daemon) bindToProcess(sess *capability.Session, pid int) {
 		defer d.wg.Done()
 		defer d.agents.remove(pid)
 		if waitProcessExit(d.runCtx, sess.Context(), pid) {
-			if err := d.killSession(sess.ID, sess.Expires, fmt.Sprintf("bound process %d exited", pid)); err != nil {
+			if err := d.killSession(sess.ID, sess.Expires(), fmt.Sprintf("bound process %d exited", pid)); err != nil {
 				d.log.Error("kill session of exited process", "session", sess.ID, "err", err)
 			}
 		}

@@ -132,7 +132,7 @@ func (d *Daemon) observe(st *sessionState, ev policy.Event, rec *requestRecord) 
 	d.appendAudit(r)
 	d.log.Warn("session risk rose", "session", st.sess.ID, "agent", st.sess.Agent, "from", from, "to", to, "reason", dec.Reason)
 	if to == policy.Red {
-		if err := d.killSession(st.sess.ID, st.sess.Expires, "risk RED: "+dec.Reason); err != nil {
+		if err := d.killSession(st.sess.ID, st.sess.Expires(), "risk RED: "+dec.Reason); err != nil {
 			d.log.Error("revoke RED session", "session", st.sess.ID, "err", err)
 		}
 	}

@@ -29,6 +29,7 @@ func (d *Daemon) controlRoutes() []route {
 	return []route{
 		{"GET /v1/status", permAdmin, (*Daemon).handleStatus},
 		{"POST /v1/grant", permAdmin, (*Daemon).handleGrant},
+		{"POST /v1/renew", permAdmin, (*Daemon).handleRenew},
 		{"GET /v1/sessions", permAdmin, (*Daemon).handleSessions},
 		{"POST /v1/kill", permAdmin, (*Daemon).handleKill},
 		{"POST /v1/keys/reload", permAdmin, (*Daemon).handleKeysReload},

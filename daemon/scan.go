@@ -82,6 +82,19 @@ func (d *Daemon) bookSet(add map[string]bookEntry, removePrefix string) {
 	d.rebuild.run(d)
 }
 
+// extendSession keeps the entries of session sid (its canaries) until at
+// least until: a renewed session is still watched for its decoys.
+func (b *secretBook) extendSession(sid string, until time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, e := range b.entries {
+		if e.session == sid && !e.expires.IsZero() && e.expires.Before(until) {
+			e.expires = until
+			b.entries[k] = e
+		}
+	}
+}
+
 // rebuilder coalesces matcher rebuilds: a caller that changed the book
 // waits until a build that started after its change has finished, and
 // concurrent callers share one build instead of each paying for one.

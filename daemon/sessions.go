@@ -118,14 +118,15 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	ttl := time.Duration(0)
-	if req.TTL != "" {
-		v, err := time.ParseDuration(req.TTL)
-		if err != nil || v <= 0 {
-			writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("ttl %q: want a positive duration such as 30m", req.TTL))
-			return
-		}
-		ttl = v
+	ttl, ok := parseTTL(w, req.TTL)
+	if !ok {
+		return
+	}
+	if ttl == 0 && req.BindPeer {
+		// A bound session dies with its process (exec's child), so its
+		// token lives as long as the process, up to max_ttl: an SDK reads
+		// its key once, and it must not go stale mid-run.
+		ttl = d.cfg.MaxTTL.Duration
 	}
 	for _, p := range req.Providers {
 		pr, ok := d.providers[p]
@@ -216,6 +217,87 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, g)
 }
 
+// parseTTL reads a request's ttl ("" is 0, the default); it writes the
+// refusal itself.
+func parseTTL(w http.ResponseWriter, s string) (time.Duration, bool) {
+	if s == "" {
+		return 0, true
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("ttl %q: want a positive duration such as 30m", s))
+		return 0, false
+	}
+	return v, true
+}
+
+// RenewRequest is the body of POST /v1/renew.
+type RenewRequest struct {
+	Session string `json:"session"`
+	TTL     string `json:"ttl,omitempty"` // Go duration; "" = 15m
+}
+
+// handleRenew issues a further token for a live session: same agent and
+// scope, a later expiry, but never past the session's first token's issue
+// plus max_ttl. The old token stays good until its own expiry; kill ends
+// both.
+func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
+	var req RenewRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	ttl, ok := parseTTL(w, req.TTL)
+	if !ok {
+		return
+	}
+	if !sessionIDRE.MatchString(req.Session) {
+		writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("session id %q: want 32 hex characters", req.Session))
+		return
+	}
+	sess, ok := d.sessions.Get(req.Session)
+	if !ok {
+		msg := fmt.Sprintf("session %s is not live", req.Session)
+		if _, known := d.grants.snapshot(d.clock())[req.Session]; known {
+			msg += " in this daemon run (it predates a restart and has not been used since); grant a new one"
+		}
+		writeError(w, http.StatusNotFound, errNotFound, msg)
+		return
+	}
+	token, claims, err := d.auth.Renew(sess.ID, sess.Agent, sess.Scope, sess.Created, ttl)
+	switch {
+	case errors.Is(err, capability.ErrRevoked):
+		writeError(w, http.StatusNotFound, errNotFound, fmt.Sprintf("session %s was killed", sess.ID))
+		return
+	case errors.Is(err, capability.ErrSessionTooOld):
+		writeError(w, http.StatusConflict, errInvalid, fmt.Sprintf("session %s has reached max_ttl (%s) since its first token; grant a new one", sess.ID, d.cfg.MaxTTL))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, errInvalid, err.Error())
+		return
+	}
+	if _, err := d.sessions.Renewed(claims); err != nil {
+		writeError(w, http.StatusNotFound, errNotFound, err.Error())
+		return
+	}
+	d.registerSession(token, claims, nil)
+	d.book.extendSession(sess.ID, claims.ExpiresAt.Time.Add(time.Hour))
+	if _, err := d.appendAudit(audit.Record{Event: audit.EventRenew, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
+		Detail: map[string]string{"expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}}); err != nil {
+		d.killSession(claims.SID, claims.ExpiresAt.Time, "renewal could not be audited")
+		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to renew: "+err.Error())
+		return
+	}
+	rec := grantRecord{Agent: claims.Subject, Expires: claims.ExpiresAt.Time}
+	if old, ok := d.grants.snapshot(d.clock())[sess.ID]; ok {
+		rec.Fence = old.Fence
+	}
+	if err := d.grants.add(claims.SID, rec, d.clock()); err != nil {
+		d.log.Error("persist renewal", "session", claims.SID, "err", err)
+	}
+	d.log.Info("renewed", "session", claims.SID, "agent", claims.Subject, "jti", claims.ID, "expires", claims.ExpiresAt.Time)
+	writeJSON(w, http.StatusOK, d.grantReply(token, claims, GrantRequest{}))
+}
+
 // checkFenceRequest returns what is wrong with req's fence fields, or "".
 func checkFenceRequest(req GrantRequest) string {
 	switch req.Fence {
@@ -290,7 +372,7 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	grants := d.grants.snapshot(d.clock())
 	out := make([]SessionInfo, 0, len(live))
 	for _, s := range live {
-		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires,
+		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires(),
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
 		info.Fence = grants[s.ID].Fence
 		u := d.meter.session(s.ID)

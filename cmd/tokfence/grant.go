@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -19,7 +20,7 @@ func scopeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "provider", Usage: "allowed `PROVIDER` (repeat for several)", Required: true},
 		&cli.StringSliceFlag{Name: "model", Usage: "allowed model `GLOB` (repeatable; default any)"},
 		&cli.StringSliceFlag{Name: "endpoint", Usage: "allowed endpoint `\"METHOD /path-glob\"` (repeatable; default any)"},
-		&cli.StringFlag{Name: "ttl", Usage: "token lifetime, e.g. 30m (default 15m; at most the daemon's max_ttl)"},
+		&cli.StringFlag{Name: "ttl", Usage: "token lifetime, e.g. 30m (grant: default 15m, renew with `tokfence renew`; exec: default as long as the agent runs; at most the daemon's max_ttl)"},
 		&cli.Int64Flag{Name: "max-requests", Usage: "refuse requests after `N`"},
 		&cli.Int64Flag{Name: "max-tokens", Usage: "token budget `N` for the session"},
 		&cli.Float64Flag{Name: "max-spend", Usage: "spend limit in `USD` for the session, e.g. 2.00"},
@@ -54,9 +55,8 @@ func grantCommand() *cli.Command {
 }
 
 func runGrant(c *cli.Context) error {
-	format := c.String("format")
-	if format != "token" && format != "env" && format != "json" {
-		return fmt.Errorf("--format %q: want token, env or json", format)
+	if err := checkFormat(c); err != nil {
+		return err
 	}
 	cl, err := client(c)
 	if err != nil {
@@ -66,7 +66,56 @@ func runGrant(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	switch format {
+	return printGrant(c, g)
+}
+
+func renewCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "renew",
+		Usage: "issue a further token for a live session, expiring later (never past the session's start plus max_ttl)",
+		UsageText: "tokfence renew [--ttl 30m] [--format token|env|json] SESSION_ID\n\n" +
+			"A `grant` token lives 15 minutes by default; renew gives the same session (same\n" +
+			"agent, scope, limits and risk state) a new token before it runs out. The old\n" +
+			"token stays good until its own expiry; `tokfence kill` ends both. Sessions of\n" +
+			"`tokfence exec` need no renewal: their token lives as long as the agent, up to max_ttl.\n\nExamples:\n" +
+			"   tokfence renew 3f2a9c0d5e6b7a8190a1b2c3d4e5f607\n" +
+			"   eval \"$(tokfence renew --ttl 1h --format env \"$TOKFENCE_SESSION\")\"",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ttl", Usage: "the new token's lifetime from now, e.g. 30m (default 15m)"},
+			&cli.StringFlag{Name: "format", Value: "token", Usage: "output: token, env (shell export lines) or json"},
+		},
+		Action: runRenew,
+	}
+}
+
+func runRenew(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return withHint(errors.New("name the session to renew"), "see `tokfence sessions` for ids")
+	}
+	if err := checkFormat(c); err != nil {
+		return err
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	g, err := cl.Renew(c.Context, daemon.RenewRequest{Session: c.Args().First(), TTL: c.String("ttl")})
+	if err != nil {
+		return err
+	}
+	return printGrant(c, g)
+}
+
+func checkFormat(c *cli.Context) error {
+	if f := c.String("format"); f != "token" && f != "env" && f != "json" {
+		return fmt.Errorf("--format %q: want token, env or json", f)
+	}
+	return nil
+}
+
+// printGrant writes g in the --format asked for.
+func printGrant(c *cli.Context, g *daemon.Grant) error {
+	switch c.String("format") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")

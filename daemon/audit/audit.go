@@ -78,6 +78,7 @@ const (
 	EventDaemonStart  = "daemon_start"
 	EventDaemonStop   = "daemon_stop"
 	EventGrant        = "grant"
+	EventRenew        = "renew"
 	EventRequest      = "request"
 	EventResponse     = "response"
 	EventSensorHit    = "sensor_hit"
