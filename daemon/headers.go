@@ -132,10 +132,13 @@ func extractToken(h http.Header) (string, error) {
 	return token, nil
 }
 
-// baseForwardHeaders go upstream for every provider.
+// baseForwardHeaders go upstream for every provider: content negotiation,
+// and the headers agents send to correlate requests (Codex's originator,
+// session-id and thread-id; conversation-id).
 var baseForwardHeaders = map[string]bool{
 	"accept": true, "accept-language": true, "content-type": true, "user-agent": true,
 	"idempotency-key": true, "cache-control": true,
+	"originator": true, "session-id": true, "thread-id": true, "conversation-id": true,
 }
 
 // forwardHeaders builds the upstream request's headers from an allow-list:

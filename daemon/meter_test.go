@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/audit"
 )
 
 // usageUpstream reports the given usage on every non-streaming reply.
@@ -172,5 +176,40 @@ func TestMissingUsageIsEstimatedAndMarked(t *testing.T) {
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	if s := sessionRisk(t, e, g.Session); s.Tokens < 100 || s.Tokens > 150 {
 		t.Fatalf("estimated tokens = %d, want about (body bytes)/4", s.Tokens)
+	}
+}
+
+// TestResponsesStreamUsageIsRead: Codex's traffic is all streamed
+// Responses API replies, whose usage is in the response.completed event;
+// the session is charged that, not an estimate from the stream's size.
+func TestResponsesStreamUsageIsRead(t *testing.T) {
+	sse, err := os.ReadFile(filepath.Join("..", "testdata", "usage", "openai-responses-stream.sse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(sse)
+	})
+	g := e.grant(t, GrantRequest{})
+	resp, body := e.do(t, false, "POST", "/openai/v1/responses", `{"model":"gpt-5-codex","stream":true,"input":"hi"}`, bearer(g.Token))
+	if resp.StatusCode != 200 || body != string(sse) {
+		t.Fatalf("responses stream = %d %q", resp.StatusCode, body)
+	}
+	// The record is finished after the reply's last byte is sent.
+	var rec []audit.Record
+	waitUntil(t, "the response record", func() bool {
+		rec = nil
+		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+			rec = append(rec, r)
+			return nil
+		})
+		return len(rec) > 0
+	})
+	if u := rec[0].Usage; len(rec) != 1 || u == nil || u.Estimated || u.InputTokens != 9 || u.OutputTokens != 3 || u.CachedTokens != 4 {
+		t.Fatalf("response records = %+v, want one with the stream's usage (9 in, 4 of them cached, 3 out)", rec)
+	}
+	if s := sessionRisk(t, e, g.Session); s.Tokens != 12 {
+		t.Fatalf("metered tokens = %d, want the stream's 9 in + 3 out", s.Tokens)
 	}
 }

@@ -19,6 +19,7 @@ type ProviderConfig struct {
 	Paths      []string `toml:"paths"`       // allowed path prefixes upstream
 	Headers    []string `toml:"headers"`     // provider headers to forward
 	KeyEnv     string   `toml:"key_env"`     // env var an SDK reads the key from
+	TokenEnv   string   `toml:"token_env"`   // env var a client reads a bearer token from (set too)
 	BaseEnv    string   `toml:"base_env"`    // env var an SDK reads the base URL from
 	BaseSuffix string   `toml:"base_suffix"` // appended to /{name} for BaseEnv
 	// API is the API the provider speaks: "openai" (the default; most
@@ -43,6 +44,7 @@ type Provider struct {
 	Paths      []string
 	Headers    []string // forwarded besides the base set, in normHeader form
 	KeyEnv     string
+	TokenEnv   string
 	BaseEnv    string
 	BaseSuffix string
 	API        string // apiOpenAI, apiAnthropic or apiGemini
@@ -56,7 +58,10 @@ var builtinProviders = map[string]ProviderConfig{
 		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1"},
 	"anthropic": {BaseURL: "https://api.anthropic.com", AuthHeader: "x-api-key",
 		Paths: []string{"/v1/"}, Headers: []string{"anthropic-version", "anthropic-beta"},
-		KeyEnv: "ANTHROPIC_API_KEY", BaseEnv: "ANTHROPIC_BASE_URL", API: apiAnthropic},
+		// Claude Code asks before using an ANTHROPIC_API_KEY it has not
+		// seen (each session's token is new); ANTHROPIC_AUTH_TOKEN it
+		// uses as is. The SDKs read both and send them as one token.
+		KeyEnv: "ANTHROPIC_API_KEY", TokenEnv: "ANTHROPIC_AUTH_TOKEN", BaseEnv: "ANTHROPIC_BASE_URL", API: apiAnthropic},
 	"gemini": {BaseURL: "https://generativelanguage.googleapis.com", AuthHeader: "x-goog-api-key",
 		Paths: []string{"/v1beta/", "/v1/", "/upload/"}, Headers: []string{"x-goog-api-client"},
 		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL", API: apiGemini},
@@ -121,7 +126,7 @@ func overlay(base, over ProviderConfig) ProviderConfig {
 	for _, p := range []struct {
 		dst *string
 		v   string
-	}{{&base.KeyEnv, over.KeyEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}} {
+	}{{&base.KeyEnv, over.KeyEnv}, {&base.TokenEnv, over.TokenEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}} {
 		if p.v != "" {
 			*p.dst = p.v
 		}
@@ -134,7 +139,7 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
-		KeyEnv: pc.KeyEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API}
+		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API}
 	switch p.API {
 	case "":
 		p.API = apiOpenAI

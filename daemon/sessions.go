@@ -323,8 +323,10 @@ func (d *Daemon) grantReply(token string, c *capability.Claims, req GrantRequest
 		BaseURLs: map[string]string{}, Env: map[string]string{}, TCP: d.tcpAddr}
 	for _, name := range c.Scope.Providers {
 		p := d.providers[name]
-		if p.KeyEnv != "" {
-			g.Env[p.KeyEnv] = token
+		for _, env := range []string{p.KeyEnv, p.TokenEnv} {
+			if env != "" {
+				g.Env[env] = token
+			}
 		}
 		if addr := d.baseAddr(req); addr != "" {
 			u := "http://" + addr + "/" + name + p.BaseSuffix

@@ -18,7 +18,7 @@ const maxUsageLine = 256 << 10
 // usageTap watches a response body go by and extracts token usage: the
 // usage object of a JSON reply (OpenAI, Anthropic, Gemini usageMetadata),
 // or the usage events of an SSE stream (OpenAI's final chunk, Anthropic's
-// message_start and message_delta).
+// message_start and message_delta, the Responses API's response.completed).
 type usageTap struct {
 	sse  bool
 	json bool
@@ -87,7 +87,7 @@ func (f *usageFields) set(key, val []byte) error {
 		dst = &f.PromptTokens
 	case "completion_tokens":
 		dst = &f.CompletionTokens
-	case "prompt_tokens_details":
+	case "prompt_tokens_details", "input_tokens_details": // Chat Completions, Responses
 		return objectMembers(val, func(k, v []byte) error {
 			if isKey(k, "cached_tokens") {
 				return jsonCount(v, &f.PromptCached)
@@ -161,7 +161,8 @@ func (t *usageTap) line(l []byte) {
 
 // merge folds the usage objects of the JSON document doc into t: the
 // top-level usage (OpenAI, Anthropic) or usageMetadata (Gemini) object, or
-// message.usage (Anthropic's message_start event). Only those members are
+// message.usage (Anthropic's message_start event) or response.usage (the
+// OpenAI Responses API's response.completed event). Only those members are
 // read; a reply's content is skipped, not decoded. A document with any of
 // them malformed adds nothing.
 func (t *usageTap) merge(doc []byte) {
@@ -177,7 +178,7 @@ func (t *usageTap) merge(doc []byte) {
 			return read(0, val)
 		case "usageMetadata":
 			return read(1, val)
-		case "message":
+		case "message", "response": // Anthropic's message_start, the Responses API's events
 			return objectMembers(val, func(k, v []byte) error {
 				if isKey(k, "usage") {
 					return read(2, v)

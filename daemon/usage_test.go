@@ -20,6 +20,8 @@ func TestUsageTapReadsEveryDialect(t *testing.T) {
 		{"anthropic-messages.json", "application/json", audit.Usage{InputTokens: 32, OutputTokens: 11, CachedTokens: 7}},
 		{"anthropic-messages-stream.sse", "text/event-stream; charset=utf-8", audit.Usage{InputTokens: 25, OutputTokens: 15}},
 		{"gemini-generate.json", "application/json; charset=UTF-8", audit.Usage{InputTokens: 8, OutputTokens: 21}},
+		{"openai-responses.json", "application/json", audit.Usage{InputTokens: 40, OutputTokens: 7, CachedTokens: 32}},
+		{"openai-responses-stream.sse", "text/event-stream; charset=utf-8", audit.Usage{InputTokens: 9, OutputTokens: 3, CachedTokens: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

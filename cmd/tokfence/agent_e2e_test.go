@@ -325,3 +325,52 @@ func TestAgentUnderExecCannotUseTheControlAPI(t *testing.T) {
 		t.Fatalf("the user outside exec lost the control API: %+v", r)
 	}
 }
+
+// TestExecChildSeesNoParentCredential runs exec, fenced and not, from a
+// shell holding the user's own credentials: the child must see none of
+// them, and the session's token as both ANTHROPIC_API_KEY and
+// ANTHROPIC_AUTH_TOKEN (Claude Code sends a stale parent token alongside
+// the key otherwise, and is refused for two credentials).
+func TestExecChildSeesNoParentCredential(t *testing.T) {
+	e, _, _ := fenceEnv(t)
+	e.startDaemon("--tcp", "127.0.0.1:0")
+	parent := map[string]string{
+		"ANTHROPIC_AUTH_TOKEN": "sk-ant-oat01-PARENT-auth-token", "OPENAI_API_KEY": "sk-PARENT-openai-key",
+		"GITHUB_TOKEN": "ghp_PARENTgithubtoken", "GH_TOKEN": "gho_PARENT", "HF_TOKEN": "hf_PARENT",
+		"AWS_SECRET_ACCESS_KEY": "PARENT/aws/secret", "AZURE_CLIENT_SECRET": "PARENT-azure",
+		"GOOGLE_APPLICATION_CREDENTIALS": "/PARENT/sa.json", "ANTHROPIC_BASE_URL": "https://PARENT.example",
+	}
+	env := append([]string(nil), e.env...)
+	for k, v := range parent {
+		env = append(env, k+"="+v)
+	}
+	for _, mode := range [][]string{nil, {"--no-fence"}} {
+		args := append(append([]string{"exec", "--agent", "envcheck", "--provider", "anthropic", "--provider", "openai"}, mode...), "--", "env")
+		saved := e.env
+		e.env = env
+		r := e.run("", args...)
+		e.env = saved
+		if r.code != 0 {
+			t.Fatalf("exec %v env = %+v", mode, r)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				got[k] = v
+			}
+		}
+		if strings.Contains(r.stdout, "PARENT") {
+			t.Errorf("exec %v: a parent credential reached the child:\n%s", mode, r.stdout)
+		}
+		for _, k := range []string{"GITHUB_TOKEN", "GH_TOKEN", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "AZURE_CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS"} {
+			if _, ok := got[k]; ok {
+				t.Errorf("exec %v: the child has %s", mode, k)
+			}
+		}
+		tok := got["ANTHROPIC_API_KEY"]
+		if !strings.HasPrefix(tok, "ey") || got["ANTHROPIC_AUTH_TOKEN"] != tok || got["OPENAI_API_KEY"] != tok {
+			t.Errorf("exec %v: ANTHROPIC_API_KEY %q, ANTHROPIC_AUTH_TOKEN %q, OPENAI_API_KEY %q: want the session's token in all three",
+				mode, tok, got["ANTHROPIC_AUTH_TOKEN"], got["OPENAI_API_KEY"])
+		}
+	}
+}

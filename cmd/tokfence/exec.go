@@ -47,7 +47,7 @@ func runExec(c *cli.Context) error {
 	req := grantRequest(c)
 	req.BindPeer = true // the daemon kills the session when this process exits, however it exits
 	if c.Bool("no-fence") || !cfg.Fence.Enabled {
-		return runUnfenced(c, cl, req, providers)
+		return runUnfenced(c, cl, req, providers, cfg)
 	}
 	return runFenced(c, cl, req, providers, cfg)
 }
@@ -150,7 +150,7 @@ func exitStatus(ps *os.ProcessState) error {
 
 // runUnfenced runs the agent as before the fence existed: as the user,
 // with the daemon's TCP listener as its way out (and every other way).
-func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers) error {
+func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config) error {
 	if err := becomeSubreaper(); err != nil {
 		return fmt.Errorf("become child subreaper: %w", err)
 	}
@@ -166,7 +166,8 @@ func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, pro
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tokfence: warning: session %s runs UNFENCED: the agent can reach the keychain, the control socket and the network\n", g.Session)
 	cmd := exec.Command(c.Args().First(), c.Args().Tail()...)
-	cmd.Env = childEnv(os.Environ(), providers, g)
+	parent, _ := fence.ScrubCredentials(os.Environ(), cfg.Fence.PassEnv)
+	cmd.Env = childEnv(parent, providers, g)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "tokfence: error: start %s: %v\n", c.Args().First(), err)
@@ -178,16 +179,16 @@ func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, pro
 	return exitStatus(cmd.ProcessState)
 }
 
-// childEnv is the parent's environment without any real provider key,
-// plus the session's token, base URLs and canaries.
+// childEnv is the parent's environment (scrubbed of credentials already)
+// without any provider's key, token or base URL variable, plus the
+// session's token, base URLs and canaries.
 func childEnv(parent []string, providers daemon.Providers, g *daemon.Grant) []string {
 	drop := map[string]bool{"TOKFENCE_SESSION": true}
 	for _, p := range providers {
-		if p.KeyEnv != "" {
-			drop[p.KeyEnv] = true
-		}
-		if p.BaseEnv != "" {
-			drop[p.BaseEnv] = true
+		for _, env := range []string{p.KeyEnv, p.TokenEnv, p.BaseEnv} {
+			if env != "" {
+				drop[env] = true
+			}
 		}
 	}
 	for k := range g.Env {

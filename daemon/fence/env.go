@@ -25,8 +25,9 @@ var credentialWords = []string{"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "
 	"CREDENTIAL", "CREDENTIALS", "AUTH", "COOKIE", "PAT", "PRIVATE", "DSN"}
 
 // credentialSuffixes catch names where the word is glued on: PGPASSWORD,
-// MYSQL_PWD is a word already, OPENAI_APIKEY, GH_ENTERPRISE_TOKEN.
-var credentialSuffixes = []string{"PASSWORD", "TOKEN", "SECRET", "APIKEY", "_KEY"}
+// MYSQL_PWD is a word already, OPENAI_APIKEY, GH_ENTERPRISE_TOKEN;
+// AZURE_STORAGE_CONNECTION_STRING carries an account key.
+var credentialSuffixes = []string{"PASSWORD", "TOKEN", "SECRET", "APIKEY", "_KEY", "_CONNECTION_STRING"}
 
 // IsCredentialVar reports whether an environment variable looks like it
 // holds a credential, by its name or by a value carrying a URL password.
@@ -70,13 +71,24 @@ func hasURLPassword(v string) bool {
 // (fence.pass_env, the user's explicit choice). The second result names
 // what was dropped, for the audit trail; values are never returned.
 func ScrubEnv(env []string, pass []string) (kept, dropped []string) {
+	return scrub(env, pass, true)
+}
+
+// ScrubCredentials is ScrubEnv for an agent that runs unfenced: it drops
+// the credentials (provider and cloud keys, tokens, passwords) but keeps
+// the bridges, which an unfenced agent can reach anyway.
+func ScrubCredentials(env []string, pass []string) (kept, dropped []string) {
+	return scrub(env, pass, false)
+}
+
+func scrub(env []string, pass []string, bridges bool) (kept, dropped []string) {
 	allow := map[string]bool{}
 	for _, p := range pass {
 		allow[p] = true
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		if !allow[k] && (bridgeVars[k] || IsCredentialVar(k, v)) {
+		if !allow[k] && (bridges && bridgeVars[k] || IsCredentialVar(k, v)) {
 			dropped = append(dropped, k)
 			continue
 		}

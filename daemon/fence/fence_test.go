@@ -127,3 +127,29 @@ func TestScrubEnv(t *testing.T) {
 		t.Errorf("ScrubEnv dropped %d names (%v), want %d", len(dropped), dropped, len(env)-len(want))
 	}
 }
+
+// TestScrubCredentialsDropsTheDocumentedList: what an unfenced exec strips
+// (README, "The agent's environment"): every provider and cloud credential,
+// while the bridges an unfenced agent reaches anyway stay.
+func TestScrubCredentialsDropsTheDocumentedList(t *testing.T) {
+	creds := []string{"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+		"MISTRAL_API_KEY", "GITHUB_TOKEN", "GH_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "GITLAB_ACCESS_TOKEN",
+		"CLAUDE_CODE_OAUTH_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET",
+		"AZURE_OPENAI_API_KEY", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY",
+		"GOOGLE_APPLICATION_CREDENTIALS", "NPM_TOKEN", "SLACK_BOT_TOKEN", "STRIPE_SECRET_KEY", "SSH_AUTH_SOCK"}
+	keep := []string{"PATH", "HOME", "AWS_REGION", "AWS_PROFILE", "AZURE_TENANT_ID", "GOOGLE_CLOUD_PROJECT",
+		"DBUS_SESSION_BUS_ADDRESS", "CONNECTION_TIMEOUT", "KEYMAP"}
+	var env []string
+	for _, k := range append(append([]string(nil), creds...), keep...) {
+		env = append(env, k+"=v")
+	}
+	kept, dropped := ScrubCredentials(env, nil)
+	slices.Sort(dropped)
+	want := slices.Sorted(slices.Values(creds))
+	if !slices.Equal(dropped, want) {
+		t.Errorf("ScrubCredentials dropped %v\nwant %v", dropped, want)
+	}
+	if len(kept) != len(keep) {
+		t.Errorf("ScrubCredentials kept %v, want %v", kept, keep)
+	}
+}
