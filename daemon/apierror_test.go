@@ -94,6 +94,9 @@ func TestRefusalsHaveTheProviderShapeAndSayIfRetryHelps(t *testing.T) {
 				{"path outside the API", "/" + rt.provider + "/nope", rt.body, bearer(rated.Token), 404, false, "not part of"},
 				{"protocol upgrade", rt.path, rt.body, map[string]string{"Authorization": "Bearer " + rated.Token, "Upgrade": "h2c", "Connection": "Upgrade"}, 400, false, "upgrade"},
 			} {
+				if c.status == http.StatusNotFound && api == apiAnthropic {
+					continue // every anthropic path is under /v1/ (TestAnthropicBaseURLWithAndWithoutV1)
+				}
 				resp, body := e.do(t, false, "POST", c.path, c.body, c.hdr)
 				if resp.StatusCode != c.status {
 					t.Errorf("%s: status %d %s, want %d", c.name, resp.StatusCode, body, c.status)
@@ -123,5 +126,38 @@ func TestProviderAPIIsValidated(t *testing.T) {
 	ps, err := BuildProviders(map[string]ProviderConfig{"claude-proxy": {BaseURL: "http://127.0.0.1:1", AuthHeader: "x-api-key", API: "anthropic"}})
 	if err != nil || ps["claude-proxy"].API != apiAnthropic || ps["mistral"].API != apiOpenAI || ps["gemini"].API != apiGemini {
 		t.Fatalf("providers = %v, %v", ps, err)
+	}
+}
+
+// TestAnthropicBaseURLWithAndWithoutV1 sends the Vercel AI SDK's request
+// (base ending in /v1, then /messages) and the official SDK's (base
+// without it, then /v1/messages): both reach upstream /v1/messages, and
+// nothing else is rewritten.
+func TestAnthropicBaseURLWithAndWithoutV1(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}})
+	body := `{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}`
+	for _, c := range []struct{ path, upstream string }{
+		{"/anthropic/v1/messages", "/v1/messages"}, // official SDK, Claude Code
+		{"/anthropic/messages", "/v1/messages"},    // Vercel AI SDK
+		{"/anthropic/messages/count_tokens", "/v1/messages/count_tokens"},
+		{"/anthropic/v1/v1/messages", "/v1/v1/messages"}, // not guessed at: upstream's 404
+	} {
+		before := e.up.count()
+		if resp, body := e.do(t, false, "POST", c.path, body, bearer(g.Token)); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, body)
+		}
+		reqs := e.up.requests()
+		if len(reqs) != before+1 || reqs[len(reqs)-1].Path != c.upstream {
+			t.Fatalf("%s reached upstream as %+v, want %s", c.path, reqs[len(reqs)-1], c.upstream)
+		}
+	}
+	// OpenAI has no such rule: its base URL already ends in /v1.
+	og := e.grant(t, GrantRequest{})
+	if resp, _ := e.do(t, false, "POST", "/openai/chat/completions", chatBody, bearer(og.Token)); resp.StatusCode != 404 {
+		t.Fatalf("/openai/chat/completions = %d, want 404", resp.StatusCode)
+	}
+	if _, err := BuildProviders(map[string]ProviderConfig{"x": {BaseURL: "http://127.0.0.1:1", AuthHeader: "k", Paths: []string{"/api/"}, VersionPrefix: "/v1"}}); err == nil {
+		t.Fatal("a version_prefix outside the provider's paths was accepted")
 	}
 }

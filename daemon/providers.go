@@ -22,6 +22,10 @@ type ProviderConfig struct {
 	TokenEnv   string   `toml:"token_env"`   // env var a client reads a bearer token from (set too)
 	BaseEnv    string   `toml:"base_env"`    // env var an SDK reads the base URL from
 	BaseSuffix string   `toml:"base_suffix"` // appended to /{name} for BaseEnv
+	// VersionPrefix is put before a path under none of Paths: the API
+	// version that clients whose base URL ends in it leave out (the
+	// Vercel AI SDK posts Anthropic's /v1/messages as /messages).
+	VersionPrefix string `toml:"version_prefix"`
 	// API is the API the provider speaks: "openai" (the default; most
 	// providers are OpenAI-compatible), "anthropic" or "gemini". It
 	// decides the shape of the daemon's error replies on its routes.
@@ -48,6 +52,8 @@ type Provider struct {
 	BaseEnv    string
 	BaseSuffix string
 	API        string // apiOpenAI, apiAnthropic or apiGemini
+	// VersionPrefix, if set, is put before a path under none of Paths.
+	VersionPrefix string
 }
 
 // builtinProviders is the provider table compiled in. The Paths allow-lists
@@ -61,7 +67,11 @@ var builtinProviders = map[string]ProviderConfig{
 		// Claude Code asks before using an ANTHROPIC_API_KEY it has not
 		// seen (each session's token is new); ANTHROPIC_AUTH_TOKEN it
 		// uses as is. The SDKs read both and send them as one token.
-		KeyEnv: "ANTHROPIC_API_KEY", TokenEnv: "ANTHROPIC_AUTH_TOKEN", BaseEnv: "ANTHROPIC_BASE_URL", API: apiAnthropic},
+		KeyEnv: "ANTHROPIC_API_KEY", TokenEnv: "ANTHROPIC_AUTH_TOKEN", BaseEnv: "ANTHROPIC_BASE_URL", API: apiAnthropic,
+		// The official SDK and Claude Code append /v1/messages to
+		// ANTHROPIC_BASE_URL, the Vercel AI SDK /messages to a base it
+		// expects to end in /v1: both reach /v1/messages.
+		VersionPrefix: "/v1"},
 	"gemini": {BaseURL: "https://generativelanguage.googleapis.com", AuthHeader: "x-goog-api-key",
 		Paths: []string{"/v1beta/", "/v1/", "/upload/"}, Headers: []string{"x-goog-api-client"},
 		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL", API: apiGemini},
@@ -126,7 +136,7 @@ func overlay(base, over ProviderConfig) ProviderConfig {
 	for _, p := range []struct {
 		dst *string
 		v   string
-	}{{&base.KeyEnv, over.KeyEnv}, {&base.TokenEnv, over.TokenEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}} {
+	}{{&base.KeyEnv, over.KeyEnv}, {&base.TokenEnv, over.TokenEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}, {&base.VersionPrefix, over.VersionPrefix}} {
 		if p.v != "" {
 			*p.dst = p.v
 		}
@@ -139,7 +149,7 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
-		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API}
+		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API, VersionPrefix: pc.VersionPrefix}
 	switch p.API {
 	case "":
 		p.API = apiOpenAI
@@ -160,6 +170,9 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		if !strings.HasPrefix(pre, "/") || strings.Contains(pre, "..") {
 			return nil, fmt.Errorf("config: provider %s: path prefix %q must start with / and have no dot segments", name, pre)
 		}
+	}
+	if v := p.VersionPrefix; v != "" && (!strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || strings.Contains(v, "..") || !allowedPath(p, v+"/x")) {
+		return nil, fmt.Errorf("config: provider %s: version_prefix %q must be a path such as /v1, under one of its paths", name, v)
 	}
 	if pc.BaseURL == "" {
 		return p, nil

@@ -116,7 +116,7 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		return nil
 	}
 	rec.Provider, rec.api = p.Name, p.API
-	rest := "/" + r.PathValue("rest")
+	rest := p.upstreamPath("/" + r.PathValue("rest"))
 	rec.Path = rest
 	if p.Base == nil {
 		rec.fail(w, http.StatusServiceUnavailable, errNotConfigured, fmt.Sprintf("provider %q has no base_url configured", p.Name))
@@ -350,6 +350,17 @@ func (d *Daemon) keyError(w http.ResponseWriter, rec *requestRecord, provider st
 		d.log.Error("keychain", "provider", provider, "err", err)
 		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "keychain unavailable: "+err.Error())
 	}
+}
+
+// upstreamPath is the path rest is forwarded to: rest itself, or for a
+// provider with a VersionPrefix, rest under it when rest is under none of
+// the API roots. There is one answer for each rest, and every check
+// (paths, scope, policy) and the audit trail see that answer.
+func (p *Provider) upstreamPath(rest string) string {
+	if p.VersionPrefix != "" && !allowedPath(p, rest) {
+		return p.VersionPrefix + rest
+	}
+	return rest
 }
 
 // allowedPath reports whether rest falls under one of p's API roots.
