@@ -290,6 +290,12 @@ func TestExecPassesSignalsAndExitCodes(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
 		t.Fatalf("exec after SIGTERM = %v, want the child's trap exit 42", err)
 	}
+	// A command that does not exist is 127, as in a shell (fenced:
+	// TestFencePassesExitCodesAndSignals).
+	r := e.run("", "exec", "--no-fence", "--agent", "x", "--provider", "openai", "--", "no-such-command-tokfence")
+	if r.code != 127 || !strings.Contains(r.stderr, "tokfence: error: start no-such-command-tokfence") {
+		t.Fatalf("--no-fence, a command that does not exist = %+v, want 127 and the reason", r)
+	}
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {
