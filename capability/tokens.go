@@ -23,6 +23,7 @@
 package capability
 
 import (
+	"encoding/json"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -93,6 +94,31 @@ type Claims struct {
 	// seconds): renewals never reach past it plus the maximum TTL.
 	Started int64 `json:"sst,omitempty"`
 }
+
+// UnmarshalJSON decodes c strictly where jwt would not: exp, nbf, iat
+// and sst must be JSON numbers. jwt.NumericDate also takes a string that
+// holds a number ("exp":"9999999999"), a second spelling of every token
+// that nothing of ours ever signs.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var dates struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+		Sst json.RawMessage `json:"sst"`
+	}
+	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	for _, d := range []json.RawMessage{dates.Exp, dates.Nbf, dates.Iat, dates.Sst} {
+		if len(d) > 0 && (d[0] < '0' || d[0] > '9') {
+			return errDateNotNumber
+		}
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+var errDateNotNumber = errors.New("exp, nbf, iat and sst must be JSON numbers")
 
 // SessionStart is when the session of c began: Started, or for a token
 // without it, its issue time.

@@ -105,6 +105,11 @@ func (a *Authority) verifyFull(token string) (*Claims, error) {
 	case len(c.Audience) != 1:
 		return nil, fmt.Errorf("%d audiences, want 1: %w", len(c.Audience), ErrAudience)
 	}
+	// No token of ours lives longer than max_ttl, nor reaches past its
+	// session's start plus max_ttl: a longer one was not minted here.
+	if exp := c.ExpiresAt.Time; exp.Sub(c.IssuedAt.Time) > a.maxTTL+leeway || exp.Sub(c.SessionStart()) > a.maxTTL+leeway {
+		return nil, fmt.Errorf("lifetime over max_ttl: %w", ErrMalformed)
+	}
 	if err := c.Scope.Validate(); err != nil {
 		return nil, fmt.Errorf("bad scope: %w", ErrMalformed)
 	}

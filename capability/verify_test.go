@@ -3,6 +3,7 @@ package capability
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,15 @@ func TestVerifyAttacks(t *testing.T) {
 		{"a future nbf is not yet valid", forged(func(m jwt.MapClaims) { m["nbf"] = now + 60 }), ErrNotYetValid},
 		{"a future iat is not yet valid", forged(func(m jwt.MapClaims) { m["iat"] = now + 60 }), ErrNotYetValid},
 		{"an exp in the past is expired", forged(func(m jwt.MapClaims) { m["exp"] = now - 60 }), ErrExpired},
+		{"a string exp is malformed", forged(func(m jwt.MapClaims) { m["exp"] = fmt.Sprint(now + 3600) }), ErrMalformed},
+		{"a string nbf is malformed", forged(func(m jwt.MapClaims) { m["nbf"] = fmt.Sprint(now) }), ErrMalformed},
+		{"a string iat is malformed", forged(func(m jwt.MapClaims) { m["iat"] = fmt.Sprint(now) }), ErrMalformed},
+		{"a string sst is malformed", forged(func(m jwt.MapClaims) { m["sst"] = fmt.Sprint(now) }), ErrMalformed},
+		{"a far-future string exp is malformed", forged(func(m jwt.MapClaims) { m["exp"] = "9999999999" }), ErrMalformed},
+		{"a lifetime over max_ttl is malformed", forged(func(m jwt.MapClaims) { m["exp"] = now + int64(DefaultMaxTTL/time.Second) + 3600 }), ErrMalformed},
+		{"a renewal past the session's start + max_ttl is malformed", forged(func(m jwt.MapClaims) {
+			m["sst"] = now - int64(DefaultMaxTTL/time.Second)
+		}), ErrMalformed},
 		{"alg none is refused", unsigned(t, "none", fx.claimsMap()), ErrSignature},
 		{"alg None is refused", unsigned(t, "None", fx.claimsMap()), ErrSignature},
 		{"alg NONE is refused", unsigned(t, "NONE", fx.claimsMap()), ErrSignature},
