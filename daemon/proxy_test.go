@@ -171,7 +171,8 @@ func TestPathTricksAreRefused(t *testing.T) {
 	for _, p := range []string{
 		"/openai/..%2f..%2fevil", "/openai/v1/%2e%2e/admin", "/openai/v1/..%5cadmin", "/openai/v1/%252fetc",
 		"/openai/v1/chat%00/completions", "/openai/v1/../../evil", "/openai/v1/./chat", "/openai//v1/chat",
-		"/openai/v1/chat\\completions",
+		"/openai/v1/chat\\completions", "/openai/v1/..;/..;/admin", "/openai/v1/chat;x=1/completions", "/openai/v1/chat/completions;",
+		"/openai/v1/..%3b/admin", "/openai/v1/..%3B/admin",
 	} {
 		t.Run(p, func(t *testing.T) {
 			resp := rawRequest(t, e.d.tcpAddr, "POST "+p+" HTTP/1.1\r\nHost: "+e.d.tcpAddr+"\r\nAuthorization: Bearer "+g.Token+"\r\nContent-Length: 2\r\n\r\n{}")
