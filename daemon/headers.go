@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -148,8 +149,14 @@ var baseForwardHeaders = map[string]bool{
 func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 	out := make(http.Header, len(in))
 	var buf [64]byte
+	nominated := in["Connection"]
 	for name, vals := range in {
 		nb := appendNormHeader(buf[:0], name)
+		// Our own headers are for the daemon, and a header the client
+		// named in Connection is hop-by-hop (RFC 9110 7.6.1), listed or not.
+		if bytes.HasPrefix(nb, []byte("x-tokfence-")) || len(nominated) > 0 && connectionNames(nominated, nb) {
+			continue
+		}
 		listed := baseForwardHeaders[string(nb)] || p.listsHeader(nb)
 		if !listed && (isCredentialKey(nb) || string(nb) == "forwarded" || bytes.HasPrefix(nb, []byte("x-forwarded-")) || string(nb) == "x-real-ip") {
 			continue
@@ -171,6 +178,46 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 		}
 	}
 	return out
+}
+
+// connectionNames reports whether the Connection header values vals name
+// the header n (in normHeader form).
+func connectionNames(vals []string, n []byte) bool {
+	var buf [64]byte
+	for _, v := range vals {
+		for _, opt := range strings.Split(v, ",") {
+			if string(appendNormHeader(buf[:0], strings.TrimSpace(opt))) == string(n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// credentialParams are query parameter names, in normHeader form, that
+// carry credentials in some API (Gemini's key, OAuth's access_token).
+var credentialParams = map[string]bool{"key": true, "token": true, "auth": true, "password": true, "secret": true,
+	"access-token": true, "id-token": true, "refresh-token": true, "sig": true, "signature": true}
+
+// forwardQuery is the query string that goes upstream: q without any
+// parameter named like a credential, and without any parameter whose
+// value carries the capability token. The real key never travels in it:
+// the daemon sends it in the provider's auth header only.
+func forwardQuery(q url.Values, token string) url.Values {
+	var buf [64]byte
+	for name, vals := range q {
+		n := appendNormHeader(buf[:0], name)
+		drop := credentialParams[string(n)] || isCredentialKey(n)
+		for _, v := range vals {
+			if token != "" && strings.Contains(v, token) {
+				drop = true
+			}
+		}
+		if drop {
+			q.Del(name)
+		}
+	}
+	return q
 }
 
 // listsHeader reports whether the provider forwards the header whose

@@ -151,7 +151,7 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		d.registerSession(token, claims, nil) // first sight since a restart
 	}
 
-	f := &forward{p: p, rest: rest, query: r.URL.Query(), token: token, sess: st, rec: rec}
+	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec}
 	if !d.admit(w, r, f, claims) {
 		return nil
 	}
@@ -166,9 +166,6 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 	if _, err := d.appendAudit(rec.Record); err != nil {
 		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
 		return nil
-	}
-	if p.Name == "gemini" {
-		f.query.Del("key") // the SDK's query-string key, if any, is never forwarded
 	}
 	f.bind(r.Context(), d.cfg.UpstreamIdleTimeout.Duration)
 	return f

@@ -165,8 +165,8 @@ func (d *Daemon) loadKeySecrets(ctx context.Context) error {
 	return nil
 }
 
-// scanRequest runs the request sensor over the buffered body and the header
-// values. A hit is audited and fed to the session's risk machine; a block
+// scanRequest runs the request sensor over the buffered body, the header
+// values and the query string. A hit is audited and fed to the session's risk machine; a block
 // decision refuses the request before a byte goes upstream, otherwise the
 // redacted body becomes f.body, what is forwarded.
 func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward, body []byte) bool {
@@ -180,7 +180,12 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	out = append(out, fwd...)
 	hits = append(hits, h...)
 	s.Release()
+	// Header values and the query string are scanned as one text: a
+	// secret in ?q= is as much on its way out as one in a body.
 	var hb []byte
+	if r.URL.RawQuery != "" {
+		hb = append(append(hb, r.URL.RawQuery...), '\n')
+	}
 	for name, vals := range r.Header {
 		if !isTokenHeader(name) {
 			for _, v := range vals {
@@ -194,8 +199,9 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 		hh := append([]sensor.Hit(nil), h1...)
 		_, h2 := hs.Close()
 		for _, h := range append(hh, h2...) {
-			// The session's own token in a header is dropped by the
-			// header allow-list; it is misplaced, not leaked.
+			// The session's own token in a header or the query is
+			// dropped by forwardHeaders and forwardQuery; it is
+			// misplaced, not leaked.
 			if h.Class != sensor.ClassToken || h.SecretID != f.rec.JTI {
 				hits = append(hits, h)
 			}
