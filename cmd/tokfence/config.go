@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,16 +20,55 @@ func globalFlags() []cli.Flag {
 	}
 }
 
+// withGlobalFlags gives every command, at every depth, the global flags
+// too, so that `tokfence daemon --config F` and `tokfence --config F
+// daemon` mean the same; globalFlag reads whichever was given.
+func withGlobalFlags(cmds []*cli.Command) []*cli.Command {
+	for _, cmd := range cmds {
+		cmd.Flags = append(cmd.Flags, globalFlags()...)
+		withGlobalFlags(cmd.Subcommands)
+	}
+	return cmds
+}
+
+// globalFlag returns the value of global flag name wherever on the command
+// line it was given (before the command or after it), or "". urfave/cli's
+// own lookup stops at the innermost command that defines a flag, set or
+// not, which silently ignored `tokfence --config F daemon`. Given twice
+// with different values, it is an error rather than a guess.
+func globalFlag(c *cli.Context, name string) (string, error) {
+	v, found := "", false
+	for _, ctx := range c.Lineage() {
+		if !slices.Contains(ctx.LocalFlagNames(), name) {
+			continue
+		}
+		got := ctx.String(name)
+		if found && got != v {
+			return "", fmt.Errorf("--%s given twice (%q and %q); give it once", name, v, got)
+		}
+		v, found = got, true
+	}
+	return v, nil
+}
+
 // loadConfig merges flags > TOKFENCE_* env > config file > defaults.
 func loadConfig(c *cli.Context) (daemon.Config, error) {
-	cfg, err := daemon.Load(c.String("config"), os.Getenv)
+	var flags [3]string
+	for i, name := range []string{"config", "socket", "state-dir"} {
+		v, err := globalFlag(c, name)
+		if err != nil {
+			return daemon.Config{}, err
+		}
+		flags[i] = v
+	}
+	cfg, err := daemon.Load(flags[0], os.Getenv)
 	if err != nil {
 		return daemon.Config{}, err
 	}
-	if v := c.String("socket"); v != "" {
+	if v := flags[1]; v != "" {
 		cfg.Socket = v
 	}
-	if v := c.String("state-dir"); v != "" {
+	if v := flags[2]; v != "" {
 		cfg.StateDir = v
 	}
 	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile} {

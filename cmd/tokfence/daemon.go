@@ -17,11 +17,9 @@ func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "daemon",
 		Usage: "run the daemon in the foreground",
-		UsageText: "tokfence daemon [--socket PATH] [--config FILE] [--tcp 127.0.0.1:9471] [--policy FILE]\n\n" +
+		UsageText: "tokfence daemon [--socket PATH] [--config FILE] [--state-dir DIR] [--tcp 127.0.0.1:9471] [--policy FILE]\n\n" +
 			"Example:\n   tokfence daemon --tcp 127.0.0.1:9471",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "socket", Usage: "listen on `PATH`"},
-			&cli.StringFlag{Name: "config", Usage: "read config `FILE`"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "allow-root", Usage: "also serve root on the socket"},
 			&cli.StringFlag{Name: "tcp", Usage: "also serve the proxy on loopback `ADDR`, e.g. 127.0.0.1:9471 (env TOKFENCE_TCP)"},

@@ -70,7 +70,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		HideVersion:          true,
 		EnableBashCompletion: false,
 		Flags:                globalFlags(),
-		Commands: []*cli.Command{
+		Commands: withGlobalFlags([]*cli.Command{
 			daemonCommand(),
 			keyCommand(),
 			statusCommand(),
@@ -84,7 +84,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			policyCommand(),
 			scanCommand(),
 			versionCommand(),
-		},
+		}),
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors
 	}
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
 func TestScanExitCodesAndOutput(t *testing.T) {
@@ -86,5 +91,44 @@ func TestPolicyCheckAndAuditVerifyFromTheCLI(t *testing.T) {
 	os.WriteFile(files[0], []byte(edited), 0o600)
 	if r := e.run("", "audit", "verify"); r.code != 1 || !strings.Contains(r.stderr, "audit trail broken at") {
 		t.Fatalf("audit verify after an edit = %+v, want the broken record named", r)
+	}
+}
+
+// TestGlobalFlagsWorkInEitherPosition: --config, --socket and --state-dir
+// mean the same before and after the command (`tokfence --config F
+// daemon` once started on the defaults), and given twice apart they are
+// an error, not a guess (issue 14, item 14).
+func TestGlobalFlagsWorkInEitherPosition(t *testing.T) {
+	e := newCLIEnv(t, keystoretest.Start(t))
+	dir := e.home
+	cfg := filepath.Join(dir, "alt.toml")
+	altSock := filepath.Join(dir, "alt", "tf.sock")
+	altState := filepath.Join(dir, "altstate")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("socket = %q\naudit_fsync = false\n", altSock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--config", cfg, "status"}, {"status", "--config", cfg}} {
+		if r := e.run("", args...); r.code != 1 || !strings.Contains(r.stderr, altSock) {
+			t.Errorf("%v = %+v, want the config's socket %s named", args, r, altSock)
+		}
+	}
+	if r := e.run("", "--socket", "/nonexistent/a.sock", "status", "--socket", "/nonexistent/b.sock"); r.code != 1 || !strings.Contains(r.stderr, "--socket given twice") {
+		t.Errorf("--socket twice = %+v, want an error", r)
+	}
+	// The daemon, with its config given before the command and its state
+	// dir after it, runs where both say.
+	cmd := exec.Command(binPath, "--config", cfg, "daemon", "--state-dir", altState)
+	cmd.Env = e.env
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "the daemon on the config's socket", func() bool {
+		return e.run("", "status", "--config", cfg).code == 0
+	})
+	if _, err := os.Stat(filepath.Join(altState, "install-id")); err != nil {
+		t.Fatalf("state dir from --state-dir after the command: %v\n%s", err, logs.String())
 	}
 }
