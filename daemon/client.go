@@ -130,6 +130,15 @@ func (c *Client) Renew(ctx context.Context, req RenewRequest) (*Grant, error) {
 	return &g, nil
 }
 
+// AuditHash returns value's fingerprint as the audit trail writes it.
+func (c *Client) AuditHash(ctx context.Context, value string) (string, error) {
+	var out AuditHash
+	if err := c.do(ctx, http.MethodPost, "/v1/audit-hash", AuditHashRequest{Value: value}, &out); err != nil {
+		return "", err
+	}
+	return out.Fingerprint, nil
+}
+
 // Sessions lists the live sessions.
 func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	var out []SessionInfo

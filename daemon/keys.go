@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/sensor"
 )
 
 // keyCache holds provider keys read from the keychain. `tokfence key set`
@@ -139,7 +141,7 @@ func (d *Daemon) refreshKeys(ctx context.Context) {
 		if prev, ok := c.seen[e.Provider]; c.seen != nil && (!ok || !prev.Equal(e.Updated)) {
 			rec := audit.Record{Event: audit.EventKeySet, Provider: e.Provider}
 			if k, err := d.keys.ProviderKey(ctx, e.Provider); err == nil {
-				rec.Fingerprint = keystore.KeyedFingerprint(d.fpKey, k.Reveal())
+				rec.Fingerprint = sensor.Fingerprint(d.fpKey, k.Reveal())
 			}
 			d.appendAudit(rec)
 			d.log.Info("provider key changed", "provider", e.Provider, "fingerprint", rec.Fingerprint)
@@ -155,4 +157,30 @@ func (d *Daemon) refreshKeys(ctx context.Context) {
 	if err := d.loadKeySecrets(ctx); err != nil {
 		d.log.Error("reload keys for the sensors", "err", err)
 	}
+}
+
+// AuditHashRequest is the body of POST /v1/audit-hash.
+type AuditHashRequest struct {
+	Value string `json:"value"`
+}
+
+// AuditHash is its reply: the value's fingerprint as the audit trail
+// writes it (sensor hits, key changes).
+type AuditHash struct {
+	Fingerprint string `json:"fingerprint"`
+}
+
+// handleAuditHash fingerprints a value with the trail's key, so that the
+// user can search the trail for a secret without the trail holding it
+// (Vault's sys/audit-hash). The value is neither logged nor kept.
+func (d *Daemon) handleAuditHash(w http.ResponseWriter, r *http.Request) {
+	var req AuditHashRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if req.Value == "" || len(req.Value) > keystore.MaxSecretLen {
+		writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("value must be 1 to %d bytes", keystore.MaxSecretLen))
+		return
+	}
+	writeJSON(w, http.StatusOK, AuditHash{Fingerprint: sensor.Fingerprint(d.fpKey, []byte(req.Value))})
 }

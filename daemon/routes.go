@@ -33,6 +33,7 @@ func (d *Daemon) controlRoutes() []route {
 		{"GET /v1/sessions", permAdmin, (*Daemon).handleSessions},
 		{"POST /v1/kill", permAdmin, (*Daemon).handleKill},
 		{"POST /v1/keys/reload", permAdmin, (*Daemon).handleKeysReload},
+		{"POST /v1/audit-hash", permAdmin, (*Daemon).handleAuditHash},
 	}
 }
 

@@ -1,9 +1,6 @@
 package keystore
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 )
@@ -77,15 +74,6 @@ func (s Secret) Hint() string {
 		}
 	}
 	return prefix + "…" + printable(s.b[len(s.b)-4:])
-}
-
-// KeyedFingerprint returns 8 hex characters of HMAC-SHA256(key, secret): a
-// stable name for a secret in audit records that cannot be brute-forced
-// offline without the daemon's fingerprint key.
-func KeyedFingerprint(key, secret []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write(secret)
-	return hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 func printable(b []byte) string {

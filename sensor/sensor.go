@@ -251,13 +251,16 @@ func (s *Set) Load() *Matcher { return s.p.Load() }
 // Store makes m the current Matcher.
 func (s *Set) Store(m *Matcher) { s.p.Store(m) }
 
-// Fingerprint returns 8 hex digits of HMAC-SHA256(key, secret): enough for
-// a human to tell two secrets apart, too little to confirm a guess offline
-// without the key.
+// Fingerprint returns 16 hex digits (64 bits) of HMAC-SHA256(key,
+// secret): the one name of a secret on the audit trail (sensor hits, key
+// changes, `tokfence audit hash`). Without the key it confirms no guess;
+// at 64 bits two secrets share one with odds of about n²/2⁶⁵, so a trail
+// of a million distinct secrets has no collision to speak of (8 digits
+// collided by 65,000).
 func Fingerprint(key, secret []byte) string {
 	h := hmac.New(sha256.New, key)
 	h.Write(secret)
-	return hex.EncodeToString(h.Sum(nil)[:4])
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // scanChunk is the read size of ScanReader.

@@ -21,18 +21,27 @@ func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
 		Usage: "show the tamper-evident audit trail",
-		UsageText: "tokfence audit [--follow] [--session ID] [--agent NAME] [--since 1h] [--json]\n" +
-			"tokfence audit verify\n\nExamples:\n   tokfence audit --since 1h --agent coder\n   tokfence audit --follow --json\n   tokfence audit verify",
+		UsageText: "tokfence audit [--follow] [--session ID] [--agent NAME] [--fingerprint FP] [--since 1h] [--json]\n" +
+			"tokfence audit verify\ntokfence audit hash < secret.txt\n\nExamples:\n   tokfence audit --since 1h --agent coder\n   tokfence audit --follow --json\n   tokfence audit verify",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new records"},
 			&cli.StringFlag{Name: "session", Usage: "only session `ID`"},
 			&cli.StringFlag{Name: "agent", Usage: "only agent `NAME`"},
 			&cli.StringFlag{Name: "event", Usage: "only events of `KIND` (request, response, sensor_hit, kill, ...)"},
+			&cli.StringFlag{Name: "fingerprint", Usage: "only records naming the secret of fingerprint `FP` (from `tokfence audit hash`)"},
 			&cli.DurationFlag{Name: "since", Usage: "only records newer than `DURATION` ago"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON Lines"},
 		},
 		Action: runAudit,
 		Subcommands: []*cli.Command{{
+			Name:  "hash",
+			Usage: "print a secret's fingerprint as the trail writes it, to search the trail for it",
+			UsageText: "tokfence audit hash < secret.txt\n\n" +
+				"The value is read from stdin or a no-echo prompt, never the command line (which\n" +
+				"shell history and ps keep), and fingerprinted by the daemon with the trail's key.\n\nExample:\n" +
+				"   tokfence audit --fingerprint \"$(tokfence audit hash < leaked.txt)\"",
+			Action: runAuditHash,
+		}, {
 			Name:      "verify",
 			Usage:     "check the hash chain and name the first broken record",
 			UsageText: "tokfence audit verify\n\nExample:\n   tokfence audit verify",
@@ -54,7 +63,7 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	f := audit.Filter{Session: c.String("session"), Agent: c.String("agent"), Event: c.String("event")}
+	f := audit.Filter{Session: c.String("session"), Agent: c.String("agent"), Event: c.String("event"), Fingerprint: c.String("fingerprint")}
 	if d := c.Duration("since"); d > 0 {
 		f.Since = time.Now().Add(-d)
 	}
@@ -65,6 +74,27 @@ func runAudit(c *cli.Context) error {
 		return audit.Follow(ctx, dir, f, print)
 	}
 	return audit.Read(dir, f, print)
+}
+
+func runAuditHash(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return withHint(errors.New("the value to hash is read from stdin, not the command line"),
+			"the command line is kept in shell history and shown by ps: `tokfence audit hash < value.txt`, or type it at the prompt")
+	}
+	v, err := readKey(c.App.Reader, c.App.ErrWriter, "value to fingerprint")
+	if err != nil {
+		return err
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	fp, err := cl.AuditHash(c.Context, string(v.Reveal()))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, fp)
+	return nil
 }
 
 func runAuditVerify(c *cli.Context) error {

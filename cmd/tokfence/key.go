@@ -74,7 +74,7 @@ func runKeySet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := readKey(c.App.Reader, c.App.ErrWriter, provider)
+	key, err := readKey(c.App.Reader, c.App.ErrWriter, provider+" API key")
 	if err != nil {
 		return err
 	}
@@ -104,12 +104,13 @@ func tellDaemon(c *cli.Context, cfg daemon.Config, what string) {
 	}
 }
 
-// readKey reads one key from stdin: with a no-echo prompt on a terminal,
-// else the whole input (bounded) with one trailing newline removed.
-func readKey(in io.Reader, prompt io.Writer, provider string) (keystore.Secret, error) {
+// readKey reads one key (what names it in the prompt) from stdin: with a
+// no-echo prompt on a terminal, else the whole input (bounded) with one
+// trailing newline removed.
+func readKey(in io.Reader, prompt io.Writer, what string) (keystore.Secret, error) {
 	var raw []byte
 	if f, ok := in.(*os.File); ok && isTerminal(f) {
-		fmt.Fprintf(prompt, "%s API key (input hidden): ", provider)
+		fmt.Fprintf(prompt, "%s (input hidden): ", what)
 		b, err := readNoEcho(f)
 		fmt.Fprintln(prompt)
 		if err != nil {

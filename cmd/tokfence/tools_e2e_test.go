@@ -132,3 +132,40 @@ func TestGlobalFlagsWorkInEitherPosition(t *testing.T) {
 		t.Fatalf("state dir from --state-dir after the command: %v\n%s", err, logs.String())
 	}
 }
+
+// TestAuditHashFindsASecretOnTheTrail: a held key sent in a body is a
+// sensor hit recorded by fingerprint only; `audit hash` of the key gives
+// that fingerprint and `audit --fingerprint` finds the record. The value
+// is refused on the command line (issue 14, item 15).
+func TestAuditHashFindsASecretOnTheTrail(t *testing.T) {
+	e, _, _ := agentEnv(t)
+	e.startDaemon()
+	g := e.run("", "grant", "--agent", "leaky", "--provider", "openai")
+	if g.code != 0 {
+		t.Fatalf("grant = %+v", g)
+	}
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + testAnthropicKey + `"}]}`
+	out, err := exec.Command("curl", "-s", "--unix-socket", e.socket, "-H", "Authorization: Bearer "+strings.TrimSpace(g.stdout),
+		"-H", "Content-Type: application/json", "-d", body, "http://tokfence/openai/v1/chat/completions").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "blocked") {
+		t.Fatalf("request carrying a held key = %s, %v; want it blocked", out, err)
+	}
+	h := e.run(testAnthropicKey+"\n", "audit", "hash")
+	fp := strings.TrimSpace(h.stdout)
+	if h.code != 0 || len(fp) != 16 {
+		t.Fatalf("audit hash = %+v, want 16 hex digits", h)
+	}
+	r := e.run("", "audit", "--fingerprint", fp, "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"event":"sensor_hit"`) || strings.Count(strings.TrimSpace(r.stdout), "\n") != 0 {
+		t.Fatalf("audit --fingerprint %s = %+v, want the one sensor hit", fp, r)
+	}
+	if strings.Contains(r.stdout, testAnthropicKey) {
+		t.Fatal("the trail holds the key itself")
+	}
+	if other := e.run("some-other-secret-value", "audit", "hash"); strings.TrimSpace(other.stdout) == fp || other.code != 0 {
+		t.Fatalf("another value hashed to %+v", other)
+	}
+	if a := e.run("", "audit", "hash", testAnthropicKey); a.code != 1 || !strings.Contains(a.stderr, "stdin, not the command line") {
+		t.Fatalf("audit hash VALUE = %+v, want a refusal pointing at stdin", a)
+	}
+}

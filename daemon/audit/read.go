@@ -20,10 +20,11 @@ const followPoll = 200 * time.Millisecond
 
 // Filter selects records for Read and Follow. Zero fields match everything.
 type Filter struct {
-	Session string
-	Agent   string
-	Event   string
-	Since   time.Time // records stamped before Since are skipped
+	Session     string
+	Agent       string
+	Event       string
+	Fingerprint string    // a secret's, from `tokfence audit hash`
+	Since       time.Time // records stamped before Since are skipped
 }
 
 // Match reports whether r passes the filter.
@@ -31,6 +32,7 @@ func (f Filter) Match(r Record) bool {
 	return (f.Session == "" || r.Session == f.Session) &&
 		(f.Agent == "" || r.Agent == f.Agent) &&
 		(f.Event == "" || r.Event == f.Event) &&
+		(f.Fingerprint == "" || r.Fingerprint == f.Fingerprint) &&
 		(f.Since.IsZero() || !r.Time.Before(f.Since))
 }
 
