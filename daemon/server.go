@@ -137,6 +137,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx, d.stopBG = ctx, cancel
+	if err := secureDir(d.cfg.StateDir, d.uid); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	// One daemon per state directory, decided before anything in it is
+	// opened: a second one appending to the live audit trail, or serving
+	// sessions whose kills the first one would never see, breaks both.
+	stateLock, err := lockDir(d.cfg.StateDir)
+	if errors.Is(err, ErrAlreadyRunning) {
+		return withHintf(fmt.Errorf("state dir %s: %w", d.cfg.StateDir, ErrAlreadyRunning),
+			"a daemon is already using this state directory; stop it, or give this one its own --state-dir")
+	}
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	defer stateLock.release()
 	if err := d.prepare(ctx); err != nil {
 		return err
 	}
@@ -165,9 +180,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) prepare(ctx context.Context) error {
 	if err := harden(); err != nil {
 		return fmt.Errorf("harden process: %w", err)
-	}
-	if err := secureDir(d.cfg.StateDir, d.uid); err != nil {
-		return fmt.Errorf("state dir: %w", err)
 	}
 	if err := d.keys.Probe(ctx); err != nil {
 		return err

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrAlreadyRunning means another daemon holds the socket.
-var ErrAlreadyRunning = errors.New("a tokfence daemon is already running on this socket")
+// ErrAlreadyRunning means another daemon holds the socket or the state
+// directory.
+var ErrAlreadyRunning = errors.New("a tokfence daemon is already running")
 
 // ErrUnsafeDir means a socket or state directory failed the ownership and
 // permission checks.
@@ -58,8 +59,9 @@ func secureDir(dir string, uid int) error {
 	return nil
 }
 
-// socketLock is the flock held on the socket directory's lock file for the
-// daemon's lifetime, so two daemons can never both believe they own the path.
+// socketLock is the flock held on a directory's lock file (the socket's,
+// and the state directory's) for the daemon's lifetime, so two daemons can
+// never both believe they own the path or the state.
 type socketLock struct{ f *os.File }
 
 func (l *socketLock) release() { _ = l.f.Close() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tokfence/tokfence/daemon/audit"
 	"io"
 	"net"
 	"net/http"
@@ -83,14 +84,29 @@ func TestRefusesUnsafeSocketDir(t *testing.T) {
 	}
 }
 
+// TestSecondDaemonSaysAlreadyRunning starts a second daemon on the first
+// one's state directory, on the same socket and on another: both are
+// refused before they touch the state, so the first one's audit chain
+// stays whole and it keeps serving (issue 14, item 12).
 func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 	e := startEnv(t, testConfig(t))
-	err := newEnv(t, e.cfg).start()
-	if !errors.Is(err, ErrAlreadyRunning) {
-		t.Fatalf("second start = %v, want ErrAlreadyRunning", err)
+	other := e.cfg
+	other.Socket = filepath.Join(shortTempDir(t), "other.sock")
+	for _, cfg := range []Config{e.cfg, other} {
+		err := newEnvWith(t, cfg, e.mem, e.clock).start()
+		if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), "state dir") {
+			t.Fatalf("second start on socket %s = %v, want ErrAlreadyRunning for the state dir", cfg.Socket, err)
+		}
 	}
 	if _, err := NewClient(e.cfg.Socket).Status(context.Background()); err != nil {
 		t.Fatalf("first daemon disturbed: %v", err)
+	}
+	if _, err := os.Lstat(other.Socket); err == nil {
+		t.Fatal("the refused daemon created its socket")
+	}
+	e.d.appendAudit(audit.Record{Event: audit.EventKill}) // the first daemon writes on
+	if _, err := audit.Verify(filepath.Join(e.cfg.StateDir, "audit")); err != nil {
+		t.Fatalf("the first daemon's audit chain after a second start: %v", err)
 	}
 }
 
