@@ -2,6 +2,8 @@ package capability
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,8 +30,10 @@ const (
 // never on token bytes, so a token cannot dodge it by being spelled
 // differently. It is safe for concurrent use; Revoked never waits for disk.
 type Revocations struct {
-	path  string
-	clock func() time.Time
+	path   string
+	clock  func() time.Time
+	anchor Anchor
+	digest string // of the file on disk, as anchored
 
 	// writeMu serialises changes end to end (mutate, snapshot, persist), so
 	// the file always holds the latest state and writes never interleave.
@@ -48,20 +53,104 @@ type revocationsFile struct {
 	Tokens   map[string]time.Time `json:"tokens"`
 }
 
+// Anchor keeps, where an agent that can rewrite the state directory
+// cannot (the OS keychain), what the revocation list on disk may be: the
+// digests of the file that may be there, and the epoch. Without it,
+// deleting revocations.json (or putting back an older copy) would revive
+// every killed token at the next start.
+type Anchor interface {
+	// Load returns the anchored state; ok is false when none was ever
+	// stored.
+	Load() (a AnchorState, ok bool, err error)
+	Store(a AnchorState) error
+}
+
+// AnchorState is what an Anchor holds.
+type AnchorState struct {
+	// Digests are the SHA-256 (hex) of the files that may be on disk:
+	// one, or two while a write is under way (a crash between the
+	// anchor's update and the rename leaves either).
+	Digests []string `json:"digests"`
+	Epoch   uint64   `json:"epoch"`
+}
+
+// ErrAnchorMismatch is returned by OpenAnchoredRevocations when the file
+// on disk is none of the ones its anchor allows: it was deleted, replaced
+// or rolled back behind the daemon's back.
+var ErrAnchorMismatch = errors.New("the revocation list does not match its anchor in the keychain")
+
+// absentDigest stands for "no file": a fresh install's anchor holds it.
+const absentDigest = "absent"
+
+func fileDigest(data []byte, exists bool) string {
+	if !exists {
+		return absentDigest
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// OpenAnchoredRevocations is OpenRevocations checked against anchor: the
+// file must be one the anchor allows (ErrAnchorMismatch otherwise), and
+// every later write is anchored before and after it lands. An anchor that
+// holds nothing yet (a first start) is filled from the file as it is.
+// With reset, a list that fails the check is replaced by an empty one
+// whose epoch is past the anchored one, so that every token minted before
+// is dead: the one safe way to start again after a list was lost.
+func OpenAnchoredRevocations(path string, clock func() time.Time, anchor Anchor, reset bool) (*Revocations, error) {
+	data, err := readRegular(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open revocations %s: %w", path, err)
+	}
+	st, ok, err := anchor.Load()
+	if err != nil {
+		return nil, fmt.Errorf("open revocations: read anchor: %w", err)
+	}
+	digest := fileDigest(data, exists)
+	if ok && !slices.Contains(st.Digests, digest) {
+		if !reset {
+			return nil, fmt.Errorf("open revocations %s: %w (the file was deleted, replaced or rolled back)", path, ErrAnchorMismatch)
+		}
+		r := newRevocations(path, clock)
+		r.anchor, r.digest = anchor, st.Digests[len(st.Digests)-1]
+		r.epoch = st.Epoch + 1
+		if err := r.update(func() {}); err != nil {
+			return nil, fmt.Errorf("reset revocations: %w", err)
+		}
+		return r, nil
+	}
+	r, err := OpenRevocations(path, clock)
+	if err != nil {
+		return nil, err
+	}
+	if ok && st.Epoch > r.epoch {
+		return nil, fmt.Errorf("open revocations %s: epoch %d below the anchored %d: %w", path, r.epoch, st.Epoch, ErrAnchorMismatch)
+	}
+	r.anchor, r.digest = anchor, digest
+	if !ok || len(st.Digests) != 1 {
+		// First start, or a crash mid-write: anchor what is on disk.
+		if err := anchor.Store(AnchorState{Digests: []string{digest}, Epoch: r.epoch}); err != nil {
+			return nil, fmt.Errorf("open revocations: store anchor: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func newRevocations(path string, clock func() time.Time) *Revocations {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Revocations{path: path, clock: clock, sessions: make(map[string]time.Time), tokens: make(map[string]time.Time)}
+}
+
 // OpenRevocations loads the revocation list at path. A missing file is an
 // empty list. A file that cannot be read or decoded, holds an unknown version
 // or a malformed entry, or is not a regular file is an error: the daemon must
 // not start having forgotten its kills. clock nil means time.Now.
 func OpenRevocations(path string, clock func() time.Time) (*Revocations, error) {
-	if clock == nil {
-		clock = time.Now
-	}
-	r := &Revocations{
-		path:     path,
-		clock:    clock,
-		sessions: make(map[string]time.Time),
-		tokens:   make(map[string]time.Time),
-	}
+	r := newRevocations(path, clock)
+	clock = r.clock
 	data, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r, nil
@@ -72,6 +161,7 @@ func OpenRevocations(path string, clock func() time.Time) (*Revocations, error) 
 	if err := r.decode(data); err != nil {
 		return nil, fmt.Errorf("open revocations %s: corrupt: %w", path, err)
 	}
+	r.digest = fileDigest(data, true)
 	r.pruneLocked(clock())
 	return r, nil
 }
@@ -231,11 +321,37 @@ func (r *Revocations) update(change func()) error {
 		Sessions: r.sessions,
 		Tokens:   r.tokens,
 	}, "", "\t")
+	epoch := r.epoch
 	r.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(r.path, append(data, '\n'))
+	data = append(data, '\n')
+	next := fileDigest(data, true)
+	if next == r.digest {
+		return nil // a prune that removed nothing: the file is this already
+	}
+	if r.anchor == nil {
+		if err := writeFileAtomic(r.path, data); err != nil {
+			return err
+		}
+		r.digest = next
+		return nil
+	}
+	// Anchor both files while the rename may or may not happen, then the
+	// new one alone: a crash anywhere leaves a file the anchor allows, and
+	// no older file is allowed once the write is done.
+	if err := r.anchor.Store(AnchorState{Digests: []string{r.digest, next}, Epoch: epoch}); err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	if err := writeFileAtomic(r.path, data); err != nil {
+		return err
+	}
+	r.digest = next
+	if err := r.anchor.Store(AnchorState{Digests: []string{next}, Epoch: epoch}); err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	return nil
 }
 
 // pruneLocked drops entries whose until, plus the verification leeway, has

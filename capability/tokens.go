@@ -23,10 +23,10 @@
 package capability
 
 import (
-	"encoding/json"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"

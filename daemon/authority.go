@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +23,7 @@ import (
 const (
 	signingKeyName     = "signing-key"     // Ed25519 seed that signs capability tokens
 	fingerprintKeyName = "fingerprint-key" // HMAC key naming secrets in audit records
+	revocationsAnchor  = "revocations"     // what revocations.json may be (capability.Anchor)
 )
 
 var installIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -97,9 +99,18 @@ func (d *Daemon) setupCapabilities(ctx context.Context) error {
 		return err
 	}
 	d.fpKey = fp
-	revs, err := capability.OpenRevocations(filepath.Join(d.cfg.StateDir, "revocations.json"), d.clock)
+	revs, err := capability.OpenAnchoredRevocations(filepath.Join(d.cfg.StateDir, "revocations.json"), d.clock,
+		keychainAnchor{ks: d.keys, ctx: ctx}, d.cfg.ResetRevocations)
+	if errors.Is(err, capability.ErrAnchorMismatch) {
+		return withHintf(fmt.Errorf("revocation list: %w (refusing to start: it would revive killed sessions)", err),
+			"if you did not expect this, something rewrote %s: look at what ran as you; "+
+				"`tokfence daemon --reset-revocations` starts a new list that kills every token minted so far", d.cfg.StateDir)
+	}
 	if err != nil {
 		return fmt.Errorf("revocation list: %w (refusing to start: a lost list would revive killed sessions)", err)
+	}
+	if d.cfg.ResetRevocations {
+		d.log.Warn("revocation list reset on request: every token minted before is dead", "epoch", revs.Epoch())
 	}
 	auth, err := capability.NewAuthority(ed25519.NewKeyFromSeed(seed), id, d.clock, d.cfg.MaxTTL.Duration)
 	if err != nil {
@@ -110,4 +121,36 @@ func (d *Daemon) setupCapabilities(ctx context.Context) error {
 	reg.SetRevocations(revs)
 	d.auth, d.revs, d.sessions = auth, revs, reg
 	return nil
+}
+
+// keychainAnchor keeps the revocation list's anchor as an internal secret
+// in the keychain, beside the signing key, out of a fenced agent's reach.
+type keychainAnchor struct {
+	ks  *keystore.Store
+	ctx context.Context
+}
+
+func (a keychainAnchor) Load() (capability.AnchorState, bool, error) {
+	var st capability.AnchorState
+	v, err := a.ks.Internal(a.ctx, revocationsAnchor)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	if err := json.Unmarshal(v.Reveal(), &st); err != nil || len(st.Digests) == 0 {
+		return st, false, fmt.Errorf("the keychain's %q entry is corrupt", revocationsAnchor)
+	}
+	return st, true, nil
+}
+
+func (a keychainAnchor) Store(st capability.AnchorState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	// Writes happen on kills, long after start: each gets its own deadline
+	// (the store's), not the start-up context's.
+	return a.ks.SetInternal(context.WithoutCancel(a.ctx), revocationsAnchor, keystore.NewSecret(b))
 }

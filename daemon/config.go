@@ -49,6 +49,10 @@ type Config struct {
 
 	// File is the config file that was read ("" when none).
 	File string `toml:"-"`
+	// ResetRevocations (daemon --reset-revocations, never a config key)
+	// replaces a revocation list that fails its anchor with an empty one
+	// past the anchored epoch: every token minted before is dead.
+	ResetRevocations bool `toml:"-"`
 }
 
 // Duration is a time.Duration written in TOML as a string such as "30m".

@@ -1,9 +1,16 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokfence/tokfence/capability"
 )
 
 // Regression tests for the holes an attack run from outside found
@@ -68,4 +75,125 @@ func TestOwnAndNominatedHeadersStayBehind(t *testing.T) {
 	if h.Get("Anthropic-Version") != "2023-06-01" || h.Get("X-Kept") != "1" || h.Get("X-Api-Key") != fakeAnthropicKey {
 		t.Errorf("upstream headers = %v, want anthropic-version, X-Kept and the real key", h)
 	}
+}
+
+// TestRevocationsTamperedWithRefuseToStart (item 4): an agent running as
+// the user deletes revocations.json, replaces it with a valid empty list,
+// or puts back a copy from before the kill. Each would revive the killed
+// token; the keychain anchor notices and the daemon refuses to start.
+// --reset-revocations starts a new list in which every earlier token,
+// killed or not, is dead.
+func TestRevocationsTamperedWithRefuseToStart(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	path := filepath.Join(e.cfg.StateDir, "revocations.json")
+	g := e.grant(t, GrantRequest{Agent: "victim"})
+	other := e.grant(t, GrantRequest{Agent: "bystander"})
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	before, _ := os.ReadFile(path) // may be absent: nothing was killed yet
+	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	killed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tamper := range []struct {
+		name string
+		do   func() error
+	}{
+		{"deleted", func() error { return os.Remove(path) }},
+		{"an empty list", func() error {
+			return os.WriteFile(path, []byte(`{"version":1,"epoch":0,"sessions":{},"tokens":{}}`+"\n"), 0o600)
+		}},
+		{"rolled back", func() error {
+			if before == nil {
+				return os.Remove(path)
+			}
+			return os.WriteFile(path, before, 0o600)
+		}},
+	} {
+		must(t, tamper.do())
+		err := newEnvWith(t, e.cfg, e.mem, e.clock).start()
+		if !errors.Is(err, capability.ErrAnchorMismatch) || !strings.Contains(err.Error(), "refusing to start") {
+			t.Fatalf("start with revocations.json %s = %v, want a refusal naming the anchor", tamper.name, err)
+		}
+		must(t, os.WriteFile(path, killed, 0o600))
+	}
+	// Put back as it was, it starts, and the kill holds.
+	e2 := e.restart(t)
+	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 401 {
+		t.Fatalf("killed token after restart = %d, want 401", resp.StatusCode)
+	}
+	e2.stop()
+	must(t, os.Remove(path))
+	cfg := e.cfg
+	cfg.ResetRevocations = true
+	e3 := newEnvWith(t, cfg, e.mem, e.clock)
+	if err := e3.start(); err != nil {
+		t.Fatalf("start with --reset-revocations: %v", err)
+	}
+	p3 := *e
+	p3.testEnv = e3
+	for _, tok := range []string{g.Token, other.Token} {
+		if resp, _ := p3.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(tok)); resp.StatusCode != 401 {
+			t.Fatalf("a token from before the reset = %d, want 401", resp.StatusCode)
+		}
+	}
+}
+
+// TestRevocationsAnchorSurvivesACrashMidWrite: the anchor allows both the
+// old and the new file while a write is under way, so a crash between
+// the anchor's update and the rename (or just after the rename) never
+// stops the next start; once a start has seen the file, only it is
+// allowed.
+func TestRevocationsAnchorSurvivesACrashMidWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revocations.json")
+	a := &memAnchor{}
+	r, err := capability.OpenAnchoredRevocations(path, nil, a, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, r.RevokeSession(strings.Repeat("a", 32), time.Now().Add(time.Hour)))
+	old, _ := os.ReadFile(path)
+	a.failFrom = a.stores + 2 // the write's first Store (both files) lands, its second fails
+	if err := r.RevokeSession(strings.Repeat("b", 32), time.Now().Add(time.Hour)); err == nil {
+		t.Fatal("a write whose anchor failed reported success")
+	}
+	cur, _ := os.ReadFile(path)
+	midWrite := a.st
+	for _, c := range []struct {
+		name   string
+		onDisk []byte
+	}{{"before the rename", old}, {"after the rename", cur}} { // the last leaves cur seen
+		name, onDisk := c.name, c.onDisk
+		must(t, os.WriteFile(path, onDisk, 0o600))
+		a.st, a.failFrom = midWrite, 0
+		if _, err := capability.OpenAnchoredRevocations(path, nil, a, false); err != nil {
+			t.Fatalf("open after a crash %s: %v", name, err)
+		}
+	}
+	must(t, os.WriteFile(path, old, 0o600)) // the anchor now allows cur only
+	if _, err := capability.OpenAnchoredRevocations(path, nil, a, false); !errors.Is(err, capability.ErrAnchorMismatch) {
+		t.Fatalf("open of the older file once the newer was seen = %v, want %v", err, capability.ErrAnchorMismatch)
+	}
+}
+
+// memAnchor is a capability.Anchor in memory whose Store fails from its
+// failFrom-th call on (0: never).
+type memAnchor struct {
+	st               capability.AnchorState
+	ok               bool
+	stores, failFrom int
+}
+
+func (m *memAnchor) Load() (capability.AnchorState, bool, error) { return m.st, m.ok, nil }
+
+func (m *memAnchor) Store(st capability.AnchorState) error {
+	m.stores++
+	if m.failFrom > 0 && m.stores >= m.failFrom {
+		return errors.New("keychain gone")
+	}
+	m.st, m.ok = st, true
+	return nil
 }

@@ -24,6 +24,7 @@ func daemonCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-root", Usage: "also serve root on the socket"},
 			&cli.StringFlag{Name: "tcp", Usage: "also serve the proxy on loopback `ADDR`, e.g. 127.0.0.1:9471 (env TOKFENCE_TCP)"},
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` (TOML, hot-reloaded; env TOKFENCE_POLICY_FILE)"},
+			&cli.BoolFlag{Name: "reset-revocations", Usage: "when revocations.json fails its keychain anchor (deleted, replaced, rolled back), start a new list that kills every token minted so far"},
 		},
 		Action: runDaemon,
 	}
@@ -34,6 +35,7 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cfg.ResetRevocations = c.Bool("reset-revocations")
 	if c.IsSet("allow-root") {
 		cfg.AllowRoot = c.Bool("allow-root")
 	}
