@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -196,4 +199,39 @@ func (m *memAnchor) Store(st capability.AnchorState) error {
 	}
 	m.st, m.ok = st, true
 	return nil
+}
+
+// TestCompressedRepliesAreRefused (item 2): an upstream that ignores
+// Accept-Encoding: identity and answers gzip (here a gzipped echo of the
+// key, small or streamed) or any other coding gets a 502; not one byte the
+// sensors could not read reaches the agent, and the key was asked for
+// uncompressed.
+func TestCompressedRepliesAreRefused(t *testing.T) {
+	for _, c := range []struct{ name, coding, ct string }{
+		{"gzip json", "gzip", "application/json"},
+		{"gzip sse", "gzip", "text/event-stream"},
+		{"br", "br", "application/json"},
+		{"two codings", "identity, gzip", "application/json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var accept string
+			e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+				accept = r.Header.Get("Accept-Encoding")
+				w.Header().Set("Content-Type", c.ct)
+				w.Header().Set("Content-Encoding", c.coding)
+				zw := gzip.NewWriter(w)
+				io.WriteString(zw, `{"echo":"`+r.Header.Get("Authorization")+`"}`)
+				zw.Close()
+			})
+			g := e.grant(t, GrantRequest{})
+			resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, map[string]string{
+				"Authorization": "Bearer " + g.Token, "Accept-Encoding": "gzip, br"})
+			if resp.StatusCode != 502 || !strings.Contains(body, "encoded (compressed) reply") || resp.Header.Get("Content-Encoding") != "" {
+				t.Fatalf("compressed reply = %d %v %s, want a 502 naming the encoding", resp.StatusCode, resp.Header, body)
+			}
+			if accept != "identity" {
+				t.Fatalf("upstream was sent Accept-Encoding %q, want identity", accept)
+			}
+		})
+	}
 }

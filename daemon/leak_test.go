@@ -14,23 +14,40 @@ import (
 )
 
 // TestUpstreamEchoOfTheKeyIsRedacted plays a hostile upstream that echoes
-// the key it was sent, raw and base64'd, in an error body and a header.
+// the key it was sent, raw and base64'd, in an error body and in headers,
+// one named like a credential and one with a harmless name. The key
+// reaches the agent nowhere, and the session is RED (issue 14, item 1):
+// a reflected key is the one way an agent could make an upstream hand it
+// over.
 func TestUpstreamEchoOfTheKeyIsRedacted(t *testing.T) {
-	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
-		k := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		w.Header().Set("X-Debug-Authorization", k)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(401)
-		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+k+` (b64 `+base64.StdEncoding.EncodeToString([]byte(k))+`)","type":"invalid_request_error"}}`)
-	})
-	g := e.grant(t, GrantRequest{})
-	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
-	if resp.StatusCode != 401 || !strings.Contains(body, "Incorrect API key provided") {
-		t.Fatalf("upstream error not passed through: %d %s", resp.StatusCode, body)
-	}
-	keystoretest.AssertNoLeakIn(t, "response body", []byte(body), [][]byte{[]byte(fakeOpenAIKey)})
-	for k, v := range resp.Header {
-		keystoretest.AssertNoLeakIn(t, "response header "+k, []byte(strings.Join(v, ",")), [][]byte{[]byte(fakeOpenAIKey)})
+	for _, where := range []string{"body", "header"} {
+		t.Run(where, func(t *testing.T) {
+			e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+				k := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+				w.Header().Set("X-Debug-Authorization", k)
+				w.Header().Set("X-Request-Headers", "Authorization: Bearer "+k+"; Accept: */*")
+				w.Header().Set("X-Kept", "fine")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(401)
+				if where == "body" {
+					io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+k+` (b64 `+base64.StdEncoding.EncodeToString([]byte(k))+`)","type":"invalid_request_error"}}`)
+				} else {
+					io.WriteString(w, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}`)
+				}
+			})
+			g := e.grant(t, GrantRequest{})
+			resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+			keystoretest.AssertNoLeakIn(t, "response body", []byte(body), [][]byte{[]byte(fakeOpenAIKey)})
+			for k, v := range resp.Header {
+				keystoretest.AssertNoLeakIn(t, "response header "+k, []byte(strings.Join(v, ",")), [][]byte{[]byte(fakeOpenAIKey)})
+			}
+			if resp.StatusCode != 401 || !strings.Contains(body, "killed") {
+				t.Fatalf("reply carrying the key = %d %s, want 401: the session was killed", resp.StatusCode, body)
+			}
+			if s := sessionRisk(t, e, g.Session); s.Risk != "GONE" {
+				t.Fatalf("session after the upstream reflected its key = %s, want RED (killed)", s.Risk)
+			}
+		})
 	}
 }
 
@@ -40,20 +57,26 @@ func TestUpstreamEchoOfTheKeyIsRedacted(t *testing.T) {
 func TestNothingWrittenHoldsASecret(t *testing.T) {
 	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"usage":{"prompt_tokens":5,"completion_tokens":7},"echo":"`+r.Header.Get("Authorization")+`"}`)
+		echo := ""
+		if r.Header.Get("X-Echo") != "" {
+			echo = r.Header.Get("Authorization")
+		}
+		io.WriteString(w, `{"usage":{"prompt_tokens":5,"completion_tokens":7},"echo":"`+echo+`"}`)
 	})
 	g := e.grant(t, GrantRequest{Agent: "leaky"})
 	g2 := e.grant(t, GrantRequest{Agent: "other"})
+	g3 := e.grant(t, GrantRequest{Agent: "echoed"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	e.do(t, true, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token+"x"))
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, map[string]string{"Authorization": "Bearer " + g3.Token, "X-Echo": "1"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"my other token `+g2.Token+`"}]}`, bearer(g.Token))
 	e.client.Kill(context.Background(), KillRequest{Session: g.Session})
 	e2 := e.restart(t)
 	e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g2.Token))
 	e2.stop()
 
-	secrets := [][]byte{[]byte(fakeOpenAIKey), []byte(fakeAnthropicKey), []byte(fakeGeminiKey), []byte(g.Token), []byte(g2.Token)}
+	secrets := [][]byte{[]byte(fakeOpenAIKey), []byte(fakeAnthropicKey), []byte(fakeGeminiKey), []byte(g.Token), []byte(g2.Token), []byte(g3.Token)}
 	for _, c := range g.Canaries {
 		secrets = append(secrets, []byte(c))
 	}

@@ -324,8 +324,12 @@ func (d *Daemon) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	f, _ := r.Context().Value(forwardKey{}).(*forward)
 	cause := context.Cause(r.Context())
 	switch {
-	case errors.Is(cause, capability.ErrRevoked):
+	case errors.Is(cause, capability.ErrRevoked) || errors.Is(err, capability.ErrRevoked):
+		// The session was killed mid-request, perhaps by the reply itself
+		// (a held key in it is RED, and the reply is not forwarded).
 		f.rec.fail(w, http.StatusUnauthorized, errAuth, "session was killed")
+	case errors.Is(err, errEncodedReply):
+		f.rec.fail(w, http.StatusBadGateway, errUpstream, fmt.Sprintf("%s refused: %s; the sensors read plaintext only", f.p.Name, upstreamErrText(err)))
 	case errors.Is(cause, errUpstreamIdle):
 		f.rec.fail(w, http.StatusGatewayTimeout, errUpstream, fmt.Sprintf("upstream %s sent nothing for %s", f.p.Name, d.cfg.UpstreamIdleTimeout.Duration))
 	case errors.Is(err, context.Canceled):

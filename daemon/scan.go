@@ -233,10 +233,11 @@ func isTokenHeader(name string) bool {
 	return tokenHeaderNames[string(appendNormHeader(buf[:0], name))]
 }
 
-// sensorHit audits one hit and applies the policy's decision. A provider
-// key in a response is the upstream echoing its own credential: it is
-// redacted and audited, but it is not the agent's doing and does not move
-// the session's risk.
+// sensorHit audits one hit and applies the policy's decision. A held key
+// in a response is as RED as one in a request, as the README says: the
+// key the daemon injected has been reflected back towards the agent (an
+// echo endpoint, an error page quoting it), which is the one way an agent
+// could make an honest upstream hand it the key. It is cut out either way.
 func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
 	rec := audit.Record{Event: audit.EventSensorHit, Session: f.sess.sess.ID, Agent: f.sess.sess.Agent,
 		Provider: f.p.Name, Path: f.rest, Rule: h.Rule, Encoding: h.Encoding, Direction: h.Direction.String(),
@@ -247,9 +248,6 @@ func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
 	d.appendAudit(rec)
 	d.log.Warn("sensor hit", "session", rec.Session, "rule", h.Rule, "class", h.Class, "encoding", h.Encoding,
 		"direction", rec.Direction, "fingerprint", h.Fingerprint)
-	if h.Class == sensor.ClassProviderKey && h.Direction == sensor.Response {
-		return policy.Decision{Redact: true}
-	}
 	kind := policy.SensorHit
 	if h.Class == sensor.ClassCanary {
 		kind = policy.Canary
@@ -257,9 +255,44 @@ func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
 	return d.observe(f.sess, policy.Event{Kind: kind, Rule: h.Rule, Class: string(h.Class), Direction: h.Direction.String()}, f.rec)
 }
 
+// errEncodedReply refuses a reply in a content encoding the daemon did
+// not ask for (it sends Accept-Encoding: identity): the sensors read
+// plaintext, so what they cannot read is not forwarded.
+var errEncodedReply = errors.New("upstream sent an encoded (compressed) reply the daemon did not ask for")
+
+// scanReplyHeaders runs the response sensor over each reply header's
+// values, as the request side does: an upstream that echoes the request's
+// headers under a harmless name (X-Request-Headers) would otherwise hand
+// the agent the injected key. A header with a hit is dropped whole.
+func (d *Daemon) scanReplyHeaders(h http.Header, f *forward) {
+	m := d.sensors.Load()
+	for name, vals := range h {
+		st := m.NewStream(sensor.Response, "text/plain")
+		var hits []sensor.Hit
+		for _, v := range vals {
+			_, hs := st.Write([]byte(v + "\n"))
+			hits = append(hits, hs...)
+		}
+		_, hs := st.Close()
+		hits = append(hits, hs...)
+		st.Release()
+		for _, hit := range hits {
+			d.sensorHit(f, hit)
+		}
+		if len(hits) > 0 {
+			h.Del(name)
+		}
+	}
+}
+
 // wrapResponse puts the upstream body behind the response sensor and the
 // usage tap. Redaction can change the length, so the reply is re-framed.
 func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") || len(resp.Header.Values("Content-Encoding")) > 1 {
+		resp.Body.Close()
+		return fmt.Errorf("%w (%q)", errEncodedReply, ce)
+	}
+	d.scanReplyHeaders(resp.Header, f)
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
