@@ -72,7 +72,7 @@ func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		_ = srv.Serve(&peerListener{Listener: ln, allow: d.allowPeer, log: d.log})
+		_ = srv.Serve(&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused})
 	}()
 	stop := context.AfterFunc(sess.Context(), func() { d.closeAgentSocket(sess.ID) })
 	context.AfterFunc(d.runCtx, func() {

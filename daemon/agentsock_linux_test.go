@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/audit"
 )
 
 // startFakeFence starts a child that stands in for a fence's init: the
@@ -163,5 +165,33 @@ func TestFencedGrantRefusals(t *testing.T) {
 	}
 	if list, _ := e.client.Sessions(context.Background()); len(list) != 0 {
 		t.Fatalf("refused grants left sessions behind: %+v", list)
+	}
+}
+
+// TestRepeatedAuthFailuresCountAgainstTheSession (issue 14, item 13): a
+// fenced agent that sends forged, foreign or no tokens on its socket is
+// the one making the failures; the policy's auth_failure rule (5 → ORANGE
+// built in) now fires for its session. Another session is untouched.
+func TestRepeatedAuthFailuresCountAgainstTheSession(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	fake := startFakeFence(t)
+	g := e.grant(t, fencedGrant(fake.Process.Pid))
+	other := e.grant(t, GrantRequest{Agent: "other"})
+	hc := agentClient(g.AgentSocket)
+	for i, tok := range []string{"", "garbage", g.Token[:len(g.Token)-3] + "AAA", other.Token} {
+		agentDo(t, hc, "POST", "/openai/v1/chat/completions", tok, nil)
+		if s := sessionRisk(t, e, g.Session); s.Risk != "GREEN" {
+			t.Fatalf("after %d auth failures the session is %s, want GREEN until 5", i+1, s.Risk)
+		}
+	}
+	agentDo(t, hc, "POST", "/openai/v1/chat/completions", "garbage", nil)
+	if s := sessionRisk(t, e, g.Session); s.Risk != "ORANGE" {
+		t.Fatalf("after 5 auth failures on its socket the session is %s, want ORANGE", s.Risk)
+	}
+	if s := sessionRisk(t, e, other.Session); s.Risk != "GREEN" {
+		t.Fatalf("the session whose token was replayed is %s, want GREEN: the failures were not its", s.Risk)
+	}
+	if n := countEvents(t, e, audit.EventRiskChange); n != 1 {
+		t.Fatalf("%d risk changes on the trail, want the one to ORANGE", n)
 	}
 }

@@ -3,7 +3,10 @@ package daemon
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/audit"
 )
 
 // Regression tests for the holes an attack run from outside found
@@ -233,5 +237,46 @@ func TestCompressedRepliesAreRefused(t *testing.T) {
 				t.Fatalf("upstream was sent Accept-Encoding %q, want identity", accept)
 			}
 		})
+	}
+}
+
+// TestFullAuditFromRecordsMoreOfASuspectSession (item 13): the policy's
+// full_audit_from (YELLOW built in) was parsed and never used. A GREEN
+// session's request records stay lean; once a format-rule hit (a GitHub
+// token leaving in a body) makes the session YELLOW, its records (that
+// request's included) carry
+// the forwarded body's digest and size and the header and query names,
+// with no value in them.
+func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	ghToken := "ghp_R8kL2mQ9vX4tZ7bN1cW5yH3jF6dS0aE2gK8p"
+	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"content":"`+ghToken+`"}]}`, bearer(g.Token))
+	if s := sessionRisk(t, e, g.Session); s.Risk != "YELLOW" {
+		t.Fatalf("after a GitHub token left in a body the session is %s, want YELLOW", s.Risk)
+	}
+	e.do(t, false, "POST", "/openai/v1/chat/completions?trace=abc", chatBody, map[string]string{"Authorization": "Bearer " + g.Token, "X-Trace": "t-1"})
+	var recs []audit.Record
+	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventRequest, Session: g.Session}, func(r audit.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if len(recs) != 3 {
+		t.Fatalf("%d request records, want 3", len(recs))
+	}
+	for i, r := range recs {
+		// The second request is the one that made the session YELLOW: it
+		// is recorded in full too.
+		full := r.Detail["full_audit"] == "true"
+		if want := i > 0; full != want {
+			t.Errorf("request %d full detail = %v, want %v: %v", i+1, full, want, r.Detail)
+		}
+	}
+	d := recs[2].Detail
+	sum := sha256.Sum256([]byte(chatBody))
+	if d["body_sha256"] != hex.EncodeToString(sum[:]) || d["body_bytes"] != fmt.Sprint(len(chatBody)) ||
+		!strings.Contains(d["headers"], "X-Trace") || d["query"] != "trace" || strings.Contains(fmt.Sprint(d), "t-1") {
+		t.Fatalf("full detail = %v, want the body's digest and size and the header and query names only", d)
 	}
 }

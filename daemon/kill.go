@@ -197,7 +197,7 @@ func writeFileAtomic(path string, b []byte) error {
 // is owned by the session: it ends when the process exits, the session
 // ends, or the daemon stops.
 func (d *Daemon) bindToProcess(sess *capability.Session, pid int) {
-	d.agents.add(pid)
+	d.agents.add(pid, sess.ID)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

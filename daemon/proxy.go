@@ -3,12 +3,17 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,15 +133,18 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 	}
 	token, err := extractToken(r.Header)
 	if err != nil {
+		d.authFailure(r, rec)
 		rec.fail(w, http.StatusUnauthorized, errAuth, err.Error())
 		return nil
 	}
 	claims, err := d.auth.Verify(token)
 	if err != nil {
+		d.authFailure(r, rec)
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
 		return nil
 	}
 	if peer, _ := PeerFrom(r.Context()); peer.Transport == "agent" && claims.SID != peer.Session {
+		d.authFailure(r, rec)
 		rec.fail(w, http.StatusForbidden, errPermission, errForeignSession.Error())
 		return nil
 	}
@@ -161,6 +169,9 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		return nil
 	}
 	f.key = key
+	if d.policy().FullAudit(st.risk.State()) {
+		fullDetail(rec, r, f)
+	}
 	// The request is on the trail before a byte goes upstream: if it cannot
 	// be recorded it is not forwarded (fail closed).
 	if _, err := d.appendAudit(rec.Record); err != nil {
@@ -169,6 +180,56 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 	}
 	f.bind(r.Context(), d.cfg.UpstreamIdleTimeout.Duration)
 	return f
+}
+
+// authFailure feeds a refused token to the risk machine of the session
+// the request came from, when the peer says which: a fenced agent's
+// socket serves one session, and an unfenced agent descends from the exec
+// bound to its session. Repeated failures then count (the policy's
+// auth_failure rule): an agent guessing or replaying tokens is suspect.
+// A peer with no session of its own is only audited.
+func (d *Daemon) authFailure(r *http.Request, rec *requestRecord) {
+	peer, _ := PeerFrom(r.Context())
+	sid := ""
+	switch {
+	case peer.Transport == "agent":
+		sid = peer.Session
+	case peer.Transport == "unix" && peer.PID > 0:
+		sid, _ = d.agents.sessionOf(peer.PID)
+	}
+	if sid == "" {
+		return
+	}
+	sess, ok := d.sessions.Get(sid)
+	if !ok {
+		return
+	}
+	rec.Session, rec.Agent = sess.ID, sess.Agent
+	d.observe(d.states.get(sess, d.clock), policy.Event{Kind: policy.AuthFailure, Rule: "token"}, rec)
+}
+
+// fullDetail adds what the policy's full_audit_from state (YELLOW by
+// default) asks for to a request's record: enough to reconstruct what a
+// suspect session sent, with no secret in it. The forwarded body by
+// digest and size, and the header and query names (values can hold
+// anything, a secret of a format the sensors only note included).
+func fullDetail(rec *requestRecord, r *http.Request, f *forward) {
+	if rec.Detail == nil {
+		rec.Detail = map[string]string{}
+	}
+	sum := sha256.Sum256(f.body)
+	rec.Detail["body_sha256"] = hex.EncodeToString(sum[:])
+	rec.Detail["body_bytes"] = strconv.Itoa(len(f.body))
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	rec.Detail["headers"] = strings.Join(names, ",")
+	if len(f.query) > 0 {
+		rec.Detail["query"] = strings.Join(slices.Sorted(maps.Keys(f.query)), ",")
+	}
+	rec.Detail["full_audit"] = "true"
 }
 
 // bind derives the context f is forwarded under. It ends when the session

@@ -70,6 +70,7 @@ type Daemon struct {
 	policyW  *policy.Watcher
 	tcpAddr  string
 	agents   agentRoots
+	refused  refusedPeers
 	// agentSocks are the fenced sessions' agent sockets.
 	agentSocks agentSockets
 
@@ -162,7 +163,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer lock.release()
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
-	listeners := []net.Listener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log}}
+	listeners := []net.Listener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}
 	if d.cfg.TCP != "" {
 		tln, err := d.listenTCP()
 		if err != nil {
@@ -262,6 +263,13 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStop})
 	_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
 	return err
+}
+
+// peerRefused puts a refused socket peer on the audit trail, rate limited.
+func (d *Daemon) peerRefused(p Peer) {
+	if rec, ok := d.refused.note(p, d.clock()); ok {
+		d.appendAuditAsync(rec)
+	}
 }
 
 // allowPeer reports whether a socket peer may be served: the daemon's own

@@ -181,6 +181,51 @@ func TestForeignUIDIsRefused(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "refused connection from a uid that is not allowed") || !strings.Contains(e.logs.String(), "peer_uid=65534") {
 		t.Fatalf("refusal not logged:\n%s", e.logs.String())
 	}
+	// And on the audit trail, once a minute per uid (issue 14, item 13).
+	for range 2 {
+		again := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", helper, "-test.run=^TestHelperDial$")
+		again.Env = other.Env
+		again.Run()
+	}
+	var recs []audit.Record
+	waitUntil(t, "the refusal on the audit trail", func() bool {
+		recs = nil
+		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventPeerRefused}, func(r audit.Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		return len(recs) > 0
+	})
+	if len(recs) != 1 || recs[0].PeerUID == nil || *recs[0].PeerUID != 65534 || recs[0].PeerPID == 0 {
+		t.Fatalf("peer_refused records = %+v, want one for uid 65534 with its pid", recs)
+	}
+}
+
+func TestRefusedPeersAreRateLimitedPerUID(t *testing.T) {
+	var r refusedPeers
+	now := time.Unix(1e9, 0)
+	a, b := Peer{UID: 1001, PID: 10, Transport: "unix"}, Peer{UID: 1002, PID: 11, Transport: "unix"}
+	if _, ok := r.note(a, now); !ok {
+		t.Fatal("the first refusal of a uid is not recorded")
+	}
+	for i := range 3 {
+		if _, ok := r.note(a, now.Add(time.Duration(i)*time.Second)); ok {
+			t.Fatalf("refusal %d within the minute recorded", i+2)
+		}
+	}
+	if _, ok := r.note(b, now); !ok {
+		t.Fatal("another uid's first refusal is not recorded")
+	}
+	rec, ok := r.note(a, now.Add(refusedEvery))
+	if !ok || rec.Detail["suppressed"] != "3" || *rec.PeerUID != 1001 {
+		t.Fatalf("refusal a minute on = %+v, %v; want a record counting the 3 suppressed", rec, ok)
+	}
+	for uid := range maxRefusedUIDs + 10 {
+		r.note(Peer{UID: 5000 + uid}, now)
+	}
+	if n := len(r.last); n > maxRefusedUIDs+1 {
+		t.Fatalf("the table holds %d uids, want at most %d", n, maxRefusedUIDs+1)
+	}
 }
 
 // TestHelperDial is not a test: TestForeignUIDIsRefused runs it in a child

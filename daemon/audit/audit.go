@@ -88,6 +88,7 @@ const (
 	EventKeySet       = "key_set"
 	EventKeyRemove    = "key_remove"
 	EventRecovered    = "audit_recovered"
+	EventPeerRefused  = "peer_refused"
 )
 
 // Record is one audit event. Seq, Prev and (when zero) Time are assigned by
