@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -279,4 +281,96 @@ func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
 		!strings.Contains(d["headers"], "X-Trace") || d["query"] != "trace" || strings.Contains(fmt.Sprint(d), "t-1") {
 		t.Fatalf("full detail = %v, want the body's digest and size and the header and query names only", d)
 	}
+}
+
+// TestSlowBodiesAndConnectionFloodsDoNotStarveTheOwner (item 6): 300
+// unauthenticated clients that send their headers and then one body
+// byte each are refused at once and their connections closed (net/http
+// no longer drains their bodies, with no deadline, to keep them); an
+// authenticated body that trickles is cut once it falls below the body
+// rate; a flood of idle connections from one uid is capped, and the
+// control socket, with its own budget, still answers another process.
+func TestSlowBodiesAndConnectionFloodsDoNotStarveTheOwner(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	e.d.bodyGrace = 300 * time.Millisecond
+	g := e.grant(t, GrantRequest{})
+	slow := make([]net.Conn, 0, 300)
+	for range 300 {
+		c, err := net.Dial("tcp", e.d.tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\nx", e.d.tcpAddr)
+		slow = append(slow, c)
+	}
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c) // until the daemon closes it
+		if !strings.HasPrefix(string(b), "HTTP/1.1 401") {
+			t.Fatalf("slow unauthenticated client %d got %q, want a 401 and the connection closed", i, firstLine(string(b)))
+		}
+	}
+	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 200 {
+		t.Fatalf("valid request after the slow clients = %d %s", resp.StatusCode, body)
+	}
+	// An authenticated body at a byte every 100 ms is cut.
+	c, err := net.Dial("tcp", e.d.tcpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\n", e.d.tcpAddr, g.Token)
+	cut := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(c)
+		cut <- string(b)
+	}()
+	var reply string
+trickle:
+	for i := 0; i < 600; i++ { // at most a minute
+		select {
+		case reply = <-cut:
+			break trickle
+		case <-time.After(100 * time.Millisecond):
+			c.Write([]byte("x"))
+		}
+	}
+	if !strings.HasPrefix(reply, "HTTP/1.1 400") || !strings.Contains(reply, "slower than") {
+		t.Fatalf("trickled body got %q, want a 400 naming the body rate", reply)
+	}
+	if e.up.count() != 1 {
+		t.Fatalf("upstream saw %d requests, want only the valid one", e.up.count())
+	}
+	// A flood of idle connections from this uid: past the cap each is
+	// closed at once; the proxy serves again as they go.
+	var idle []net.Conn
+	for range maxConnsPerPeer + 20 {
+		c, err := net.Dial("tcp", e.d.tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	closed := 0
+	for _, c := range idle[maxConnsPerPeer:] {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+	}
+	if closed != 20 {
+		t.Fatalf("%d of the 20 connections past the cap were closed, want all", closed)
+	}
+	out, err := exec.Command("curl", "-s", "--max-time", "5", "--unix-socket", e.cfg.Socket, "http://tokfence/v1/status").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"socket"`) {
+		t.Fatalf("control API from another process during the flood = %s, %v", out, err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	waitUntil(t, "the proxy to serve again", func() bool {
+		resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+		return resp.StatusCode == 200
+	})
 }

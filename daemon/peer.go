@@ -76,12 +76,24 @@ func (l *peerListener) Accept() (net.Conn, error) {
 	}
 }
 
+// connPeer returns the kernel-verified peer of c, if its listener read one.
+func connPeer(c net.Conn) (Peer, bool) {
+	if cc, ok := c.(*cappedConn); ok {
+		c = cc.Conn
+	}
+	pc, ok := c.(*peerConn)
+	if !ok {
+		return Peer{}, false
+	}
+	return pc.peer, true
+}
+
 // connContext stores the peer of c in the connection's context, so handlers
 // read it with PeerFrom.
 func connContext(transport string) func(ctx context.Context, c net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
-		if pc, ok := c.(*peerConn); ok {
-			return withPeer(ctx, pc.peer)
+		if p, ok := connPeer(c); ok {
+			return withPeer(ctx, p)
 		}
 		return withPeer(ctx, Peer{UID: -1, Transport: transport})
 	}

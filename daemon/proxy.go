@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -324,7 +325,15 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRe
 		rec.fail(w, http.StatusRequestEntityTooLarge, errTooLarge, fmt.Sprintf("request body over %d bytes", max))
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	rc := http.NewResponseController(w)
+	body, err := io.ReadAll(&rateReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, start: time.Now(), grace: d.bodyGrace})
+	if err == nil {
+		// The deadline must not outlive the body: net/http's background
+		// read, which notices a client leaving, would take it for one
+		// and cancel a long stream.
+		_ = rc.SetReadDeadline(time.Time{})
+		rec.bodyRead = true
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -337,6 +346,41 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRe
 	rec.BytesIn = int64(len(body))
 	return body, true
 }
+
+// Body rate: a request body must arrive at bodyMinRate on average after
+// bodyGrace, so a peer trickling bytes cannot hold a connection (and a
+// handler) for ever, while an honest upload on a slow link (64 KiB/s is
+// half a megabit) is never cut. A body of max_body_bytes (32 MiB) has
+// about nine minutes.
+const (
+	bodyGrace   = 10 * time.Second
+	bodyMinRate = 64 << 10 // bytes a second
+)
+
+// rateReader moves the connection's read deadline with every read to
+// start + bodyGrace + read/bodyMinRate.
+type rateReader struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	n     int64
+}
+
+func (rr *rateReader) Read(p []byte) (int, error) {
+	if err := rr.rc.SetReadDeadline(rr.start.Add(rr.grace + time.Duration(rr.n)*time.Second/bodyMinRate)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	n, err := rr.r.Read(p)
+	rr.n += int64(n)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyTooSlow
+	}
+	return n, err
+}
+
+// errBodyTooSlow cuts a body that fell below bodyMinRate.
+var errBodyTooSlow = fmt.Errorf("request body arrived slower than %d KiB/s", bodyMinRate>>10)
 
 // rewrite builds the upstream request: the provider's URL, an allow-listed
 // copy of the agent's headers, and the real key set exactly once. It runs

@@ -25,7 +25,9 @@ type requestRecord struct {
 	// writes; apiOpenAI until the provider is known.
 	api     string
 	replied bool
-	metered bool
+	// bodyRead is set once readBody has consumed the request body.
+	bodyRead bool
+	metered  bool
 }
 
 func (d *Daemon) newRecord(r *http.Request) *requestRecord {
@@ -55,6 +57,14 @@ func (rec *requestRecord) failErr(w http.ResponseWriter, e *APIError) {
 		return
 	}
 	rec.replied = true
+	if !rec.bodyRead {
+		// Refused before its body was read: close rather than let
+		// net/http drain up to 256 KiB of it, with no deadline, to keep
+		// the connection (a peer sending a byte a minute held one open,
+		// and a goroutine, for ever).
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 	writeProviderError(w, rec.api, e)
 }
 

@@ -71,6 +71,8 @@ type Daemon struct {
 	tcpAddr  string
 	agents   agentRoots
 	refused  refusedPeers
+	// bodyGrace is bodyGrace; tests shorten it.
+	bodyGrace time.Duration
 	// agentSocks are the fenced sessions' agent sockets.
 	agentSocks agentSockets
 
@@ -113,6 +115,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		meter:     newMeter(),
 		transport: opts.Transport,
 		runCtx:    context.Background(),
+		bodyGrace: bodyGrace,
 	}
 	if d.transport == nil {
 		d.transport = newUpstreamTransport(cfg)
@@ -163,7 +166,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer lock.release()
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
-	listeners := []net.Listener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}
+	listeners := []net.Listener{newCapListener(&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}, pidPeerKey, d.log)}
 	if d.cfg.TCP != "" {
 		tln, err := d.listenTCP()
 		if err != nil {
@@ -172,7 +175,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		_, port, _ := net.SplitHostPort(d.tcpAddr)
 		servers = append(servers, d.httpServer(d.tcpDoor(port), "tcp"))
-		listeners = append(listeners, tln)
+		listeners = append(listeners, newCapListener(tln, tcpPeerKey, d.log))
 	}
 	return d.serve(ctx, servers, listeners)
 }

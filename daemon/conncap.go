@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Connection caps: any local process can open connections to the daemon,
+// so no one peer may hold more than its share of the daemon's file
+// descriptors, and the control socket has a budget of its own that the
+// proxy's listeners cannot use up (the owner can always run `tokfence
+// kill`). Slow peers are cut by the header timeout and the body rate
+// (readBody); the caps bound how many they can hold at once.
+const (
+	// maxConnsPerPeer is what one process (on a Unix socket) or one uid
+	// (on TCP; one address off Linux) may hold open at once: far above
+	// an agent's concurrency, far below the descriptor limit.
+	maxConnsPerPeer = 256
+	// maxConnsPerListener bounds each listener whatever the peers.
+	maxConnsPerListener = 2048
+)
+
+// capListener refuses, by closing at once, a connection past its peer's
+// cap or the listener's. A refused connection costs no goroutine and
+// holds its descriptor only for the Accept.
+type capListener struct {
+	net.Listener
+	key   func(net.Conn) string // the peer a connection counts against
+	log   *slog.Logger
+	mu    sync.Mutex
+	n     map[string]int
+	total int
+	// lastLog rate-limits the refusal log line.
+	lastLog time.Time
+}
+
+func newCapListener(ln net.Listener, key func(net.Conn) string, log *slog.Logger) *capListener {
+	return &capListener{Listener: ln, key: key, log: log, n: map[string]int{}}
+}
+
+// tcpPeerKey counts a TCP connection against the uid that dialled it
+// where the kernel says (Linux), else against its remote address.
+func tcpPeerKey(c net.Conn) string {
+	if uid, ok := tcpPeerUID(c); ok {
+		return "uid:" + strconv.Itoa(uid)
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// pidPeerKey counts a socket connection against the process that opened it.
+func pidPeerKey(c net.Conn) string {
+	if p, ok := connPeer(c); ok {
+		return "pid:" + strconv.Itoa(p.PID)
+	}
+	return "?"
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		k := l.key(c)
+		l.mu.Lock()
+		over := l.n[k] >= maxConnsPerPeer || l.total >= maxConnsPerListener
+		if !over {
+			l.n[k]++
+			l.total++
+		}
+		logNow := over && time.Since(l.lastLog) > 10*time.Second
+		if logNow {
+			l.lastLog = time.Now()
+		}
+		l.mu.Unlock()
+		if over {
+			if logNow {
+				l.log.Warn("refusing connections past the cap", "peer", k, "per_peer", maxConnsPerPeer, "per_listener", maxConnsPerListener)
+			}
+			c.Close()
+			continue
+		}
+		return &cappedConn{Conn: c, release: func() { l.release(k) }}, nil
+	}
+}
+
+func (l *capListener) release(k string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[k]--; l.n[k] <= 0 {
+		delete(l.n, k)
+	}
+	l.total--
+}
+
+// cappedConn gives its slot back once, on the first Close.
+type cappedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *cappedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
