@@ -67,4 +67,3 @@ func TestSecretHint(t *testing.T) {
 		}
 	}
 }
-
