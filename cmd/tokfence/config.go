@@ -30,7 +30,7 @@ func loadConfig(c *cli.Context) (daemon.Config, error) {
 	if v := c.String("state-dir"); v != "" {
 		cfg.StateDir = v
 	}
-	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile} {
+	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile, &cfg.PricingFile} {
 		if *p == "" {
 			continue
 		}
