@@ -3,6 +3,7 @@
 #   make run    build, make sure a Secret Service exists, run the daemon
 #   make test   vet, gofmt, and the whole test suite under -race
 #   make bench  the benchmarks of the hot paths
+#   make prices the embedded price table from a genai-prices release (GENAI_PRICES=VERSION)
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -13,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
 APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
-.PHONY: build deps run test unit soak fuzz vet fmt bench clean
+.PHONY: build deps run test unit soak fuzz vet fmt bench prices clean
 
 FUZZEXECS := testdata/fuzz-execs
 FUZZSCALE ?= 1
@@ -96,6 +97,13 @@ bench: build deps
 	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/ ./daemon/audit/ ./daemon/fence/
 	$(GO) test -run '^$$' -bench Exec -benchtime 60x ./cmd/tokfence/
 	$(GO) run ./cmd/tfbench $(BENCHFLAGS)
+
+# prices regenerates daemon/prices/ from the npm package @pydantic/genai-prices
+# (the latest release, or GENAI_PRICES=0.1.8) and runs the pricing tests.
+# Needs node and npm.
+GENAI_PRICES ?= latest
+prices:
+	tools/prices/update.sh $(GENAI_PRICES)
 
 clean:
 	rm -rf bin

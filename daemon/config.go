@@ -40,8 +40,11 @@ type Config struct {
 	PolicyFile          string                    `toml:"policy_file"`
 	LogLevel            string                    `toml:"log_level"`
 	Providers           map[string]ProviderConfig `toml:"providers"`
-	// Pricing overrides the embedded price table, keyed "PROVIDER/MODEL".
-	Pricing map[string]Price `toml:"pricing"`
+	// PricingFile is a price table in genai-prices format that replaces
+	// the embedded one.
+	PricingFile string `toml:"pricing_file"`
+	// Pricing overrides the price table, keyed "PROVIDER/MODEL".
+	Pricing map[string]PriceOverride `toml:"pricing"`
 	// Budgets caps spend per agent ("*": every agent without its own).
 	Budgets map[string]Budget `toml:"budgets"`
 	// Fence is how `tokfence exec` fences agents (on by default).
@@ -142,11 +145,12 @@ func decodeConfig(b []byte, file string, cfg *Config) error {
 
 func applyEnv(cfg *Config, getenv func(string) string) error {
 	str := map[string]*string{
-		"TOKFENCE_SOCKET":      &cfg.Socket,
-		"TOKFENCE_STATE_DIR":   &cfg.StateDir,
-		"TOKFENCE_TCP":         &cfg.TCP,
-		"TOKFENCE_POLICY_FILE": &cfg.PolicyFile,
-		"TOKFENCE_LOG_LEVEL":   &cfg.LogLevel,
+		"TOKFENCE_SOCKET":       &cfg.Socket,
+		"TOKFENCE_STATE_DIR":    &cfg.StateDir,
+		"TOKFENCE_TCP":          &cfg.TCP,
+		"TOKFENCE_POLICY_FILE":  &cfg.PolicyFile,
+		"TOKFENCE_PRICING_FILE": &cfg.PricingFile,
+		"TOKFENCE_LOG_LEVEL":    &cfg.LogLevel,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -211,7 +215,10 @@ func (c *Config) Validate() error {
 	if _, err := BuildProviders(c.Providers); err != nil {
 		return err
 	}
-	if _, err := loadPrices(c.Pricing); err != nil {
+	if c.PricingFile != "" && !filepath.IsAbs(c.PricingFile) {
+		return fmt.Errorf("config: pricing_file %q must be absolute", c.PricingFile)
+	}
+	if _, err := loadPrices(c.PricingFile, c.Pricing); err != nil {
 		return err
 	}
 	if err := c.Fence.validate(); err != nil {

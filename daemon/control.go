@@ -30,6 +30,8 @@ type Status struct {
 	// whose agents can reach everything the user can.
 	Unfenced int    `json:"unfenced_sessions"`
 	Policy   string `json:"policy"`
+	// Prices names the price table in force, its date and overrides.
+	Prices string `json:"prices"`
 	// PolicyError is why the last policy reload failed; the previous
 	// policy stays in force.
 	PolicyError string `json:"policy_error,omitempty"`
@@ -51,6 +53,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Sessions:    len(d.sessions.List()),
 		Policy:      d.policy().Source(),
 		PolicyError: d.policyError(),
+		Prices:      d.prices.describe(),
 		Keys:        []string{},
 		Keychain:    "ok",
 	}

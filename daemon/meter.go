@@ -183,8 +183,9 @@ func (d *Daemon) meterResponse(rec *requestRecord) {
 	var micro int64
 	p, ok := d.prices.lookup(rec.Provider, rec.Model)
 	if ok {
-		micro = p.costMicroUSD(*rec.Usage)
+		micro = p.costMicroUSD(*rec.Usage, rec.start)
 		rec.Detail["cost_micro_usd"] = strconv.FormatInt(micro, 10)
+		rec.Detail["price"] = p.ref
 	} else {
 		rec.Detail["unpriced"] = "true"
 	}

@@ -213,3 +213,53 @@ func TestResponsesStreamUsageIsRead(t *testing.T) {
 		t.Fatalf("metered tokens = %d, want the stream's 9 in + 3 out", s.Tokens)
 	}
 }
+
+// TestCacheWritesArePriced runs an Anthropic reply with prompt-cache
+// counts through the proxy: each kind of input token at its own rate, and
+// the price's source in the audit record.
+func TestCacheWritesArePriced(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"type":"message","usage":{"input_tokens":10,"cache_creation_input_tokens":100000,"cache_read_input_tokens":200000,"output_tokens":1000}}`)
+	}, func(c *Config) {
+		c.Pricing = map[string]PriceOverride{"anthropic/claude-test": {Input: 3, CachedInput: f(0.3), CacheWrite: f(3.75), Output: 15, Date: "2026-12-01"}}
+	})
+	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}, MaxSpendUSD: 1})
+	resp, body := e.do(t, false, "POST", "/anthropic/v1/messages", `{"model":"claude-test","messages":[]}`, map[string]string{"x-api-key": g.Token})
+	if resp.StatusCode != 200 {
+		t.Fatalf("request = %d %s", resp.StatusCode, body)
+	}
+	const want = 10*3 + 200000*0.3 + 100000*3.75 + 1000*15 // µ$
+	if s := sessionRisk(t, e, g.Session); s.SpendUSD != want/1e6 || s.Tokens != 301010 {
+		t.Errorf("session = %d tokens $%v, want 301010 tokens $%v", s.Tokens, s.SpendUSD, want/1e6)
+	}
+	var ref string
+	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+		ref = r.Detail["price"]
+		return nil
+	})
+	if ref != "anthropic/claude-test (config file, 2026-12-01)" {
+		t.Errorf("audit price = %q, want the override named", ref)
+	}
+	st, err := e.client.Status(context.Background())
+	if err != nil || !strings.HasPrefix(st.Prices, "@pydantic/genai-prices ") || !strings.Contains(st.Prices, "1 overrides") {
+		t.Errorf("status prices = %q, %v; want the embedded table and the override", st.Prices, err)
+	}
+}
+
+// TestPricingFileInTheDaemon: under a pricing_file, the embedded table's
+// models have no price, so a --max-spend grant refuses them.
+func TestPricingFileInTheDaemon(t *testing.T) {
+	e := startProxyEnv(t, usageUpstream(10, 10), func(c *Config) { c.PricingFile = fixturePrices(t) })
+	g := e.grant(t, GrantRequest{MaxSpendUSD: 1})
+	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode == 200 || !strings.Contains(body, "no price") {
+		t.Errorf("gpt-4o-mini under a pricing_file without it = %d %s, want refused for no price", resp.StatusCode, body)
+	}
+	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"fx-equals","messages":[]}`, bearer(g.Token)); resp.StatusCode != 200 {
+		t.Errorf("a model the pricing_file prices = %d %s, want 200", resp.StatusCode, body)
+	}
+	if s := sessionRisk(t, e, g.Session); s.SpendUSD != (10*1+10*2)/1e6 {
+		t.Errorf("spend = $%v, want $%v at the pricing_file's rates", s.SpendUSD, (10*1+10*2)/1e6)
+	}
+}

@@ -65,7 +65,7 @@ type Daemon struct {
 	rebuild  rebuilder
 	sensors  sensor.Set
 	audit    auditSink
-	prices   priceTable
+	prices   *priceTable
 	meter    *meter
 	policyW  *policy.Watcher
 	tcpAddr  string
@@ -99,9 +99,12 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	prices, err := loadPrices(cfg.Pricing)
+	prices, err := loadPrices(cfg.PricingFile, cfg.Pricing)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range prices.warnings {
+		opts.Logger.Warn("price table entry skipped", "table", prices.source, "reason", w)
 	}
 	d := &Daemon{
 		cfg:       cfg,
@@ -243,9 +246,10 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 	}
 	d.startBackground(ctx)
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStart, Detail: map[string]string{
-		"version": Version, "socket": d.cfg.Socket, "tcp": d.tcpAddr, "policy": d.policy().Source()}})
+		"version": Version, "socket": d.cfg.Socket, "tcp": d.tcpAddr, "policy": d.policy().Source(),
+		"prices": d.prices.describe()}})
 	d.log.Info("daemon listening", "socket", d.cfg.Socket, "tcp", d.tcpAddr, "state_dir", d.cfg.StateDir,
-		"allow_root", d.cfg.AllowRoot, "policy", d.policy().Source(), "pid", os.Getpid())
+		"allow_root", d.cfg.AllowRoot, "policy", d.policy().Source(), "prices", d.prices.describe(), "pid", os.Getpid())
 	close(d.ready)
 	var err error
 	select {

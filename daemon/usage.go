@@ -72,6 +72,7 @@ func (t *usageTap) keep(p []byte) {
 type usageFields struct {
 	PromptTokens, CompletionTokens, PromptCached int64 // OpenAI
 	InputTokens, OutputTokens, CacheRead         int64 // Anthropic
+	CacheWrite                                   int64 // Anthropic's cache_creation_input_tokens
 	PromptTokenCount, CandidatesTokenCount       int64 // Gemini
 	CachedContentCount                           int64
 }
@@ -100,6 +101,8 @@ func (f *usageFields) set(key, val []byte) error {
 		dst = &f.OutputTokens
 	case "cache_read_input_tokens":
 		dst = &f.CacheRead
+	case "cache_creation_input_tokens":
+		dst = &f.CacheWrite
 	case "promptTokenCount":
 		dst = &f.PromptTokenCount
 	case "candidatesTokenCount":
@@ -202,8 +205,11 @@ func (t *usageTap) merge(doc []byte) {
 func (t *usageTap) fold(f usageFields) {
 	t.seen = true
 	in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
+	written := int64(0)
 	if f.InputTokens > 0 && f.PromptTokens == 0 {
-		in += f.CacheRead // Anthropic counts cache reads apart from input_tokens
+		// Anthropic counts cache reads and writes apart from input_tokens.
+		in += f.CacheRead + f.CacheWrite
+		written = f.CacheWrite
 	}
 	out := max(f.CompletionTokens, f.OutputTokens, f.CandidatesTokenCount)
 	cached := max(f.CacheRead, f.PromptCached, f.CachedContentCount)
@@ -212,6 +218,7 @@ func (t *usageTap) fold(f usageFields) {
 	t.u.InputTokens = max(t.u.InputTokens, in)
 	t.u.OutputTokens = max(t.u.OutputTokens, out)
 	t.u.CachedTokens = max(t.u.CachedTokens, cached)
+	t.u.CacheWriteTokens = max(t.u.CacheWriteTokens, written)
 }
 
 // usage returns what was found, or nil when the body carried none.

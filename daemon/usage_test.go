@@ -86,6 +86,7 @@ func TestUsageMergeEdgeCases(t *testing.T) {
 		{`{"usage":{"prompt_tokens_details":7}}`, nil},
 		{`{"usage":{"prompt_tokens_details":null,"prompt_tokens":2}}`, &audit.Usage{InputTokens: 2}},
 		{`{"usage":{"input_tokens":10,"cache_read_input_tokens":3,"output_tokens":1}}`, &audit.Usage{InputTokens: 13, OutputTokens: 1, CachedTokens: 3}},
+		{`{"usage":{"input_tokens":4,"cache_creation_input_tokens":900,"cache_read_input_tokens":30,"output_tokens":1}}`, &audit.Usage{InputTokens: 934, OutputTokens: 1, CachedTokens: 30, CacheWriteTokens: 900}},
 		{`{"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":21,"cachedContentTokenCount":2}}`, &audit.Usage{InputTokens: 8, OutputTokens: 21, CachedTokens: 2}},
 		{`{"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}`, &audit.Usage{InputTokens: 25, OutputTokens: 1}},
 		{`{"message":{"usage":null}}`, nil},
@@ -114,7 +115,7 @@ func FuzzUsageMerge(f *testing.F) {
 	for _, s := range []string{
 		`{"usage":{"prompt_tokens":5,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}`,
 		`{"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":21}}`,
-		`{"message":{"usage":{"input_tokens":25,"cache_read_input_tokens":3}}}`,
+		`{"message":{"usage":{"input_tokens":25,"cache_read_input_tokens":3,"cache_creation_input_tokens":7}}}`,
 		`{"usage":null,"message":{"usage":{}}}`, `{"usage":null}`, `{"usage":{"prompt_tokens":5.5}}`, `[1]`, `{}`,
 	} {
 		f.Add([]byte(s))
@@ -150,7 +151,7 @@ func longDigitRun(b []byte) bool {
 // encoding/json matches and the daemon does not.
 func foldedKey(doc []byte) bool {
 	for _, k := range []string{"usage", "usagemetadata", "message", "prompt_tokens", "completion_tokens",
-		"prompt_tokens_details", "cached_tokens", "input_tokens", "output_tokens", "cache_read_input_tokens",
+		"prompt_tokens_details", "cached_tokens", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
 		"prompttokencount", "candidatestokencount", "cachedcontenttokencount"} {
 		q := []byte(`"` + k + `"`)
 		for i := 0; i+len(q) <= len(doc); i++ {
@@ -188,6 +189,7 @@ func refUsage(doc []byte) *audit.Usage {
 		InputTokens      int64 `json:"input_tokens"`
 		OutputTokens     int64 `json:"output_tokens"`
 		CacheRead        int64 `json:"cache_read_input_tokens"`
+		CacheWrite       int64 `json:"cache_creation_input_tokens"`
 		PromptDetails    struct {
 			Cached int64 `json:"cached_tokens"`
 		} `json:"prompt_tokens_details"`
@@ -225,7 +227,7 @@ func refUsage(doc []byte) *audit.Usage {
 	for _, f := range []*fields{e.Usage, e.UsageMetadata, msg} {
 		if f != nil {
 			tap.fold(usageFields{PromptTokens: f.PromptTokens, CompletionTokens: f.CompletionTokens, PromptCached: f.PromptDetails.Cached,
-				InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, CacheRead: f.CacheRead,
+				InputTokens: f.InputTokens, OutputTokens: f.OutputTokens, CacheRead: f.CacheRead, CacheWrite: f.CacheWrite,
 				PromptTokenCount: f.PromptTokenCount, CandidatesTokenCount: f.CandidatesTokenCount, CachedContentCount: f.CachedContentCount})
 		}
 	}

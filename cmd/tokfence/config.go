@@ -71,7 +71,7 @@ func loadConfig(c *cli.Context) (daemon.Config, error) {
 	if v := flags[2]; v != "" {
 		cfg.StateDir = v
 	}
-	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile} {
+	for _, p := range []*string{&cfg.Socket, &cfg.StateDir, &cfg.PolicyFile, &cfg.PricingFile} {
 		if *p == "" {
 			continue
 		}

@@ -55,7 +55,7 @@ func runStatus(c *cli.Context) error {
 	if st.Unfenced > 0 {
 		sessions += fmt.Sprintf(" (%d UNFENCED: their agents can reach the keychain, the control socket and the network)", st.Unfenced)
 	}
-	rows = append(rows, [2]string{"sessions", sessions}, [2]string{"policy", st.Policy})
+	rows = append(rows, [2]string{"sessions", sessions}, [2]string{"policy", st.Policy}, [2]string{"prices", st.Prices})
 	if st.PolicyError != "" {
 		rows = append(rows, [2]string{"policy error", st.PolicyError + " (the previous policy stays in force)"})
 	}

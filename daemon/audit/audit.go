@@ -138,7 +138,10 @@ type Usage struct {
 	InputTokens  int64 `json:"input_tokens,omitempty"`
 	OutputTokens int64 `json:"output_tokens,omitempty"`
 	CachedTokens int64 `json:"cached_tokens,omitempty"`
-	Estimated    bool  `json:"estimated,omitempty"`
+	// CacheWriteTokens are the input tokens written to a prompt cache
+	// (Anthropic's cache_creation_input_tokens); InputTokens includes them.
+	CacheWriteTokens int64 `json:"cache_write_tokens,omitempty"`
+	Estimated        bool  `json:"estimated,omitempty"`
 }
 
 const (
