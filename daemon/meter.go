@@ -134,7 +134,7 @@ func (d *Daemon) checkBudget(c *capability.Claims, provider, model string) error
 			return fmt.Errorf("%w: the session's --max-spend $%.2f is used up ($%.4f)", errBudget, usd(max), usd(s.MicroUSD))
 		}
 		if _, ok := d.prices.lookup(provider, model); !ok {
-			return fmt.Errorf("%w: %q has no price, so the session's --max-spend cannot be enforced; add it under [pricing] in the config", errUnpriced, model)
+			return fmt.Errorf("%w: %q has no price, so the session's --max-spend cannot be enforced; add it under [pricing] in the config or point pricing_file at a newer table", errUnpriced, model)
 		}
 	}
 	b, ok := d.cfg.Budgets[c.Subject]
