@@ -72,7 +72,7 @@ func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		_ = srv.Serve(newCapListener(&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}, pidPeerKey, d.log))
+		_ = srv.Serve(newCapListener(framedListener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}, pidPeerKey, d.log))
 	}()
 	stop := context.AfterFunc(sess.Context(), func() { d.closeAgentSocket(sess.ID) })
 	context.AfterFunc(d.runCtx, func() {
@@ -132,6 +132,7 @@ func (d *Daemon) agentDoor() http.Handler {
 // session it may speak for.
 func agentConnContext(sid string) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
+		ctx = withFramed(ctx, c)
 		p, ok := connPeer(c)
 		if !ok {
 			return withPeer(ctx, Peer{UID: -1, Transport: "agent", Session: sid})

@@ -111,3 +111,6 @@ func (c *cappedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
 }
+
+// NetConn is the connection beneath.
+func (c *cappedConn) NetConn() net.Conn { return c.Conn }

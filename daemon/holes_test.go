@@ -374,3 +374,79 @@ trickle:
 		return resp.StatusCode == 200
 	})
 }
+
+// TestSmugglingFramesAreRefusedAndTheConnectionClosed (item 11): a
+// request with both Content-Length and Transfer-Encoding, or with an
+// obs-fold continuation line, is refused and its connection closed, so
+// nothing after it on the connection (a smuggled second request) is
+// served; honest pipelined, chunked and sized requests are all served.
+func TestSmugglingFramesAreRefusedAndTheConnectionClosed(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	host := "Host: " + e.d.tcpAddr + "\r\nAuthorization: Bearer " + g.Token + "\r\n"
+	smuggled := "GET /openai/v1/models HTTP/1.1\r\n" + host + "X-Smuggled: 1\r\n\r\n"
+	for _, c := range []struct{ name, first string }{
+		{"CL and TE", "POST /openai/v1/chat/completions HTTP/1.1\r\n" + host + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"},
+		{"TE and CL, LF only", "POST /openai/v1/chat/completions HTTP/1.1\n" + strings.ReplaceAll(host, "\r\n", "\n") + "Transfer-Encoding: chunked\nContent-Length: 4\n\n2\r\n{}\r\n0\r\n\r\n"},
+		{"obs-fold", "POST /openai/v1/chat/completions HTTP/1.1\r\n" + host + "X-Note: a\r\n b\r\nContent-Length: 2\r\n\r\n{}"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := e.up.count()
+			resp := rawExchange(t, e.d.tcpAddr, c.first+smuggled)
+			if !strings.HasPrefix(resp, "HTTP/1.1 400") || strings.Count(resp, "HTTP/1.1 ") != 1 {
+				t.Fatalf("%s then a second request = %q, want one 400 and the connection closed", c.name, resp)
+			}
+			if e.up.count() != before {
+				t.Fatalf("%s: upstream saw a request", c.name)
+			}
+		})
+	}
+	// Honest framings, pipelined on one connection, are all served.
+	honest := "POST /openai/v1/chat/completions HTTP/1.1\r\n" + host + "Content-Length: 2\r\n\r\n{}" +
+		"POST /openai/v1/chat/completions HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1;ext=1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n" +
+		"GET /openai/v1/models HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n"
+	resp := rawExchange(t, e.d.tcpAddr, honest)
+	if n := strings.Count(resp, "HTTP/1.1 200"); n != 3 {
+		t.Fatalf("three honest pipelined requests got %d 200s:\n%s", n, resp)
+	}
+}
+
+func FuzzFramer(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n\r\n"), 3)
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		// However the bytes are split across reads, the notes are the same.
+		var whole, split framer
+		want := whole.feed(append([]byte(nil), b...), nil)
+		if cut <= 0 {
+			cut = 1
+		}
+		var got []framing
+		for i := 0; i < len(b); i += cut {
+			got = split.feed(append([]byte(nil), b[i:min(i+cut, len(b))]...), got)
+		}
+		if len(got) != len(want) || whole.lost != split.lost {
+			t.Fatalf("split by %d: %d notes (lost %v), whole: %d (lost %v)", cut, len(got), split.lost, len(want), whole.lost)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("note %d split by %d = %+v, whole = %+v", i, cut, got[i], want[i])
+			}
+		}
+	})
+}
+
+// rawExchange writes raw on a new connection and reads until the daemon
+// closes it (or 10 s pass).
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, raw)
+	b, _ := io.ReadAll(c)
+	return string(b)
+}

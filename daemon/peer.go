@@ -41,6 +41,9 @@ type peerConn struct {
 	peer Peer
 }
 
+// NetConn is the connection beneath.
+func (c *peerConn) NetConn() net.Conn { return c.Conn }
+
 // peerListener reads each connection's kernel-verified credentials and
 // closes those of a uid that is not allowed before HTTP sees a byte.
 type peerListener struct {
@@ -78,20 +81,24 @@ func (l *peerListener) Accept() (net.Conn, error) {
 
 // connPeer returns the kernel-verified peer of c, if its listener read one.
 func connPeer(c net.Conn) (Peer, bool) {
-	if cc, ok := c.(*cappedConn); ok {
-		c = cc.Conn
+	for c != nil {
+		if pc, ok := c.(*peerConn); ok {
+			return pc.peer, true
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
 	}
-	pc, ok := c.(*peerConn)
-	if !ok {
-		return Peer{}, false
-	}
-	return pc.peer, true
+	return Peer{}, false
 }
 
 // connContext stores the peer of c in the connection's context, so handlers
 // read it with PeerFrom.
 func connContext(transport string) func(ctx context.Context, c net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
+		ctx = withFramed(ctx, c)
 		if p, ok := connPeer(c); ok {
 			return withPeer(ctx, p)
 		}

@@ -105,6 +105,12 @@ func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // encoded separators or dot segments; on TCP also browsers and foreign
 // Host headers. It writes the refusal itself.
 func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
+	// First, so that every request on a followed connection is counted.
+	if why := nextFraming(r).suspect(); why != "" {
+		w.Header().Set("Connection", "close")
+		fd.d.routeError(w, r, http.StatusBadRequest, errInvalid, why)
+		return false
+	}
 	if (fd.tcpHosts != nil || fd.agent) && (r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "") {
 		fd.d.routeError(w, r, http.StatusForbidden, errPermission, "requests from browsers (with an Origin) are refused")
 		return false

@@ -169,7 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer lock.release()
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
-	listeners := []net.Listener{newCapListener(&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}, pidPeerKey, d.log)}
+	listeners := []net.Listener{newCapListener(framedListener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}, pidPeerKey, d.log)}
 	if d.cfg.TCP != "" {
 		tln, err := d.listenTCP()
 		if err != nil {
@@ -178,7 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		_, port, _ := net.SplitHostPort(d.tcpAddr)
 		servers = append(servers, d.httpServer(d.tcpDoor(port), "tcp"))
-		listeners = append(listeners, newCapListener(tln, tcpPeerKey, d.log))
+		listeners = append(listeners, newCapListener(framedListener{tln}, tcpPeerKey, d.log))
 	}
 	return d.serve(ctx, servers, listeners)
 }
