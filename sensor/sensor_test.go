@@ -313,6 +313,39 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 }
 
+// TestFlushReleasesAllAndKeepsScanning: after a Flush every byte written
+// is out, and a secret split across the flush point is still found, on
+// the write that completes it, with its later part redacted.
+func TestFlushReleasesAllAndKeepsScanning(t *testing.T) {
+	s := fixtureSecrets["openai"]
+	m := mustMatcher(t, []Secret{s}, Options{FormatRules: true, Redact: func(Hit) bool { return true }})
+	half := len(s.Value) / 2
+	messages := []string{`{"a":"x"} AKI`, `{"b":"` + string(s.Value[:half]), string(s.Value[half:]) + `"}`, `sk-`}
+	st := m.NewStream(Request, "")
+	defer st.Release()
+	var hits []Hit
+	for i, msg := range messages {
+		fwd, h := st.Write([]byte(msg))
+		out := string(fwd)
+		hits = append(hits, h...)
+		out += string(st.Flush())
+		switch {
+		case i == 2 && (len(hits) != 1 || hits[0].SecretID != s.ID):
+			t.Fatalf("message %d: hits %v, want the split key found", i, hits)
+		case i == 2 && strings.Contains(out, string(s.Value[half:])):
+			t.Fatalf("message %d forwarded %q: the key's second half is not redacted", i, out)
+		case i != 2 && out != msg:
+			t.Fatalf("Write+Flush(%q) forwarded %q, want it whole", msg, out)
+		}
+	}
+	if f, h := st.Close(); len(f) != 0 || len(h) != 0 {
+		t.Errorf("Close after Flush = %q, %v, want nothing left", f, h)
+	}
+	if st.Flush() != nil {
+		t.Errorf("Flush after Close returned bytes")
+	}
+}
+
 func TestScanReader(t *testing.T) {
 	s := fixtureSecrets["canary"]
 	m := mustMatcher(t, []Secret{s}, Options{})

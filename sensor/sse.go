@@ -3,8 +3,11 @@ package sensor
 // sseState follows the JSON in an SSE body just far enough to pull out the
 // text deltas: the string values of the keys below, wherever they occur.
 // OpenAI streams carry them in choices[].delta.content and
-// choices[].delta.tool_calls[].function.arguments, Anthropic streams in
-// content_block_delta's delta.text, delta.partial_json and delta.thinking.
+// choices[].delta.tool_calls[].function.arguments, OpenAI Responses API
+// events (over SSE or a WebSocket) in a top-level string delta,
+// Anthropic streams in content_block_delta's delta.text, delta.partial_json
+// and delta.thinking. Only string values are taken, so the delta objects
+// of the other two shapes are walked into, not captured.
 // The values, still escaped, go to the SSE lane in order, one piece each,
 // so a key split across events is matched as one.
 //
@@ -24,7 +27,7 @@ type sseState struct {
 }
 
 // deltaKeys are the keys whose string values are text deltas.
-var deltaKeys = []string{"content", "text", "partial_json", "arguments", "thinking"}
+var deltaKeys = []string{"content", "text", "partial_json", "arguments", "thinking", "delta"}
 
 func (x *sseState) selected() bool {
 	if x.keyLen > len(x.key) {

@@ -190,6 +190,21 @@ func (s *Stream) scan(p []byte) {
 	m.state, m.pos, s.jState = state, pos, js
 }
 
+// Flush returns every byte still held, as Close would, but keeps scanning:
+// a match open across the flush point completes in later writes and is
+// reported then, and is redacted only in its part written after the flush
+// (as when a match outgrows MaxHold). It is for bodies made of messages
+// that must each go out whole and at once, such as WebSocket messages: a
+// secret split across two of them is still found, on the second. The
+// result aliases the stream's buffers and is valid until the next call.
+func (s *Stream) Flush() (forward []byte) {
+	if s.closed {
+		return nil
+	}
+	s.compact()
+	return s.release(true)
+}
+
 // Close ends the body: it settles open candidates and pending escapes and
 // returns all remaining bytes and the last hits. Write after Close returns
 // nothing.
