@@ -41,6 +41,8 @@ type forward struct {
 	stripUsage bool
 	// streaming is set when the reply is forwarded as it arrives.
 	streaming bool
+	// method is what policy and scope check the request as.
+	method string
 
 	// Set by bind.
 	ctx    context.Context // the request's, carried from admission to forwarding
@@ -160,7 +162,7 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		d.registerSession(token, claims, nil) // first sight since a restart
 	}
 
-	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec}
+	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec, method: r.Method}
 	if !d.admit(w, r, f, claims) {
 		return nil
 	}
@@ -254,66 +256,95 @@ func (f *forward) release() {
 // admit runs the checks that need the request body: size, model, scope,
 // risk state, rate and request limits. It writes the refusal itself.
 func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *capability.Claims) bool {
-	rec, st := f.rec, f.sess
-	state := st.risk.State()
-	pol := d.policy()
-	if !pol.Allows(state, r.Method, f.rest) {
-		rec.fail(w, http.StatusForbidden, errPermission, fmt.Sprintf("session is %s: only read-only endpoints are allowed", state))
+	if e := d.allowState(f); e != nil {
+		f.rec.failErr(w, e)
 		return false
 	}
-	body, ok := d.readBody(w, r, rec)
+	body, ok := d.readBody(w, r, f.rec)
 	if !ok {
 		return false
 	}
 	model, err := modelOf(f.p, f.rest, body)
-	switch {
-	case err != nil && len(c.Scope.Models) > 0:
-		// The grant limits models and this body hides which one runs.
-		d.observe(st, policy.Event{Kind: policy.ScopeViolation, Rule: "model"}, rec)
-		rec.fail(w, http.StatusForbidden, errPermission, "outside the grant's scope: the model cannot be checked: "+err.Error())
-		return false
-	case errors.Is(err, errModelTwice):
-		rec.fail(w, http.StatusBadRequest, errInvalid, err.Error())
-		return false
-	}
 	f.model = model
-	rec.Model = f.model
-	if err := c.Scope.Allow(f.p.Name, f.model, r.Method, f.rest); err != nil {
-		d.observe(st, policy.Event{Kind: policy.ScopeViolation, Rule: scopeRule(err)}, rec)
-		rec.fail(w, http.StatusForbidden, errPermission, "outside the grant's scope: "+err.Error())
-		return false
+	f.rec.Model = f.model
+	e := d.allowModel(f, c, model, err)
+	if e == nil {
+		e = d.allowRate(f)
 	}
-	now, limit := d.clock(), pol.RateLimit(st.sess.Agent, st.risk.State())
-	st.mu.Lock()
-	allowed := st.lim.Allow(now, limit)
-	st.mu.Unlock()
-	if !allowed {
-		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, rec)
-		rec.failErr(w, &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit,
-			RetryAfter: st.lim.RetryAfter(now, limit),
-			Message:    fmt.Sprintf("rate limit for a %s session (%s) exceeded", st.risk.State(), limit)})
-		return false
+	if e == nil {
+		e = d.allowSpend(f, c, model)
 	}
-	// What follows fails the same way on every retry: 403, not 429.
-	if err := d.checkBudget(c, f.p.Name, f.model); err != nil {
-		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, rec)
-		code := codeBudget
-		if errors.Is(err, errUnpriced) {
-			code = codeUnpriced
-		}
-		rec.failErr(w, &APIError{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()})
-		return false
-	}
-	if _, err := st.sess.AddRequest(); err != nil {
-		e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
-		if errors.Is(err, capability.ErrLimit) {
-			e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
-		}
-		rec.failErr(w, e)
+	if e != nil {
+		f.rec.failErr(w, e)
 		return false
 	}
 	body = d.requestUsage(f, body)
 	return d.scanRequest(w, r, f, body)
+}
+
+// allowState refuses what the session's risk state does not allow.
+func (d *Daemon) allowState(f *forward) *APIError {
+	if state := f.sess.risk.State(); !d.policy().Allows(state, f.method, f.rest) {
+		return &APIError{Status: http.StatusForbidden, Type: errPermission,
+			Message: fmt.Sprintf("session is %s: only read-only endpoints are allowed", state)}
+	}
+	return nil
+}
+
+// allowModel refuses a model outside the grant's scope, or a body that
+// hides its model from a grant that limits models; err is modelOf's.
+func (d *Daemon) allowModel(f *forward, c *capability.Claims, model string, err error) *APIError {
+	switch {
+	case err != nil && len(c.Scope.Models) > 0:
+		// The grant limits models and this body hides which one runs.
+		d.observe(f.sess, policy.Event{Kind: policy.ScopeViolation, Rule: "model"}, f.rec)
+		return &APIError{Status: http.StatusForbidden, Type: errPermission,
+			Message: "outside the grant's scope: the model cannot be checked: " + err.Error()}
+	case errors.Is(err, errModelTwice):
+		return &APIError{Status: http.StatusBadRequest, Type: errInvalid, Message: err.Error()}
+	}
+	if err := c.Scope.Allow(f.p.Name, model, f.method, f.rest); err != nil {
+		d.observe(f.sess, policy.Event{Kind: policy.ScopeViolation, Rule: scopeRule(err)}, f.rec)
+		return &APIError{Status: http.StatusForbidden, Type: errPermission, Message: "outside the grant's scope: " + err.Error()}
+	}
+	return nil
+}
+
+// allowRate refuses a request over the session's rate limit.
+func (d *Daemon) allowRate(f *forward) *APIError {
+	st := f.sess
+	now, limit := d.clock(), d.policy().RateLimit(st.sess.Agent, st.risk.State())
+	st.mu.Lock()
+	allowed := st.lim.Allow(now, limit)
+	st.mu.Unlock()
+	if !allowed {
+		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, f.rec)
+		return &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit,
+			RetryAfter: st.lim.RetryAfter(now, limit),
+			Message:    fmt.Sprintf("rate limit for a %s session (%s) exceeded", st.risk.State(), limit)}
+	}
+	return nil
+}
+
+// allowSpend refuses a request past a budget or the grant's request limit,
+// and counts it. It fails the same way on every retry: 403, not 429.
+func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *APIError {
+	if err := d.checkBudget(c, f.p.Name, model); err != nil {
+		d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, f.rec)
+		code := codeBudget
+		if errors.Is(err, errUnpriced) {
+			code = codeUnpriced
+		}
+		return &APIError{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()}
+	}
+	if _, err := f.sess.sess.AddRequest(); err != nil {
+		e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
+		if errors.Is(err, capability.ErrLimit) {
+			e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
+		}
+		return e
+	}
+	return nil
 }
 
 // readBody reads the whole request body, bounded by max_body_bytes, so it
