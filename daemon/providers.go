@@ -30,6 +30,9 @@ type ProviderConfig struct {
 	// providers are OpenAI-compatible), "anthropic" or "gemini". It
 	// decides the shape of the daemon's error replies on its routes.
 	API string `toml:"api"`
+	// WebSocketPaths are the endpoints, below the provider's base, where
+	// its API takes a WebSocket upgrade; an upgrade anywhere else is refused.
+	WebSocketPaths []string `toml:"websocket_paths"`
 }
 
 // The APIs a provider can speak, in ProviderConfig.API.
@@ -54,6 +57,8 @@ type Provider struct {
 	API        string // apiOpenAI, apiAnthropic or apiGemini
 	// VersionPrefix, if set, is put before a path under none of Paths.
 	VersionPrefix string
+	// WebSocketPaths are the exact paths that accept a WebSocket upgrade.
+	WebSocketPaths []string
 }
 
 // builtinProviders is the provider table compiled in. The Paths allow-lists
@@ -61,7 +66,8 @@ type Provider struct {
 var builtinProviders = map[string]ProviderConfig{
 	"openai": {BaseURL: "https://api.openai.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
 		Paths: []string{"/v1/"}, Headers: []string{"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta"},
-		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1"},
+		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1",
+		WebSocketPaths: []string{"/v1/responses"}}, // the Responses API's WebSocket mode (Codex CLI)
 	"anthropic": {BaseURL: "https://api.anthropic.com", AuthHeader: "x-api-key",
 		Paths: []string{"/v1/"}, Headers: []string{"anthropic-version", "anthropic-beta"},
 		// Claude Code asks before using an ANTHROPIC_API_KEY it has not
@@ -132,6 +138,9 @@ func overlay(base, over ProviderConfig) ProviderConfig {
 	if over.Paths != nil {
 		base.Paths = over.Paths
 	}
+	if over.WebSocketPaths != nil {
+		base.WebSocketPaths = over.WebSocketPaths
+	}
 	base.Headers = append(base.Headers, over.Headers...)
 	for _, p := range []struct {
 		dst *string
@@ -149,7 +158,8 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		return nil, fmt.Errorf("config: provider name %q is invalid or reserved", name)
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
-		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API, VersionPrefix: pc.VersionPrefix}
+		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API, VersionPrefix: pc.VersionPrefix,
+		WebSocketPaths: pc.WebSocketPaths}
 	switch p.API {
 	case "":
 		p.API = apiOpenAI
@@ -173,6 +183,11 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 	}
 	if v := p.VersionPrefix; v != "" && (!strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || strings.Contains(v, "..") || !allowedPath(p, v+"/x")) {
 		return nil, fmt.Errorf("config: provider %s: version_prefix %q must be a path such as /v1, under one of its paths", name, v)
+	}
+	for _, ws := range p.WebSocketPaths {
+		if !allowedPath(p, ws) || strings.Contains(ws, "..") || strings.Contains(ws, "//") {
+			return nil, fmt.Errorf("config: provider %s: websocket path %q must be a clean path under its paths", name, ws)
+		}
 	}
 	if pc.BaseURL == "" {
 		return p, nil

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -41,8 +43,12 @@ type forward struct {
 	stripUsage bool
 	// streaming is set when the reply is forwarded as it arrives.
 	streaming bool
-	// method is what policy and scope check the request as.
+	// method is what policy and scope check the request as: its own, but
+	// POST for a WebSocket, which carries model calls (POST /v1/responses).
 	method string
+	claims *capability.Claims
+	// upgrade is set on a WebSocket handshake.
+	upgrade bool
 
 	// Set by bind.
 	ctx    context.Context // the request's, carried from admission to forwarding
@@ -112,6 +118,16 @@ func (rw *replyWriter) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (rw *replyWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 
+// Hijack hands ReverseProxy the agent's connection when the upstream has
+// switched to a WebSocket, and the relay a hold on it (see attach).
+func (rw *replyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(rw.ResponseWriter).Hijack()
+	if err == nil && rw.f.rec.relay != nil {
+		rw.f.rec.relay.attach(c)
+	}
+	return c, brw, err
+}
+
 // admitRequest runs every check before a request may go upstream and records
 // it on the trail. It returns nil when it has refused the request (and
 // written the refusal). It is a function of its own so that its frame,
@@ -133,6 +149,18 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 	if !allowedPath(p, rest) {
 		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("path %s is not part of the %s API", rest, p.Name))
 		return nil
+	}
+	upgrade, method := isUpgrade(r.Header), r.Method
+	if upgrade {
+		if !webSocketHandshake(r) || !p.webSocketPath(rest) { // the front door let it through; check again here
+			rec.fail(w, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
+			return nil
+		}
+		method = http.MethodPost
+		if rec.Detail == nil {
+			rec.Detail = map[string]string{}
+		}
+		rec.Detail["upgrade"] = "websocket"
 	}
 	token, err := extractToken(r.Header)
 	if err != nil {
@@ -162,7 +190,8 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		d.registerSession(token, claims, nil) // first sight since a restart
 	}
 
-	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec, method: r.Method}
+	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec,
+		method: method, claims: claims, upgrade: upgrade}
 	if !d.admit(w, r, f, claims) {
 		return nil
 	}
@@ -254,7 +283,9 @@ func (f *forward) release() {
 }
 
 // admit runs the checks that need the request body: size, model, scope,
-// risk state, rate and request limits. It writes the refusal itself.
+// risk state, rate and request limits. It writes the refusal itself. A
+// WebSocket handshake spends nothing: its calls pass the budget and
+// request limits one by one (admitMessage).
 func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *capability.Claims) bool {
 	if e := d.allowState(f); e != nil {
 		f.rec.failErr(w, e)
@@ -271,7 +302,7 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 	if e == nil {
 		e = d.allowRate(f)
 	}
-	if e == nil {
+	if e == nil && !f.upgrade {
 		e = d.allowSpend(f, c, model)
 	}
 	if e != nil {
@@ -429,6 +460,9 @@ func (d *Daemon) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Header.Set(f.p.AuthHeader, v)
 	pr.Out.Header.Set("Accept-Encoding", "identity") // the sensors must see plaintext
+	if f.upgrade {
+		setHandshake(pr.Out.Header, pr.In.Header, f.token)
+	}
 	// The body is sent from memory, whatever ReverseProxy wrapped the
 	// inbound one in: net/http then writes a small request's header and
 	// body in one write instead of flushing the header first. No GetBody:
@@ -451,6 +485,9 @@ func (d *Daemon) modifyResponse(resp *http.Response) error {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	f.rec.Status = resp.StatusCode
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return d.upgradeResponse(resp, f)
+	}
 	return d.wrapResponse(resp, f)
 }
 
@@ -468,6 +505,9 @@ func (d *Daemon) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		f.rec.fail(w, http.StatusBadGateway, errUpstream, fmt.Sprintf("%s refused: %s; the sensors read plaintext only", f.p.Name, upstreamErrText(err)))
 	case errors.Is(cause, errUpstreamIdle):
 		f.rec.fail(w, http.StatusGatewayTimeout, errUpstream, fmt.Sprintf("upstream %s sent nothing for %s", f.p.Name, d.cfg.UpstreamIdleTimeout.Duration))
+	case errors.Is(err, errWSHandshake):
+		d.log.Warn("upstream websocket handshake refused", "provider", f.p.Name, "err", err)
+		f.rec.fail(w, http.StatusBadGateway, errUpstream, fmt.Sprintf("upstream %s: %s", f.p.Name, err))
 	case errors.Is(err, context.Canceled):
 		f.rec.fail(w, 499, errInvalid, "client went away")
 	default:

@@ -28,6 +28,8 @@ type requestRecord struct {
 	// bodyRead is set once readBody has consumed the request body.
 	bodyRead bool
 	metered  bool
+	// relay is the request's WebSocket, once the upstream has switched.
+	relay *wsRelay
 }
 
 func (d *Daemon) newRecord(r *http.Request) *requestRecord {
@@ -74,6 +76,10 @@ func (rec *requestRecord) bindSession(c *capability.Claims, s *capability.Sessio
 
 // finishRecord writes the request's summary to the audit trail.
 func (d *Daemon) finishRecord(rec *requestRecord) {
+	if rec.relay != nil {
+		rec.relay.finish() // its counts go into the record
+		defer d.relays.remove(rec.relay)
+	}
 	rec.LatencyMS = float64(d.clock().Sub(rec.start).Microseconds()) / 1000
 	d.meterResponse(rec)
 	r := rec.Record

@@ -101,7 +101,8 @@ func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit refuses, before the mux can clean or redirect the path, CONNECT,
-// absolute-form targets, protocol upgrades (h2c, websockets) and paths with
+// absolute-form targets, protocol upgrades (h2c, and websockets but for
+// a well-formed handshake on a provider's WebSocket path) and paths with
 // encoded separators or dot segments; on TCP also browsers and foreign
 // Host headers. It writes the refusal itself.
 func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
@@ -125,8 +126,7 @@ func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
 		fd.d.routeError(w, r, http.StatusMethodNotAllowed, errInvalid, "CONNECT is not supported")
 		return false
 	}
-	if r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") ||
-		r.Header.Get("HTTP2-Settings") != "" {
+	if isUpgrade(r.Header) && !fd.d.webSocketRoute(r) {
 		fd.d.routeError(w, r, http.StatusBadRequest, errInvalid, "protocol upgrades are refused")
 		return false
 	}

@@ -75,6 +75,7 @@ type Daemon struct {
 	bodyGrace time.Duration
 	// agentSocks are the fenced sessions' agent sockets.
 	agentSocks agentSockets
+	relays     relaySet
 
 	runCtx context.Context
 	stopBG context.CancelFunc
@@ -265,6 +266,7 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 			srv.Close()
 		}
 	}
+	d.relays.shutdown(sctx)
 	d.stopBG()
 	d.wg.Wait()
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStop})
