@@ -856,3 +856,35 @@ func TestDaemonStopEndsWebSockets(t *testing.T) {
 		t.Fatalf("response record at stop: usage %+v, close %q", rec.Usage, rec.Detail["close"])
 	}
 }
+
+func TestWebSocketPathsConfig(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		want       map[string][]string // provider: its WebSocket paths
+		err        bool
+	}{
+		{"built in: openai's Responses API only", "", map[string][]string{"openai": {"/v1/responses"}, "anthropic": nil}, false},
+		{"another provider that speaks the Responses API", "[providers.xai]\nwebsocket_paths = [\"/v1/responses\"]\n",
+			map[string][]string{"xai": {"/v1/responses"}, "openai": {"/v1/responses"}}, false},
+		{"switched off", "[providers.openai]\nwebsocket_paths = []\n", map[string][]string{"openai": {}}, false},
+		{"outside the provider's paths", "[providers.openai]\nwebsocket_paths = [\"/admin/ws\"]\n", nil, true},
+		{"with a dot segment", "[providers.openai]\nwebsocket_paths = [\"/v1/../ws\"]\n", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg Config
+			if err := decodeConfig([]byte(tt.toml), "config.toml", &cfg); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			ps, err := BuildProviders(cfg.Providers)
+			if (err != nil) != tt.err {
+				t.Fatalf("BuildProviders = %v, want error %v", err, tt.err)
+			}
+			for name, want := range tt.want {
+				if got := ps[name].WebSocketPaths; fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s websocket paths = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
