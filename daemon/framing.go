@@ -79,6 +79,15 @@ func (c *framedConn) next() framing {
 // NetConn is the connection beneath.
 func (c *framedConn) NetConn() net.Conn { return c.Conn }
 
+// hijacked stops following c: a connection switched to another protocol
+// (a WebSocket) carries no more HTTP requests, and its frames are not to
+// be read, or held, as a header block.
+func (c *framedConn) hijacked() {
+	c.mu.Lock()
+	c.st.lost, c.st.hdr, c.st.line = true, nil, nil
+	c.mu.Unlock()
+}
+
 // framer is the state of the framing follower: header block, then body
 // by Content-Length or chunks, then the next header block.
 type framer struct {

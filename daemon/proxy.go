@@ -122,10 +122,16 @@ func (rw *replyWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 // switched to a WebSocket, and the relay a hold on it (see attach).
 func (rw *replyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(rw.ResponseWriter).Hijack()
-	if err == nil && rw.f.rec.relay != nil {
+	if err != nil {
+		return c, brw, err
+	}
+	if fc := framedOf(c); fc != nil {
+		fc.hijacked()
+	}
+	if rw.f.rec.relay != nil {
 		rw.f.rec.relay.attach(c)
 	}
-	return c, brw, err
+	return c, brw, nil
 }
 
 // admitRequest runs every check before a request may go upstream and records

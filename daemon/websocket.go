@@ -126,6 +126,10 @@ func (d *Daemon) upgradeResponse(resp *http.Response, f *forward) error {
 	if p := h.Get("Sec-WebSocket-Protocol"); p != "" && !hasToken(req.Values("Sec-WebSocket-Protocol"), p) {
 		return fmt.Errorf("%w: it chose subprotocol %q, which was not offered", errWSHandshake, p)
 	}
+	d.scanReplyHeaders(h, f) // as for any reply: a header with a hit is dropped, a held key is RED
+	if err := context.Cause(f.sess.sess.Context()); err != nil {
+		return err // capability.ErrRevoked: proxyError says the session was killed
+	}
 	up, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		return fmt.Errorf("%w: the switched connection is not writable", errWSHandshake)

@@ -663,15 +663,36 @@ func TestOtherUpgradesAreStillRefused(t *testing.T) {
 	}
 }
 
-// TestUpstreamExtensionIsRefused: an upstream that answers with an
-// extension the daemon never offered would compress the frames past the
-// sensors; the handshake fails instead.
-func TestUpstreamExtensionIsRefused(t *testing.T) {
-	e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10)), "Sec-WebSocket-Extensions: permessage-deflate"))
-	g := e.grant(t, GrantRequest{})
-	agent, resp := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
-	if agent != nil || resp.StatusCode != http.StatusBadGateway {
-		t.Fatalf("handshake with an upstream that chose an extension = %d, want 502", resp.StatusCode)
+// TestUpstreamHandshakeIsChecked: an upstream that answers with an
+// extension the daemon never offered (it would compress the frames past
+// the sensors) or a subprotocol no one asked for is refused with a 502; a
+// held key in its 101's headers is RED, as in any reply's.
+func TestUpstreamHandshakeIsChecked(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		want  int
+		red   bool
+	}{
+		{"an extension", "Sec-WebSocket-Extensions: permessage-deflate", http.StatusBadGateway, false},
+		{"a subprotocol not offered", "Sec-WebSocket-Protocol: chat", http.StatusBadGateway, false},
+		{"the key in a header", "X-Echo: " + fakeOpenAIKey, http.StatusUnauthorized, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10)), tt.extra))
+			g := e.grant(t, GrantRequest{})
+			agent, resp := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
+			if agent != nil || resp.StatusCode != tt.want {
+				t.Fatalf("handshake = %d, want %d", resp.StatusCode, tt.want)
+			}
+			if b, _ := io.ReadAll(resp.Body); strings.Contains(string(b), fakeOpenAIKey[8:]) || resp.Header.Get("X-Echo") != "" {
+				t.Fatalf("the refusal carries the key: %s", b)
+			}
+			if s := sessionRisk(t, e, g.Session); (s.Risk == "GONE") != tt.red {
+				t.Fatalf("session = %s, want RED %v", s.Risk, tt.red)
+			}
+		})
 	}
 }
 

@@ -132,3 +132,15 @@ func BenchmarkWSReader(b *testing.B) {
 		}
 	}
 }
+
+// A hijacked connection's bytes are WebSocket frames: the HTTP framing
+// follower stops reading them (and holds none of them).
+func TestHijackedConnIsNoLongerFollowed(t *testing.T) {
+	fc := &framedConn{}
+	fc.st.feed([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x81\x85"), nil)
+	fc.hijacked()
+	notes := fc.st.feed([]byte(strings.Repeat("\x81\x05hello", 100)+"\n\nGET / HTTP/1.1\r\n\r\n"), nil)
+	if len(notes) != 0 || fc.st.hdr != nil {
+		t.Fatalf("after hijack the follower noted %v and holds %d bytes", notes, len(fc.st.hdr))
+	}
+}
