@@ -135,7 +135,7 @@ func extractToken(h http.Header) (string, error) {
 
 // baseForwardHeaders go upstream for every provider: content negotiation,
 // and the headers agents send to correlate requests (Codex's originator,
-// session-id and thread-id; conversation-id).
+// session_id and thread_id; conversation_id), in either spelling.
 var baseForwardHeaders = map[string]bool{
 	"accept": true, "accept-language": true, "content-type": true, "user-agent": true,
 	"idempotency-key": true, "cache-control": true,
@@ -164,8 +164,11 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 		if !listed && !bytes.HasPrefix(nb, []byte("x-")) {
 			continue
 		}
-		if strings.Contains(name, "_") {
-			continue // X_Foo is ambiguous with X-Foo upstream; no SDK sends it
+		if !listed && strings.Contains(name, "_") {
+			// X_Foo is ambiguous with X-Foo upstream. A listed name is
+			// one we chose to send (Codex spells session_id so), and
+			// none of them is a credential in either spelling.
+			continue
 		}
 		carries := false
 		for _, v := range vals {

@@ -450,3 +450,29 @@ func rawExchange(t *testing.T, addr, raw string) string {
 	b, _ := io.ReadAll(c)
 	return string(b)
 }
+
+// TestCorrelationHeadersGoUpstream: the headers Codex and other agents
+// send to tie requests together reach the provider, spelled as they send
+// them (Codex: originator, session_id), while an underscore spelling of
+// anything unlisted, a credential above all, still stays behind.
+func TestCorrelationHeadersGoUpstream(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	raw := "POST /openai/v1/responses HTTP/1.1\r\nHost: " + e.d.tcpAddr + "\r\nAuthorization: Bearer " + g.Token +
+		"\r\noriginator: codex_cli_rs\r\nsession_id: 0199-aa\r\nthread_id: 0199-bb\r\nConversation-Id: c-1\r\nSession-Id: s-2" +
+		"\r\nX_Upstream_Secret: smuggled\r\nX_Custom: 1\r\nContent-Length: 2\r\n\r\n{}"
+	if resp := rawRequest(t, e.d.tcpAddr, raw); !strings.HasPrefix(resp, "HTTP/1.1 200") {
+		t.Fatalf("request = %q", firstLine(resp))
+	}
+	h := e.up.requests()[0].Header
+	for k, want := range map[string]string{"Originator": "codex_cli_rs", "Session_id": "0199-aa", "Thread_id": "0199-bb", "Conversation-Id": "c-1", "Session-Id": "s-2"} {
+		if got := h.Get(k); got != want {
+			t.Errorf("upstream %s = %q, want %q (all: %v)", k, got, want, h)
+		}
+	}
+	for _, gone := range []string{"X_upstream_secret", "X_custom"} {
+		if v, ok := h[gone]; ok {
+			t.Errorf("upstream got %s: %q", gone, v)
+		}
+	}
+}
