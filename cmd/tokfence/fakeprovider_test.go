@@ -40,6 +40,7 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 		{"POST /v1/messages", anthropicKey, fakeMessages},
 		{"POST /v1/messages/count_tokens", anthropicKey, fakeCountTokens},
 		{"POST /v1beta/models/{call}", geminiKey, fakeGenerateContent},
+		{"POST /v1/models/{call}", geminiKey, fakeGenerateContent}, // @google/genai 3 asks v1 by default
 	} {
 		mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) {
 			body, _ := io.ReadAll(req.Body)
@@ -152,7 +153,8 @@ func fakeCountTokens(w http.ResponseWriter, _ *http.Request, _ []byte) {
 	io.WriteString(w, `{"input_tokens":3}`)
 }
 
-// fakeGenerateContent answers POST /v1beta/models/{model}:generateContent.
+// fakeGenerateContent answers POST /v1beta/models/{model}:generateContent
+// (and /v1/...).
 func fakeGenerateContent(w http.ResponseWriter, r *http.Request, _ []byte) {
 	model, method, _ := strings.Cut(r.PathValue("call"), ":")
 	if method != "generateContent" {
