@@ -134,49 +134,36 @@ func TestGrantSessionsKillFromTheCLI(t *testing.T) {
 	}
 }
 
-// TestOfficialSDKsWorkUnmodified runs the official openai and
-// @anthropic-ai/sdk npm packages (chat and streaming each) inside a fence,
+// TestOfficialSDKsWorkUnmodified runs the official openai, @anthropic-ai/sdk
+// (chat and streaming each) and @google/genai npm packages inside a fence,
 // with nothing but the env vars `tokfence exec` sets: through the
 // forwarder and the agent socket, the daemon has no TCP listener at all.
 func TestOfficialSDKsWorkUnmodified(t *testing.T) {
-	sdkDir, _ := filepath.Abs("../../testdata/sdk")
-	if _, err := exec.LookPath("npm"); err != nil {
-		if os.Getenv("TOKFENCE_REQUIRE_SDK") == "1" {
-			t.Fatal("npm is required (TOKFENCE_REQUIRE_SDK=1)")
-		}
-		t.Skip("npm not installed")
-	}
-	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "openai")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--silent")
-		cmd.Dir = sdkDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	sdkDir := sdkModules(t)
 	e, fp, _ := fenceEnv(t, sdkDir) // a checkout below /tmp would be covered otherwise
 	e.startDaemon()
-	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--", "node", filepath.Join(sdkDir, "run.mjs"))
+	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--provider", "gemini", "--", "node", filepath.Join(sdkDir, "run.mjs"))
 	if r.code != 0 {
 		t.Fatalf("node SDK run = %+v", r)
 	}
 	var got struct {
-		Chat, Stream, Messages, MessagesStream string
-		Chunks                                 int
+		Chat, Stream, Messages, MessagesStream, Generate string
+		Chunks                                           int
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got); err != nil {
 		t.Fatalf("SDK output %q: %v", r.stdout, err)
 	}
-	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" || got.MessagesStream != fakeStreamText {
+	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" || got.MessagesStream != fakeStreamText || got.Generate != "hello from gemini" {
 		t.Fatalf("SDK results = %+v", got)
 	}
 	auths, paths := fp.seen()
 	for _, a := range auths {
-		if a != "Bearer "+testOpenAIKey && a != testAnthropicKey {
+		if a != "Bearer "+testOpenAIKey && a != testAnthropicKey && a != testGeminiKey {
 			t.Fatalf("upstream saw credential %q, want only the real keys (never the token)", a)
 		}
 	}
-	if len(paths) != 4 {
-		t.Fatalf("upstream paths = %v, want 4 calls", paths)
+	if len(paths) != 5 {
+		t.Fatalf("upstream paths = %v, want 5 calls", paths)
 	}
 }
 
