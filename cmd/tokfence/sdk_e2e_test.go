@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +279,37 @@ func usePolicy(t *testing.T, e *cliEnv, policy string) {
 	}
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVercelAISDKAndOfficialSDKShareTheAnthropicBaseURL runs the Vercel AI
+// SDK (generateText with @ai-sdk/anthropic, and @ai-sdk/openai's chat and
+// Responses models) and the official Anthropic SDK in one fenced process.
+// The AI SDK appends /messages to ANTHROPIC_BASE_URL, expecting it to end
+// in /v1, the official SDK /v1/messages; exec's one value (no /v1) must
+// serve both, and both must reach the upstream's /v1/messages.
+func TestVercelAISDKAndOfficialSDKShareTheAnthropicBaseURL(t *testing.T) {
+	sdkDir := sdkModules(t)
+	e, fp, _ := fenceEnv(t, sdkDir)
+	e.startDaemon()
+	r := e.run("", "exec", "--agent", "aisdk", "--provider", "anthropic", "--provider", "openai", "--", "node", filepath.Join(sdkDir, "aisdk.mjs"))
+	var got struct{ Anthropic, OpenAIChat, OpenAIResponses, Official string }
+	if r.code != 0 || json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got) != nil {
+		t.Fatalf("aisdk.mjs = %+v\nupstream saw %q", r, fp.requests())
+	}
+	if got.Anthropic != "hello from anthropic" || got.Official != "hello from anthropic" ||
+		got.OpenAIChat != "hello from openai" || got.OpenAIResponses != "hello from responses" {
+		t.Fatalf("AI SDK results = %+v", got)
+	}
+	reqs := fp.requests() // the AI SDK's User-Agent is "ai/V ai-sdk-provider-utils/V node.js/V"
+	for _, w := range []struct{ path, client string }{
+		{"POST /v1/messages", "ai-sdk-provider-utils/"}, {"POST /v1/messages", "Anthropic/JS"},
+		{"POST /v1/chat/completions", "ai-sdk-provider-utils/"}, {"POST /v1/responses", "ai-sdk-provider-utils/"},
+	} {
+		if !slices.ContainsFunc(reqs, func(r string) bool {
+			return strings.HasPrefix(r, w.path+"  ") && strings.Contains(r, w.client)
+		}) {
+			t.Errorf("upstream got no %s from %s: it saw %q", w.path, w.client, reqs)
+		}
 	}
 }
