@@ -313,3 +313,55 @@ func TestVercelAISDKAndOfficialSDKShareTheAnthropicBaseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestClaudeCodePrintModeUnderExec runs Claude Code (`claude -p`, the
+// native binary from npm) fenced and offline against the fake upstream,
+// from a parent shell holding stale Anthropic credentials of its own. It
+// must answer with the fake's streamed text, the upstream must see only the
+// real key, and nothing may ask about a custom API key or two credentials.
+func TestClaudeCodePrintModeUnderExec(t *testing.T) {
+	sdkDir := sdkModules(t)
+	claude := filepath.Join(sdkDir, "node_modules", ".bin", "claude")
+	e, fp, _ := fenceEnv(t, sdkDir)
+	e.env = append(e.env,
+		// Offline: no telemetry, error reports, update checks or other
+		// traffic besides the API (plain names: the fence passes them).
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1",
+		// What a user's shell may hold: exec must keep both from Claude Code.
+		"ANTHROPIC_AUTH_TOKEN=sk-ant-oat01-PARENT-stale-token", "ANTHROPIC_API_KEY=sk-ant-api03-PARENT-key")
+	e.startDaemon()
+	// From the home, so that Claude Code reads no project (this repository)
+	// into its prompt.
+	r := e.run("", "exec", "--agent", "claude", "--provider", "anthropic", "--",
+		"sh", "-c", `cd "$HOME" && exec "$0" "$@"`, claude, "-p", "say hello", "--output-format", "json")
+	reqs := fp.requests()
+	var got struct {
+		Type, Subtype, Result string
+		IsError               bool `json:"is_error"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got) != nil {
+		t.Fatalf("claude -p = %+v\nupstream saw %q", r, reqs)
+	}
+	if got.Result != fakeStreamText || got.IsError || got.Subtype != "success" {
+		t.Fatalf("claude -p result = %+v, want %q\nupstream saw %q", got, fakeStreamText, reqs)
+	}
+	for _, bad := range []string{"custom API key", "two different credentials", "PARENT"} {
+		if strings.Contains(r.stdout+r.stderr, bad) {
+			t.Errorf("claude -p output mentions %q:\n%s\n%s", bad, r.stdout, r.stderr)
+		}
+	}
+	auths, paths := fp.seen()
+	for _, a := range auths {
+		if a != testAnthropicKey {
+			t.Errorf("upstream saw credential %q, want only the real key (never the token)", a)
+		}
+	}
+	for _, p := range paths {
+		if p != "POST /v1/messages" {
+			t.Errorf("upstream got %s; all it saw: %q", p, reqs)
+		}
+	}
+	if len(paths) == 0 {
+		t.Error("upstream saw no request")
+	}
+}
