@@ -15,8 +15,8 @@ import (
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
-// agentEnv is a CLI environment with keys stored and a config pointing
-// openai, anthropic and gemini at the fake provider.
+// agentEnv is a CLI environment with the openai and anthropic keys stored
+// and a config pointing openai, anthropic and gemini at the fake provider.
 func agentEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	kr := keystoretest.Start(t)
 	e := newCLIEnv(t, kr)
@@ -30,12 +30,19 @@ func agentEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for p, k := range map[string]string{"openai": testOpenAIKey, "anthropic": testAnthropicKey, "gemini": testGeminiKey} {
-		if r := e.run(k, "key", "set", p); r.code != 0 {
-			t.Fatalf("key set %s: %+v", p, r)
-		}
-	}
+	e.storeKey("openai", testOpenAIKey)
+	e.storeKey("anthropic", testAnthropicKey)
 	return e, fp, kr
+}
+
+// storeKey runs `tokfence key set provider` with key on stdin. agentEnv
+// stores the openai and anthropic keys; a test that calls Gemini stores
+// its key itself (each CLI run of the race build costs a second at exit).
+func (e *cliEnv) storeKey(provider, key string) {
+	e.t.Helper()
+	if r := e.run(key, "key", "set", provider); r.code != 0 {
+		e.t.Fatalf("key set %s: %+v", provider, r)
+	}
 }
 
 func TestExecRunsAnAgentAndKillsItsSessionAfter(t *testing.T) {
@@ -141,6 +148,7 @@ func TestGrantSessionsKillFromTheCLI(t *testing.T) {
 func TestOfficialSDKsWorkUnmodified(t *testing.T) {
 	sdkDir := sdkModules(t)
 	e, fp, _ := fenceEnv(t, sdkDir) // a checkout below /tmp would be covered otherwise
+	e.storeKey("gemini", testGeminiKey)
 	e.startDaemon()
 	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--provider", "gemini", "--", "node", filepath.Join(sdkDir, "run.mjs"))
 	if r.code != 0 {

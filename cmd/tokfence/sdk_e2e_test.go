@@ -116,6 +116,7 @@ func sdkErrorClass(sdk string, status int) (class, typ string) {
 func TestSDKsShowEachRefusalAndDoNotRetryIt(t *testing.T) {
 	sdkDir := sdkModules(t)
 	e, fp, _ := fenceEnv(t, sdkDir)
+	e.storeKey("gemini", testGeminiKey)
 	usePolicy(t, e, "version = 1\n[agent.rated.limits.green]\nper_minute = 60\nburst = 1\n")
 	e.startDaemon()
 	var calls []sdkCall
