@@ -200,17 +200,22 @@ func checkAttemptsAudited(t *testing.T, e *cliEnv, calls []sdkCall) {
 	for _, c := range calls {
 		want[c.Agent] += c.Attempts
 	}
-	var got map[string]int
-	deadline := time.Now().Add(5 * time.Second) // the last responses' records are written asynchronously
+	if got := waitAudited(t, e, want); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("requests the daemon recorded per agent = %v, the SDKs counted %v", got, want)
+	}
+}
+
+// waitAudited returns auditedResponses once it is want, or after a few
+// seconds: the last responses' records are written asynchronously.
+func waitAudited(t *testing.T, e *cliEnv, want map[string]int) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got = auditedResponses(t, e)
+		got := auditedResponses(t, e)
 		if fmt.Sprint(got) == fmt.Sprint(want) || time.Now().After(deadline) {
-			break
+			return got
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("requests the daemon recorded per agent = %v, the SDKs counted %v", got, want)
 	}
 }
 
@@ -315,14 +320,23 @@ func TestVercelAISDKAndOfficialSDKShareTheAnthropicBaseURL(t *testing.T) {
 	}
 }
 
+// claudeResult is the part of `claude -p --output-format json` checked.
+type claudeResult struct {
+	Subtype, Result string
+	IsError         bool `json:"is_error"`
+	APIErrorStatus  int  `json:"api_error_status"`
+}
+
 // TestClaudeCodePrintModeUnderExec runs Claude Code (`claude -p`, the
 // native binary from npm) fenced and offline against the fake upstream,
 // from a parent shell holding stale Anthropic credentials of its own. It
 // must answer with the fake's streamed text, the upstream must see only the
 // real key, and nothing may ask about a custom API key or two credentials.
+// Then, under --max-spend with a model that has no price, it must stop at
+// the first refusal and say why (it once retried such a 429 for two
+// minutes, printing nothing).
 func TestClaudeCodePrintModeUnderExec(t *testing.T) {
 	sdkDir := sdkModules(t)
-	claude := filepath.Join(sdkDir, "node_modules", ".bin", "claude")
 	e, fp, _ := fenceEnv(t, sdkDir)
 	e.env = append(e.env,
 		// Offline: no telemetry, error reports, update checks or other
@@ -331,20 +345,10 @@ func TestClaudeCodePrintModeUnderExec(t *testing.T) {
 		// What a user's shell may hold: exec must keep both from Claude Code.
 		"ANTHROPIC_AUTH_TOKEN=sk-ant-oat01-PARENT-stale-token", "ANTHROPIC_API_KEY=sk-ant-api03-PARENT-key")
 	e.startDaemon()
-	// From the home, so that Claude Code reads no project (this repository)
-	// into its prompt.
-	r := e.run("", "exec", "--agent", "claude", "--provider", "anthropic", "--",
-		"sh", "-c", `cd "$HOME" && exec "$0" "$@"`, claude, "-p", "say hello", "--output-format", "json")
+	r, got := runClaude(t, e, sdkDir, "claude", nil)
 	reqs := fp.requests()
-	var got struct {
-		Type, Subtype, Result string
-		IsError               bool `json:"is_error"`
-	}
-	if r.code != 0 || json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got) != nil {
-		t.Fatalf("claude -p = %+v\nupstream saw %q", r, reqs)
-	}
-	if got.Result != fakeStreamText || got.IsError || got.Subtype != "success" {
-		t.Fatalf("claude -p result = %+v, want %q\nupstream saw %q", got, fakeStreamText, reqs)
+	if r.code != 0 || got.Result != fakeStreamText || got.IsError || got.Subtype != "success" {
+		t.Fatalf("claude -p = %+v, result %+v, want %q\nupstream saw %q", r, got, fakeStreamText, reqs)
 	}
 	for _, bad := range []string{"custom API key", "two different credentials", "PARENT"} {
 		if strings.Contains(r.stdout+r.stderr, bad) {
@@ -365,4 +369,29 @@ func TestClaudeCodePrintModeUnderExec(t *testing.T) {
 	if len(paths) == 0 {
 		t.Error("upstream saw no request")
 	}
+
+	r, got = runClaude(t, e, sdkDir, "claude-spend", []string{"--max-spend", "1"}, "--model", "claude-99-nowhere")
+	if r.code != 1 || !got.IsError || got.APIErrorStatus != 403 || !strings.Contains(got.Result, `"claude-99-nowhere" has no price`) {
+		t.Errorf("claude -p under --max-spend with an unpriced model = %+v, result %+v; want exit 1 with the 403 and its cause", r, got)
+	}
+	want := map[string]int{"claude": len(paths), "claude-spend": 1}
+	if got := waitAudited(t, e, want); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("requests the daemon recorded per agent = %v, want %v (one refused, not retried)", got, want)
+	}
+}
+
+// runClaude runs `claude -p "say hello" --output-format json [args]` under
+// exec as agent, from the home (so that Claude Code reads no project, such
+// as this repository, into its prompt).
+func runClaude(t *testing.T, e *cliEnv, sdkDir, agent string, scope []string, args ...string) (result, claudeResult) {
+	t.Helper()
+	claude := filepath.Join(sdkDir, "node_modules", ".bin", "claude")
+	argv := append([]string{"exec", "--agent", agent, "--provider", "anthropic"}, scope...)
+	argv = append(argv, "--", "sh", "-c", `cd "$HOME" && exec "$0" "$@"`, claude, "-p", "say hello", "--output-format", "json")
+	r := e.run("", append(argv, args...)...)
+	var got claudeResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got); err != nil {
+		t.Fatalf("claude -p output: %v\n%+v", err, r)
+	}
+	return r, got
 }
