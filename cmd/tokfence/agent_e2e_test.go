@@ -4,14 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,98 +15,34 @@ import (
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
-// fakeProvider plays OpenAI and Anthropic on 127.0.0.1 and records every
-// credential it is sent.
-type fakeProvider struct {
-	*httptest.Server
-	mu    sync.Mutex
-	auths []string // every Authorization / x-api-key value seen
-	paths []string
-	ids   map[string]bool // X-Req-Id of every request that arrived
-}
-
-func newFakeProvider(t testing.TB) *fakeProvider {
-	f := &fakeProvider{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		f.auths = append(f.auths, r.Header.Values("Authorization")...)
-		f.auths = append(f.auths, r.Header.Values("X-Api-Key")...)
-		f.paths = append(f.paths, r.Method+" "+r.URL.Path)
-		if id := r.Header.Get("X-Req-Id"); id != "" {
-			if f.ids == nil {
-				f.ids = map[string]bool{}
-			}
-			f.ids[id] = true
-		}
-		f.mu.Unlock()
-		switch {
-		case r.URL.Path == "/v1/chat/completions" && r.Header.Get("Authorization") != "Bearer "+testOpenAIKey,
-			r.URL.Path == "/v1/messages" && r.Header.Get("X-Api-Key") != testAnthropicKey:
-			w.WriteHeader(401)
-			io.WriteString(w, `{"error":{"message":"bad key","type":"invalid_request_error"}}`)
-		case r.URL.Path == "/v1/chat/completions" && strings.Contains(string(body), `"stream":true`):
-			w.Header().Set("Content-Type", "text/event-stream")
-			for _, piece := range []string{"Hel", "lo", " world"} {
-				fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", piece)
-				w.(http.Flusher).Flush()
-			}
-			io.WriteString(w, "data: [DONE]\n\n")
-		case r.URL.Path == "/v1/messages" && strings.Contains(string(body), `"stream":true`):
-			w.Header().Set("Content-Type", "text/event-stream")
-			events := []string{
-				`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}`,
-				`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-				`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}`,
-				`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`,
-				`{"type":"content_block_stop","index":0}`,
-				`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}`,
-				`{"type":"message_stop"}`,
-			}
-			for _, ev := range events {
-				var typ struct{ Type string }
-				json.Unmarshal([]byte(ev), &typ)
-				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ.Type, ev)
-				w.(http.Flusher).Flush()
-			}
-		case r.URL.Path == "/v1/chat/completions":
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hello from openai"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
-		case r.URL.Path == "/v1/messages":
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","stop_reason":"end_turn","content":[{"type":"text","text":"hello from anthropic"}],"usage":{"input_tokens":3,"output_tokens":4}}`)
-		default:
-			w.WriteHeader(404)
-		}
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeProvider) seen() ([]string, []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.auths...), append([]string(nil), f.paths...)
-}
-
-// agentEnv is a CLI environment with keys stored, a config pointing
-// openai and anthropic at the fake provider, and a daemon with TCP.
+// agentEnv is a CLI environment with the openai and anthropic keys stored
+// and a config pointing openai, anthropic and gemini at the fake provider.
 func agentEnv(t testing.TB) (*cliEnv, *fakeProvider, *keystoretest.Env) {
 	kr := keystoretest.Start(t)
 	e := newCLIEnv(t, kr)
 	fp := newFakeProvider(t)
 	cfgDir := filepath.Join(e.home, ".config", "tokfence")
 	os.MkdirAll(cfgDir, 0o700)
-	cfg := fmt.Sprintf("audit_fsync = false\n[providers.openai]\nbase_url = %q\n[providers.anthropic]\nbase_url = %q\n", fp.URL, fp.URL)
+	cfg := "audit_fsync = false\n"
+	for _, p := range []string{"openai", "anthropic", "gemini"} {
+		cfg += fmt.Sprintf("[providers.%s]\nbase_url = %q\n", p, fp.URL)
+	}
 	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for p, k := range map[string]string{"openai": testOpenAIKey, "anthropic": testAnthropicKey} {
-		if r := e.run(k, "key", "set", p); r.code != 0 {
-			t.Fatalf("key set %s: %+v", p, r)
-		}
-	}
+	e.storeKey("openai", testOpenAIKey)
+	e.storeKey("anthropic", testAnthropicKey)
 	return e, fp, kr
+}
+
+// storeKey runs `tokfence key set provider` with key on stdin. agentEnv
+// stores the openai and anthropic keys; a test that calls Gemini stores
+// its key itself (each CLI run of the race build costs a second at exit).
+func (e *cliEnv) storeKey(provider, key string) {
+	e.t.Helper()
+	if r := e.run(key, "key", "set", provider); r.code != 0 {
+		e.t.Fatalf("key set %s: %+v", provider, r)
+	}
 }
 
 func TestExecRunsAnAgentAndKillsItsSessionAfter(t *testing.T) {
@@ -209,49 +141,37 @@ func TestGrantSessionsKillFromTheCLI(t *testing.T) {
 	}
 }
 
-// TestOfficialSDKsWorkUnmodified runs the official openai and
-// @anthropic-ai/sdk npm packages (chat and streaming each) inside a fence,
+// TestOfficialSDKsWorkUnmodified runs the official openai, @anthropic-ai/sdk
+// (chat and streaming each) and @google/genai npm packages inside a fence,
 // with nothing but the env vars `tokfence exec` sets: through the
 // forwarder and the agent socket, the daemon has no TCP listener at all.
 func TestOfficialSDKsWorkUnmodified(t *testing.T) {
-	sdkDir, _ := filepath.Abs("../../testdata/sdk")
-	if _, err := exec.LookPath("npm"); err != nil {
-		if os.Getenv("TOKFENCE_REQUIRE_SDK") == "1" {
-			t.Fatal("npm is required (TOKFENCE_REQUIRE_SDK=1)")
-		}
-		t.Skip("npm not installed")
-	}
-	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "openai")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--silent")
-		cmd.Dir = sdkDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	sdkDir := sdkModules(t)
 	e, fp, _ := fenceEnv(t, sdkDir) // a checkout below /tmp would be covered otherwise
+	e.storeKey("gemini", testGeminiKey)
 	e.startDaemon()
-	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--", "node", filepath.Join(sdkDir, "run.mjs"))
+	r := e.run("", "exec", "--agent", "sdk", "--provider", "openai", "--provider", "anthropic", "--provider", "gemini", "--", "node", filepath.Join(sdkDir, "run.mjs"))
 	if r.code != 0 {
 		t.Fatalf("node SDK run = %+v", r)
 	}
 	var got struct {
-		Chat, Stream, Messages, MessagesStream string
-		Chunks                                 int
+		Chat, Stream, Messages, MessagesStream, Generate string
+		Chunks                                           int
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got); err != nil {
 		t.Fatalf("SDK output %q: %v", r.stdout, err)
 	}
-	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" || got.MessagesStream != "Hello" {
+	if got.Chat != "hello from openai" || got.Stream != "Hello world" || got.Chunks != 3 || got.Messages != "hello from anthropic" || got.MessagesStream != fakeStreamText || got.Generate != "hello from gemini" {
 		t.Fatalf("SDK results = %+v", got)
 	}
 	auths, paths := fp.seen()
 	for _, a := range auths {
-		if a != "Bearer "+testOpenAIKey && a != testAnthropicKey {
+		if a != "Bearer "+testOpenAIKey && a != testAnthropicKey && a != testGeminiKey {
 			t.Fatalf("upstream saw credential %q, want only the real keys (never the token)", a)
 		}
 	}
-	if len(paths) != 4 {
-		t.Fatalf("upstream paths = %v, want 4 calls", paths)
+	if len(paths) != 5 {
+		t.Fatalf("upstream paths = %v, want 5 calls", paths)
 	}
 }
 

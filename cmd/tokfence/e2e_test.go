@@ -167,6 +167,7 @@ func (e *cliEnv) startDaemon(args ...string) (stop func() string) {
 const (
 	testOpenAIKey    = "sk-proj-E2Etest0123456789abcdefghijklmnopqrstuvWXYZ"
 	testAnthropicKey = "sk-ant-api03-E2Etest0123456789abcdefghijklmnopqrstuv-AAAA"
+	testGeminiKey    = "AIzaSyE2Etest0123456789abcdefghijklmnop"
 )
 
 func TestCLIEndToEnd(t *testing.T) {

@@ -1,8 +1,9 @@
-// Uses the official SDKs exactly as an agent would: no base URL or key in
+// Uses the official SDKs (OpenAI, Anthropic, Google Gen AI) exactly as an agent would: no base URL or key in
 // code, only what `tokfence exec` put in the environment. Prints one JSON
 // line of results for the Go test to check.
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 
 const out = {};
 const openai = new OpenAI();
@@ -45,5 +46,10 @@ for await (const ev of mstream) {
   if (ev.type === "content_block_delta") mstreamed += ev.delta.text;
 }
 out.messagesStream = mstreamed;
+
+// @google/genai reads GEMINI_API_KEY and GOOGLE_GEMINI_BASE_URL itself.
+const genai = new GoogleGenAI({});
+const gen = await genai.models.generateContent({ model: "gemini-2.5-flash", contents: "say hello" });
+out.generate = gen.text;
 out.tokenSeen = (process.env.OPENAI_API_KEY || "").length > 0;
 console.log(JSON.stringify(out));
