@@ -74,7 +74,7 @@ func newCLIEnv(t testing.TB, keyring *keystoretest.Env) *cliEnv {
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_STATE_HOME=" + filepath.Join(home, ".local", "state"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
-		"GORACE=halt_on_error=1",
+		"GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}
 	if keyring != nil {
 		e.env = append(e.env, "DBUS_SESSION_BUS_ADDRESS="+keyring.Address,

@@ -46,15 +46,21 @@ func runExec(c *cli.Context) error {
 	cl := daemon.NewClient(cfg.Socket)
 	req := grantRequest(c)
 	req.BindPeer = true // the daemon kills the session when this process exits, however it exits
+	// Signals are the agent's from here on: one that arrives before the
+	// agent exists (while the session is minted) waits for it, rather
+	// than killing exec with its default action.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, fence.ForwardedSignals...)
+	defer signal.Stop(sigs)
 	if c.Bool("no-fence") || !cfg.Fence.Enabled {
-		return runUnfenced(c, cl, req, providers, cfg)
+		return runUnfenced(c, cl, req, providers, cfg, sigs)
 	}
-	return runFenced(c, cl, req, providers, cfg)
+	return runFenced(c, cl, req, providers, cfg, sigs)
 }
 
 // runFenced starts the fence (its init waits), mints the session bound to
 // it, then lets the init build the fence around the agent.
-func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config) error {
+func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
 	if !fence.Supported {
 		return withHint(errors.New("this platform has no fence"), "fences are built on Linux and macOS; run the agent unfenced with --no-fence")
 	}
@@ -83,7 +89,7 @@ func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, provi
 		}
 		return err
 	}
-	return waitFence(f)
+	return waitFence(f, sigs)
 }
 
 // fenceSpec resolves what the fence hides and keeps for this user.
@@ -118,16 +124,13 @@ func fenceParentEnv(cfg daemon.Config) []string {
 
 // waitFence passes signals to the fence until it ends, and ends with its
 // exit code (the agent's, or 128+n for a signal n).
-func waitFence(f *fence.Fence) error {
-	forwardSignals(f.Done(), f.Signal)
+func waitFence(f *fence.Fence, sigs <-chan os.Signal) error {
+	forwardSignals(sigs, f.Done(), f.Signal)
 	return exitStatus(f.Wait())
 }
 
-// forwardSignals passes fence.ForwardedSignals to send until done closes.
-func forwardSignals(done <-chan struct{}, send func(os.Signal) error) {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, fence.ForwardedSignals...)
-	defer signal.Stop(sigs)
+// forwardSignals passes what arrives on sigs to send until done closes.
+func forwardSignals(sigs <-chan os.Signal, done <-chan struct{}, send func(os.Signal) error) {
 	for {
 		select {
 		case s := <-sigs:
@@ -150,7 +153,7 @@ func exitStatus(ps *os.ProcessState) error {
 
 // runUnfenced runs the agent as before the fence existed: as the user,
 // with the daemon's TCP listener as its way out (and every other way).
-func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config) error {
+func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
 	if err := becomeSubreaper(); err != nil {
 		return fmt.Errorf("become child subreaper: %w", err)
 	}
@@ -175,7 +178,7 @@ func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, pro
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	forwardSignals(done, cmd.Process.Signal)
+	forwardSignals(sigs, done, cmd.Process.Signal)
 	return exitStatus(cmd.ProcessState)
 }
 

@@ -486,7 +486,7 @@ func TestFenceAsAnUnprivilegedUser(t *testing.T) {
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		self, "-test.run", unprivilegedFenceTests, "-test.v", "-test.count=1", "-test.timeout=10m")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=/tmp", "TOKFENCE_TEST_BIN=" + binPath,
-		"TOKFENCE_REQUIRE_KEYRING=1", "GORACE=halt_on_error=1"}
+		"TOKFENCE_REQUIRE_KEYRING=1", "GORACE=halt_on_error=1 atexit_sleep_ms=0"}
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	t.Logf("as uid 65534:\n%s", lastLines(string(out), 40))

@@ -136,9 +136,10 @@ func TestSDKsShowEachRefusalAndDoNotRetryIt(t *testing.T) {
 			t.Fatalf("errors.mjs %s = %+v", run.mode, r)
 		}
 		for i := range got {
-			if got[i].Agent = run.agent; got[i].Kind == "forged" {
-				got[i].Agent = "" // no session: the token was refused
-			}
+			// A forged token's request is the session's too: it came
+			// through the session's fence, and the daemon counts it
+			// against that session (the policy's auth_failure rule).
+			got[i].Agent = run.agent
 		}
 		calls = append(calls, got...)
 	}
