@@ -436,21 +436,6 @@ func FuzzFramer(f *testing.F) {
 	})
 }
 
-// rawExchange writes raw on a new connection and reads until the daemon
-// closes it (or 10 s pass).
-func rawExchange(t *testing.T, addr, raw string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, raw)
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
-
 // TestCorrelationHeadersGoUpstream: the headers Codex and other agents
 // send to tie requests together reach the provider, spelled as they send
 // them (Codex: originator, session_id), while an underscore spelling of

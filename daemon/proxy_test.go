@@ -203,18 +203,35 @@ func TestPathTricksAreRefused(t *testing.T) {
 
 func rawRequest(t *testing.T, addr, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := rawSend(t, addr, raw)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, raw)
 	// Read the status line only: the daemon may keep the connection open.
 	b := make([]byte, 512)
 	n, _ := io.ReadAtLeast(c, b, 12)
 	b = b[:n]
 	return string(b)
+}
+
+// rawExchange writes raw on a new connection and reads until the daemon
+// closes it (or 10 s pass).
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c := rawSend(t, addr, raw)
+	defer c.Close()
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// rawSend dials addr and writes raw, with 10 s for the whole exchange.
+func rawSend(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, raw)
+	return c
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
