@@ -55,6 +55,7 @@ type automaton struct {
 	edgeNext   []uint32 // target codes, with outBit (ids during the build)
 	fail       []uint32
 	depth      []int32
+	exact      []bool  // per state: a prefix of an exact secret form
 	out        []int32 // per state, index into outOff, or -1
 	dict       []uint32
 	outOff     []uint32 // per out index, start into outPat; one extra at the end
@@ -141,6 +142,7 @@ func (a *automaton) alloc(n uint32) {
 	a.edgeNext = make([]uint32, n-1)
 	a.fail = make([]uint32, n)
 	a.depth = make([]int32, n)
+	a.exact = make([]bool, n)
 	a.out = make([]int32, n)
 	a.dict = make([]uint32, n)
 	for i := range a.out {
@@ -162,6 +164,11 @@ func (a *automaton) grow(words [][]byte, order, lcp []int32, next []uint32) {
 			a.depth[id] = int32(d + 1)
 			a.edgeOff[path[d]+1]++
 			path[d+1] = id
+		}
+		if a.pats[wi].kind == patExact {
+			for d := 1; d <= len(w); d++ {
+				a.exact[path[d]] = true
+			}
 		}
 		t := path[len(w)]
 		if j == 0 || int(lcp[j]) != len(w) || len(words[order[j-1]]) != len(w) {
@@ -207,6 +214,11 @@ func (a *automaton) encode() {
 
 // depthOf returns the depth of the state with code c.
 func (a *automaton) depthOf(c uint32) int64 { return int64(a.depth[a.id(c)]) }
+
+// exactPrefix reports whether the state with code c spells the start of
+// an exact secret form (a held key, token or canary), not only of a
+// format-rule keyword.
+func (a *automaton) exactPrefix(c uint32) bool { return a.exact[a.id(c)] }
 
 // kid returns the trie child of s on b.
 func (a *automaton) kid(s uint32, b byte) (uint32, bool) {

@@ -359,3 +359,46 @@ func TestScanReader(t *testing.T) {
 		t.Errorf("ScanReader(failing reader) = nil error")
 	}
 }
+
+// TestSplitSecretAcrossSSEEventsIsHeld: a held key echoed across two SSE
+// deltas used to go out up to its last delta before the match completed
+// (78 of 164 characters in an attack run). A partial match of a secret of
+// crossEventHold bytes or more now holds the events it spans, so no more
+// than crossEventHold-1 of its characters are forwarded before the hit,
+// and the redaction covers the rest. A partial of a format keyword is
+// not held (TestNothingHeldAtEventBoundaries).
+func TestSplitSecretAcrossSSEEventsIsHeld(t *testing.T) {
+	s := fixtureSecrets["openai"]
+	m := mustMatcher(t, []Secret{s}, Options{FormatRules: true, Redact: func(h Hit) bool { return h.Class == ClassProviderKey }})
+	k := string(s.Value)
+	for _, cut := range []int{crossEventHold, len(k) / 2, len(k) - 3} {
+		events := []string{
+			`data: {"choices":[{"delta":{"content":"echo: ` + k[:cut] + `"}}]}`,
+			`data: {"choices":[{"delta":{"content":"` + k[cut:] + ` done"}}]}`,
+			`data: [DONE]`,
+		}
+		st := m.NewStream(Response, "text/event-stream")
+		var out []byte
+		found := false
+		for i, e := range events {
+			fwd, hits := st.Write([]byte(e + "\n\n"))
+			out = append(out, fwd...)
+			found = found || len(hits) > 0
+			if i == 0 && bytes.Contains(out, []byte(k[:crossEventHold])) {
+				t.Errorf("cut %d: %d characters of the key forwarded after its first delta: %q", cut, crossEventHold, out)
+			}
+		}
+		fwd, hits := st.Close()
+		out = append(out, fwd...)
+		found = found || len(hits) > 0
+		st.Release()
+		if !found {
+			t.Fatalf("cut %d: the split key was not found", cut)
+		}
+		for i := 0; i+crossEventHold <= len(k); i++ {
+			if bytes.Contains(out, []byte(k[i:i+crossEventHold])) {
+				t.Fatalf("cut %d: %d characters of the key from %d reached the agent:\n%s", cut, crossEventHold, i, out)
+			}
+		}
+	}
+}

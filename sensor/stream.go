@@ -234,13 +234,29 @@ func (s *Stream) compact() {
 	}
 }
 
+// crossEventHold is the length of a partial match in the joined SSE
+// deltas from which the events it spans are held: a secret split across
+// deltas leaks at most this many bytes less one before the hold.
+const crossEventHold = 8
+
 // holdPoint returns the original offset from which bytes must be held.
 func (s *Stream) holdPoint() int64 {
 	h := min(s.total, s.main.holdFrom(), s.joinHold())
 	if s.sse {
-		// Pieces of earlier events are already out; hold only this event.
+		// A short partial match of the joined deltas holds only this
+		// event: most text ends in the first bytes of some pattern, and
+		// holding every event for the next would stall every stream. A
+		// partial of crossEventHold bytes or more of one of our secrets
+		// (a held key, a token, a canary: what is redacted) holds the
+		// earlier events it spans too, until the next delta completes or
+		// breaks it. A keyword's start does not: format hits are noted,
+		// not cut out.
 		if sh := s.sl.holdFrom(); sh != math.MaxInt64 {
-			h = min(h, max(sh, s.sx.eventStart))
+			if s.sl.a.depthOf(s.sl.state) >= crossEventHold && s.sl.a.exactPrefix(s.sl.state) {
+				h = min(h, sh)
+			} else {
+				h = min(h, max(sh, s.sx.eventStart))
+			}
 		}
 	}
 	return max(h, s.total-int64(s.m.maxHold), s.bufAt)
