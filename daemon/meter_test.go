@@ -234,10 +234,14 @@ func TestCacheWritesArePriced(t *testing.T) {
 	if s := sessionRisk(t, e, g.Session); s.SpendUSD != want/1e6 || s.Tokens != 301010 {
 		t.Errorf("session = %d tokens $%v, want 301010 tokens $%v", s.Tokens, s.SpendUSD, want/1e6)
 	}
+	// The response record is written after the reply's last byte.
 	var ref string
-	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
-		ref = r.Detail["price"]
-		return nil
+	waitUntil(t, "the response record", func() bool {
+		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+			ref = r.Detail["price"]
+			return nil
+		})
+		return ref != ""
 	})
 	if ref != "anthropic/claude-test (config file, 2026-12-01)" {
 		t.Errorf("audit price = %q, want the override named", ref)
