@@ -90,3 +90,43 @@ func TestAdversarialInputsScan(t *testing.T) {
 		})
 	}
 }
+
+// scanSteps scans body in proxy-sized chunks and returns the stream's
+// work in steps.
+func scanSteps(m *Matcher, body []byte) int64 {
+	st := m.NewStream(Request, "text/plain")
+	defer st.Release()
+	for i := 0; i < len(body); i += benchChunk {
+		st.Write(body[i:min(i+benchChunk, len(body))])
+	}
+	st.Close()
+	return st.steps()
+}
+
+// maxStepsPerByte bounds the work per input byte on any input: a lane
+// step per byte and lane (three lanes), a candidate decision or a copy now
+// and then. Quadratic paths (a tail copied and searched again on every
+// byte) cost hundreds of steps per byte.
+const maxStepsPerByte = 8
+
+// TestAdversarialLinear checks that the sensors' work grows linearly
+// with the input, with a small constant, on every adversarial input: 1 MiB
+// costs at most 16 times (plus 5%) what 64 KiB does, and no input costs
+// more than maxStepsPerByte steps per byte. It counts steps, not time.
+func TestAdversarialLinear(t *testing.T) {
+	m := adversaryMatcher(t)
+	small, large := adversarial(64<<10), adversarial(1<<20)
+	for i := range small {
+		t.Run(small[i].name, func(t *testing.T) {
+			s, l := scanSteps(m, small[i].body), scanSteps(m, large[i].body)
+			per := float64(l) / float64(len(large[i].body))
+			t.Logf("64 KiB: %d steps, 1 MiB: %d steps (%.2f per byte, ratio %.2f)", s, l, per, float64(l)/float64(s))
+			if float64(l) > 16.8*float64(s) {
+				t.Errorf("steps(1 MiB) = %d, steps(64 KiB) = %d: ratio %.2f, want at most 16.8", l, s, float64(l)/float64(s))
+			}
+			if per > maxStepsPerByte {
+				t.Errorf("steps per byte = %.2f, want at most %d", per, maxStepsPerByte)
+			}
+		})
+	}
+}

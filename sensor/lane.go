@@ -11,22 +11,6 @@ const (
 	laneSSE                  // SSE text deltas joined across events
 )
 
-// maxCands bounds the format candidates open at once in a lane. Candidates
-// are rare (each needs a keyword and lives within one run of key
-// characters), so a fixed array keeps the state allocation-free; when it
-// is full the oldest candidate is dropped, because a flood of decoy
-// keywords should not shadow the newest, possibly real, one.
-const maxCands = 8
-
-// cand is an open format-rule candidate; positions are lane positions.
-type cand struct {
-	rule  int32
-	start int64 // first byte of the keyword
-	tail  int64 // first byte after the keyword
-	dec   uint8 // decRaw, or the encoding of a keyword seen encoded
-	k     uint8 // byte alignment of a base64 keyword
-}
-
 // lane runs the normaliser, the automaton and the format candidates over
 // one byte sequence, remembering for the last len(ring) normalised bytes
 // where each came from in the original stream.
@@ -43,8 +27,10 @@ type lane struct {
 	limit    int64    // positions below limit can be written without growing the ring
 	cands    [maxCands]cand
 	nc       int
-	segStart int64 // position where the current piece starts (join and SSE lanes)
-	resetAt  int64 // position of the last reset
+	stopBits uint32 // the stopSets of the open candidates, as stopMask bits
+	due      int64  // the earliest due position of an open candidate
+	segStart int64  // position where the current piece starts (join and SSE lanes)
+	resetAt  int64  // position of the last reset
 	joinKind string
 	scratch  []byte
 	decBuf   []byte // decoding room for encoded-keyword candidates
@@ -140,7 +126,7 @@ func (l *lane) feedNorm(b byte, o, w int64, f uint8) {
 	if l.kind == laneMain {
 		l.st.join(b, o, w, f, q)
 	}
-	if l.nc > 0 {
+	if l.nc > 0 && (stopMask[b]&l.stopBits != 0 || q >= l.due) {
 		l.stepCands(q, b)
 	}
 	t := l.a.step(l.state, b)
@@ -163,6 +149,7 @@ func (l *lane) reset() {
 		l.stepCands(l.pos, 0) // the run ended: settle what it holds
 	}
 	l.state, l.nc, l.resetAt = 0, 0, l.pos
+	l.recount()
 }
 
 func (l *lane) origin(q int64) int64 { return int64(l.ring[q&l.mask] >> 18) }
@@ -170,6 +157,7 @@ func (l *lane) origin(q int64) int64 { return int64(l.ring[q&l.mask] >> 18) }
 // span returns the original byte range and the union of the flags of the
 // normalised bytes [from, to).
 func (l *lane) span(from, to int64) (o1, o2 int64, f uint8) {
+	l.st.work += to - from
 	for q := from; q < to; q++ {
 		f |= uint8(l.ring[q&l.mask] >> 8 & 0xF)
 	}
@@ -179,6 +167,7 @@ func (l *lane) span(from, to int64) (o1, o2 int64, f uint8) {
 
 // bytesAt copies the normalised bytes [from, to) into the scratch buffer.
 func (l *lane) bytesAt(from, to int64) []byte {
+	l.st.work += to - from
 	l.scratch = l.scratchBuf()
 	for q := from; q < to; q++ {
 		l.scratch = append(l.scratch, byte(l.ring[q&l.mask]))
@@ -194,6 +183,7 @@ func (l *lane) matched(q int64) {
 			continue
 		}
 		for _, pi := range l.a.outsOf(oi) {
+			l.st.work++
 			p := &l.a.pats[pi]
 			start := q - p.n + 1
 			if p.kind == patKeyword {
@@ -212,85 +202,6 @@ func (l *lane) matched(q int64) {
 			}, start, q+1, o1, o2)
 		}
 	}
-}
-
-// open starts a candidate for keyword pattern p spanning [start, tail).
-func (l *lane) open(p *pattern, start, tail int64) {
-	if p.dec == decRaw && start > l.resetAt && start > l.pos-l.size {
-		if b := byte(l.ring[(start-1)&l.mask]); csAlnum[b] {
-			return // the keyword is inside a longer word
-		}
-	}
-	if l.nc == maxCands {
-		copy(l.cands[:], l.cands[1:])
-		l.nc--
-	}
-	l.cands[l.nc] = cand{rule: p.ref, start: start, tail: tail, dec: p.dec, k: p.k}
-	l.nc++
-}
-
-// stepCands advances the open candidates by the byte b at position q, or
-// at end of stream when q == l.pos (b is then ignored).
-func (l *lane) stepCands(q int64, b byte) {
-	end := q == l.pos
-	for i := 0; i < l.nc; {
-		c := &l.cands[i]
-		r := &l.st.m.rules[c.rule]
-		v := more
-		switch {
-		case q-c.start >= l.size-8:
-			v = reject // never reached by the rules' own bounds; keeps the ring valid
-		case c.dec != decRaw:
-			v = l.stepDecoded(c, r, q, b, end)
-		case r.pem:
-			v = r.stepTail(l.bytesAt(c.tail, q+btoi64(!end)), end)
-		case !end && r.charset[b]:
-			if q-c.tail >= int64(r.max) {
-				v = reject // the run is longer than any key of this format
-			}
-		default:
-			v = r.stepTail(l.bytesAt(c.tail, q), true)
-		}
-		if v == more {
-			i++
-			continue
-		}
-		if v == accept {
-			stop := q
-			if r.pem && !end && c.dec == decRaw {
-				stop = q + 1
-			}
-			l.hitFormat(c, r, stop)
-		}
-		l.nc--
-		l.cands[i] = l.cands[l.nc]
-	}
-}
-
-func btoi64(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// hitFormat reports candidate c of rule r, whose token is [c.start, stop).
-func (l *lane) hitFormat(c *cand, r *rule, stop int64) {
-	if l.kind != laneMain && c.start >= l.segStart {
-		return
-	}
-	o1, o2, f := l.span(c.start, stop)
-	enc, key := "raw", l.bytesAt(c.start, stop)
-	if c.dec != decRaw {
-		// The fingerprint is of the key, as if it had been sent raw.
-		enc = decNames[c.dec]
-		key = append(append(l.scratch[:0], r.keywords[0]...), l.decTok...)
-	}
-	l.report(Hit{
-		Rule: r.name, Class: ClassFormat,
-		Encoding:    l.st.m.label(enc, f, l.kind, l.joinKind),
-		Fingerprint: Fingerprint(l.st.m.fpKey, key),
-	}, c.start, stop, o1, o2)
 }
 
 // sseGap is the largest jump between the original offsets of neighbouring
@@ -331,34 +242,6 @@ func (l *lane) holdFrom() int64 {
 	h = min(h, l.candHold())
 	if o, ok := l.nz.pending(); ok {
 		h = min(h, o)
-	}
-	return h
-}
-
-// pieceEnd settles, at the end of an SSE delta, the candidates that would
-// be accepted if the stream ended here. Waiting for the next delta would
-// let this event go out unredacted; the price is that a key continued in a
-// later delta is reported on the part seen so far.
-func (l *lane) pieceEnd() {
-	for i := 0; i < l.nc; {
-		c := &l.cands[i]
-		r := &l.st.m.rules[c.rule]
-		if r.stepTail(l.bytesAt(c.tail, l.pos), true) != accept {
-			i++
-			continue
-		}
-		l.hitFormat(c, r, l.pos)
-		l.nc--
-		l.cands[i] = l.cands[l.nc]
-	}
-}
-
-// candHold returns the original offset of the earliest open candidate's
-// start, or math.MaxInt64.
-func (l *lane) candHold() int64 {
-	h := int64(math.MaxInt64)
-	for i := 0; i < l.nc; i++ {
-		h = min(h, l.origin(l.cands[i].start))
 	}
 	return h
 }

@@ -4,9 +4,11 @@ import "bytes"
 
 // A rule recognises a well-known credential format we do not hold. Its
 // keywords go into the same automaton as the exact secrets; a keyword hit
-// opens a candidate, and the rule's tail check confirms or drops it as the
-// following bytes arrive. There is no backtracking: each candidate looks at
-// each byte once, and lives at most maxTail bytes.
+// opens a candidate, and the rule's tail check confirms or drops it once
+// its run of key characters ends. There is no backtracking: a candidate is
+// decided once, when its run ends or reaches the rule's longest key, and
+// lives at most maxTail bytes; the PEM check takes each byte in constant
+// time (see pemState and cand.go).
 type rule struct {
 	name     string
 	keywords []string
@@ -150,42 +152,94 @@ func (r *rule) plausible(tail []byte) bool {
 	return true
 }
 
-// pemStep checks "[A-Z0-9 ]*PRIVATE KEY-----", whitespace, then pemBody
-// base64 characters (line breaks allowed) after the "-----BEGIN " keyword.
-func pemStep(tail []byte, end bool) verdict {
-	const marker = "PRIVATE KEY-----"
-	if len(tail) > pemMaxTail {
+// pemMarker ends the header line of a private key: "-----BEGIN RSA
+// PRIVATE KEY-----".
+const pemMarker = "PRIVATE KEY-----"
+
+// pemHeaderMax bounds the header before the marker: the longest key type
+// ("ENCRYPTED ", "OPENSSH ", "RSA ", "EC ", "DSA ") with room to spare.
+const pemHeaderMax = 48
+
+// pemState is a PEM candidate's progress through "[A-Z0-9 ]*PRIVATE
+// KEY-----", whitespace, then pemBody base64 characters (line breaks
+// allowed) after the "-----BEGIN " keyword. It takes one byte at a time
+// in constant time: a candidate never rescans its tail, so a body of
+// nothing but headers costs a few steps per byte, not a search of up to
+// pemMaxTail bytes per byte and candidate.
+type pemState struct {
+	n    int16 // tail bytes seen
+	body int16 // base64 body characters seen
+	mi   uint8 // marker bytes matched, len(pemMarker) once it is found
+}
+
+// step takes the next tail byte b.
+func (p *pemState) step(b byte) verdict {
+	if p.n++; p.n > pemMaxTail {
 		return reject
 	}
-	i := bytes.Index(tail, []byte(marker))
-	if i < 0 {
-		if end || len(tail) > 48 {
-			return reject
-		}
-		b := tail[len(tail)-1]
-		if b == ' ' || b == '-' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' {
-			return more
-		}
-		return reject
-	}
-	body := 0
-body:
-	for _, b := range tail[i+len(marker):] {
+	if int(p.mi) < len(pemMarker) {
+		mi := pemNext(p.mi, b)
 		switch {
-		case b == '\n' || b == '\r' || b == ' ' || b == '\t':
-		case csB64[b]:
-			body++
-		case b == '-':
-			break body // the END line of a short key
-		default:
+		case int(mi) == len(pemMarker):
+		case p.n > pemHeaderMax:
+			return reject
+		case mi > p.mi && mi > 1:
+			// b continues the marker ("KEY-----" has dashes, headers do not).
+		case b != ' ' && (b < 'A' || b > 'Z') && (b < '0' || b > '9'):
 			return reject
 		}
+		p.mi = mi
+		return more
 	}
-	if body >= pemBody {
+	switch {
+	case b == '\n' || b == '\r' || b == ' ' || b == '\t':
+	case csB64[b]:
+		p.body++
+	case b == '-':
+		// The END line (or another header): the body is complete, and
+		// shorter than pemBody, or it would have been accepted.
+		return reject
+	default:
+		return reject
+	}
+	if p.body >= pemBody {
 		return accept
 	}
+	return more
+}
+
+// end decides the candidate when the stream (or the decoded run) ends.
+func (p *pemState) end() verdict {
+	if int(p.mi) == len(pemMarker) && p.body >= pemBody {
+		return accept
+	}
+	return reject
+}
+
+// pemNext advances a match of pemMarker that has mi bytes by b. The
+// marker's first byte occurs nowhere else in it, so a mismatch falls back
+// to matching b alone.
+func pemNext(mi uint8, b byte) uint8 {
+	if pemMarker[mi] == b {
+		return mi + 1
+	}
+	if pemMarker[0] == b {
+		return 1
+	}
+	return 0
+}
+
+// pemStep decides a whole tail at once (a decoded one): accept as soon as
+// the body is long enough, as the streaming check does.
+func pemStep(tail []byte, end bool) verdict {
+	var p pemState
+	for _, b := range tail {
+		if v := p.step(b); v != more {
+			return v
+		}
+	}
 	if end {
-		return reject
+		return p.end()
 	}
 	return more
 }

@@ -1,7 +1,9 @@
 package sensor
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -37,6 +39,7 @@ type Stream struct {
 	ne       int
 	joiner
 	closed bool
+	work   int64 // work beyond one step per byte and lane; see steps
 	spare  spare // memory kept by Release for the next NewStream
 }
 
@@ -205,6 +208,14 @@ func (s *Stream) Flush() (forward []byte) {
 	return s.release(true)
 }
 
+// steps returns the work the stream has done so far, in abstract steps:
+// one per normalised byte in each lane, plus every candidate decided,
+// pattern reported and byte copied, decoded or checked outside the
+// per-byte loop. It grows linearly with the bytes written, whatever they
+// are (see TestAdversarialLinear); tests and benchmarks read it, as a
+// measure of cost that does not depend on the machine.
+func (s *Stream) steps() int64 { return s.main.pos + s.jl.pos + s.sl.pos + s.work }
+
 // Close ends the body: it settles open candidates and pending escapes and
 // returns all remaining bytes and the last hits. Write after Close returns
 // nothing.
@@ -325,19 +336,30 @@ func (s *Stream) emit(h Hit, o1, o2 int64) bool {
 }
 
 // addRedaction merges [a, b) into the sorted, disjoint pending ranges.
+// Hits arrive mostly in order, so the common case appends or extends the
+// last range; the rest finds its place by binary search. A body full of
+// one secret thus costs a constant per hit, not a pass over the hits
+// before it.
 func (s *Stream) addRedaction(a, b int64) {
 	if a = max(a, s.bufAt); a >= b {
 		return
 	}
-	i := 0
-	for i < len(s.red) && s.red[i].e < a {
-		i++
+	n := len(s.red)
+	if n == 0 || s.red[n-1].e < a {
+		s.red = append(s.red, rng{s: a, e: b})
+		return
 	}
+	i, _ := slices.BinarySearchFunc(s.red, a, func(r rng, a int64) int { return cmp.Compare(r.e, a) })
 	j := i
-	for j < len(s.red) && s.red[j].s <= b {
+	for j < n && s.red[j].s <= b {
 		a, b = min(a, s.red[j].s), max(b, s.red[j].e)
 		j++
 	}
 	started := i < j && s.red[i].started && s.red[i].s <= a
-	s.red = append(s.red[:i], append([]rng{{s: a, e: b, started: started}}, s.red[j:]...)...)
+	if i == j {
+		s.red = slices.Insert(s.red, i, rng{})
+	} else {
+		s.red = slices.Delete(s.red, i+1, j)
+	}
+	s.red[i] = rng{s: a, e: b, started: started}
 }
