@@ -100,9 +100,28 @@ var fixtureSecrets = func() map[string]Secret {
 	}
 }()
 
+// projectKeySeeds generate OpenAI project keys whose 161-character tail
+// has 53 distinct characters: real keys that the old plausibility bar (a
+// third of the tail) refused, about one in a hundred.
+var projectKeySeeds = [2]uint64{227, 1155}
+
+// extraFormats are fake keys golden cases name beside the families.
+var extraFormats = map[string]func() string{
+	// Project keys whose body starts with '_' or '-'.
+	"openai-proj-underscore": func() string {
+		return "sk-proj-_-" + randStr(rand.New(rand.NewPCG(projectKeySeeds[0], 20)), keyChar, 154)
+	},
+	"openai-proj-dash": func() string {
+		return "sk-proj--_" + randStr(rand.New(rand.NewPCG(projectKeySeeds[1], 20)), keyChar, 154)
+	},
+}
+
 // fmtValue returns the fake key of family fam used by golden cases; it is
 // not one of the held secrets.
 func fmtValue(fam string) (string, error) {
+	if f, ok := extraFormats[fam]; ok {
+		return f(), nil
+	}
 	i, ok := family(fam)
 	if !ok {
 		return "", fmt.Errorf("no key family %q", fam)

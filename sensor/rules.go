@@ -75,6 +75,10 @@ var formatRules = []rule{
 	{name: "pem-private-key", keywords: []string{"-----BEGIN "}, pem: true},
 }
 
+// minDistinct caps the distinct characters plausible asks of a long tail:
+// placeholders ("sk-proj-XXXX…", "sk-abcabc…") have a handful.
+const minDistinct = 20
+
 // placeholders are words that mark a documentation sample, not a key.
 var placeholders = [][]byte{
 	[]byte("example"), []byte("your"), []byte("xxxx"), []byte("placeholder"),
@@ -115,7 +119,10 @@ func (r *rule) stepTail(tail []byte, end bool) verdict {
 
 // plausible reports whether tail looks like real key material rather than
 // a placeholder: enough character classes, no long runs of one character,
-// enough distinct characters and no placeholder word.
+// enough distinct characters (a third of the tail, but never more than
+// minDistinct: a random 160-character tail over 64 symbols has about 59
+// distinct ones, and a third of it would refuse one real key in a
+// hundred) and no placeholder word.
 func (r *rule) plausible(tail []byte) bool {
 	for _, s := range r.skip {
 		if bytes.HasPrefix(tail, []byte(s)) {
@@ -141,7 +148,7 @@ func (r *rule) plausible(tail []byte) bool {
 			run = 1
 		}
 	}
-	if n := btoi(lo) + btoi(up) + btoi(dg); n < r.classes || distinct*3 < len(tail) {
+	if n := btoi(lo) + btoi(up) + btoi(dg); n < r.classes || distinct < min((len(tail)+2)/3, minDistinct) {
 		return false
 	}
 	for _, p := range placeholders {
