@@ -23,6 +23,9 @@ type pattern struct {
 	n    int64  // length in bytes
 	dec  uint8  // for a keyword: the encoding it is seen in (decRaw, ...)
 	k    uint8  // for a base64 keyword: the byte alignment of the keyword
+	k1   uint8  // for two layers: the alignment (or, for hex, the case) of the inner one
+	kw   uint8  // for a keyword: its index in the rule's keywords
+	mid  int16  // for two layers: index into keywordWords.mids
 }
 
 // outBit marks a transition target from which some pattern ends (the state

@@ -17,7 +17,10 @@ type cand struct {
 	due   int64 // the position at which it must be decided, whatever the byte
 	dec   uint8 // decRaw, or the encoding of a keyword seen encoded
 	k     uint8 // byte alignment of a base64 keyword
+	k1    uint8 // for two layers, the inner one's alignment (see pattern)
+	kw    uint8 // which of the rule's keywords
 	stop  uint8 // index into stopSets: the bytes that end its run
+	mid   int16 // for two layers, see pattern
 	pem   pemState
 }
 
@@ -86,11 +89,12 @@ func (l *lane) open(p *pattern, start, tail int64) {
 		l.nc--
 	}
 	r := &l.st.m.rules[p.ref]
-	c := cand{rule: p.ref, start: start, tail: tail, dec: p.dec, k: p.k, due: start + l.size - 8}
+	c := cand{rule: p.ref, start: start, tail: tail, dec: p.dec, k: p.k, k1: p.k1, kw: p.kw, mid: p.mid, due: start + l.size - 8}
 	switch {
 	case p.dec != decRaw:
-		_, c.stop = decAlpha(p.dec)
-		c.due = min(c.due, start+decodeLimit(len(r.keywords[0])))
+		outer, _ := layers(p.dec)
+		_, c.stop = decAlpha(outer)
+		c.due = start + min(decodeLimit(p.dec, len(r.keywords[p.kw])), l.size-16)
 	case r.pem:
 		c.stop = stopAlways
 	default:
@@ -164,7 +168,7 @@ func (l *lane) hitFormat(c *cand, r *rule, stop int64) {
 	if c.dec != decRaw {
 		// The fingerprint is of the key, as if it had been sent raw.
 		enc = decNames[c.dec]
-		key = append(append(l.scratch[:0], r.keywords[0]...), l.decTok...)
+		key = append(append(l.scratch[:0], r.keywords[c.kw]...), l.decTok...)
 	}
 	l.report(Hit{
 		Rule: r.name, Class: ClassFormat,

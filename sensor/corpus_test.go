@@ -16,8 +16,8 @@ import (
 // splitEncodings join the two halves of a value across a boundary.
 var splitEncodings = []string{"sse-split", "json-array", "concat"}
 
-// formatEncodings are the encodings the format rules are meant to see
-// through (they do not decode base64 or hex; see the package comment).
+// formatEncodings are the escapes and disguises the format rules see
+// through; base64 and hex, in one layer or two, are tallied apart.
 var formatEncodings = []string{"raw", "jsonu", "jsonmix", "pct", "pctmix", "fullwidth", "jsonfull", "zw", "zwmix", "jsonzw", "pctzw", "escaped"}
 
 type sample struct {
@@ -175,7 +175,7 @@ func TestCorpus(t *testing.T) {
 				format.add(f.name, e, hasRule(scanRandom(r, rules, s), f.rule))
 				n++
 			}
-			for _, e := range []string{"base64", "base64at1", "base64at2", "base64url", "hex", "HEX"} {
+			for _, e := range []string{"base64", "base64at1", "base64at2", "base64url", "hex", "HEX", "b64b64", "b64hex"} {
 				s := render(r, f.name, e, v)
 				encoded.add(f.name, e, hasRule(scanRandom(r, rules, s), f.rule))
 				n++
@@ -187,10 +187,17 @@ func TestCorpus(t *testing.T) {
 	if rate < 0.98 {
 		t.Errorf("format-rule recall = %.4f, want >= 0.98", rate)
 	}
-	tab, rate = encoded.table("recall of format rules on base64 and hex (one decoding layer)")
+	tab, rate = encoded.table("recall of format rules on base64 and hex, one layer or two")
 	t.Log(tab)
 	if rate < 0.98 {
 		t.Errorf("format-rule recall on base64/hex = %.4f, want >= 0.98", rate)
+	}
+	for _, e := range []string{"b64b64", "b64hex"} {
+		for _, f := range families {
+			if c := encoded[[2]string{f.name, e}]; c[0] < c[1] {
+				t.Errorf("format rule %s on %s: %d of %d found, want all", f.rule, e, c[0], c[1])
+			}
+		}
 	}
 
 	n += negativeCorpus(t, r, m)

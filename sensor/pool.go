@@ -54,7 +54,7 @@ func (s *Stream) adopt(sp spare) {
 			clear(b[:cap(b)])
 			l.scratch = b[:0]
 		}
-		if b := sp.decBuf[i]; int64(cap(b)) == l.size+4 {
+		if b := sp.decBuf[i]; cap(b) == decBufSize(l.size) {
 			clear(b[:cap(b)])
 			l.decBuf = b[:0]
 		}

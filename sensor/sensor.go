@@ -45,9 +45,10 @@
 // text in which no pattern's first three bytes occur (most prose and JSON)
 // skips the automaton's per-byte steps: see Stream.block.
 //
-// Format rules also see through one layer of base64, base64url or hex: the
+// Format rules see through the same layers as the exact forms: base64,
+// base64url or hex, and base64 or base64url of base64 or of hex. The
 // keywords' encoded forms are patterns too, and a hit on one decodes the
-// encoded run once it ends.
+// encoded run, layer by layer, once it ends.
 //
 // Limits worth knowing: the join lane joins only runs of token characters
 // [A-Za-z0-9+/=_.~-], so a multi-line PEM key split across array elements
@@ -218,7 +219,8 @@ func NewMatcher(secrets []Secret, opts Options) (*Matcher, error) {
 type keywordWords struct {
 	words [][]byte
 	pats  []pattern
-	span  int64 // the longest encoded run a candidate collects, plus slack
+	mids  [][]byte // the inner runs of the two-layer forms
+	span  int64    // the longest encoded run a one-layer candidate collects, plus slack
 }
 
 // ruleWords returns the keyword forms of formatRules, computed once: they
@@ -226,13 +228,17 @@ type keywordWords struct {
 var ruleWords = sync.OnceValue(func() *keywordWords {
 	kw := &keywordWords{}
 	for i, r := range formatRules {
-		for _, k := range r.keywords {
+		for j, k := range r.keywords {
 			for _, f := range keywordForms([]byte(k)) {
 				kw.words = append(kw.words, f.b)
-				f.p.ref, f.p.n = int32(i), int64(len(f.b))
+				f.p.ref, f.p.n, f.p.kw, f.p.mid = int32(i), int64(len(f.b)), uint8(j), -1
+				if f.mid != nil {
+					f.p.mid = int16(len(kw.mids))
+					kw.mids = append(kw.mids, f.mid)
+				}
 				kw.pats = append(kw.pats, f.p)
 			}
-			kw.span = max(kw.span, decodeLimit(len(k))+16)
+			kw.span = max(kw.span, decodeLimit(decB64, len(k))+16)
 		}
 	}
 	return kw
