@@ -7,25 +7,16 @@ import (
 	"slices"
 )
 
-// patKind tells an exact secret form from a format-rule keyword.
-type patKind uint8
-
-const (
-	patExact   patKind = iota // an encoded form of a known secret
-	patKeyword                // the keyword that starts a format-rule candidate
-)
-
-// pattern is one string the automaton looks for.
+// pattern is one string the automaton looks for: a format rule's keyword
+// in one of its encodings. (The exact secrets are in the book.)
 type pattern struct {
-	kind patKind
-	ref  int32  // index into Matcher.secrets or Matcher.rules
-	enc  string // encoding label of an exact form ("raw", "base64", ...)
-	n    int64  // length in bytes
-	dec  uint8  // for a keyword: the encoding it is seen in (decRaw, ...)
-	k    uint8  // for a base64 keyword: the byte alignment of the keyword
-	k1   uint8  // for two layers: the alignment (or, for hex, the case) of the inner one
-	kw   uint8  // for a keyword: its index in the rule's keywords
-	mid  int16  // for two layers: index into keywordWords.mids
+	ref int32 // index into Matcher.rules
+	n   int64 // length in bytes
+	dec uint8 // the encoding it is seen in (decRaw, ...)
+	k   uint8 // for a base64 keyword: the byte alignment of the keyword
+	k1  uint8 // for two layers: the alignment (or, for hex, the case) of the inner one
+	kw  uint8 // its index in the rule's keywords
+	mid int16 // for two layers: index into keywordWords.mids
 }
 
 // outBit marks a transition target from which some pattern ends (the state
@@ -58,7 +49,6 @@ type automaton struct {
 	edgeNext   []uint32 // target codes, with outBit (ids during the build)
 	fail       []uint32
 	depth      []int32
-	exact      []bool  // per state: a prefix of an exact secret form
 	out        []int32 // per state, index into outOff, or -1
 	dict       []uint32
 	outOff     []uint32 // per out index, start into outPat; one extra at the end
@@ -66,17 +56,7 @@ type automaton struct {
 	pats       []pattern
 	maxLen     int64
 	minLen     int64
-	// grams has bit (c0*nc+c1)*nc+c2 set when some pattern begins with
-	// bytes of classes c0 c1 c2; nil when the block scan is off (see
-	// Stream.block). The bits are independent of the automaton state, so
-	// testing them does not wait on the previous byte's table load.
-	grams []uint64
 }
-
-// maxGramClasses bounds the classes for which grams is built: 100 classes
-// (every printable ASCII character and a few more) take 125 KB; binary
-// secrets with more byte values scan byte by byte instead.
-const maxGramClasses = 100
 
 // buildAutomaton compiles words (pattern i is words[i]) into an automaton.
 //
@@ -121,7 +101,6 @@ func buildAutomaton(words [][]byte, pats []pattern) *automaton {
 	a.alloc(n)
 	a.grow(words, order, lcp, level)
 	a.classify()
-	a.buildGrams()
 	a.link()
 	a.encode()
 	return a
@@ -145,7 +124,6 @@ func (a *automaton) alloc(n uint32) {
 	a.edgeNext = make([]uint32, n-1)
 	a.fail = make([]uint32, n)
 	a.depth = make([]int32, n)
-	a.exact = make([]bool, n)
 	a.out = make([]int32, n)
 	a.dict = make([]uint32, n)
 	for i := range a.out {
@@ -167,11 +145,6 @@ func (a *automaton) grow(words [][]byte, order, lcp []int32, next []uint32) {
 			a.depth[id] = int32(d + 1)
 			a.edgeOff[path[d]+1]++
 			path[d+1] = id
-		}
-		if a.pats[wi].kind == patExact {
-			for d := 1; d <= len(w); d++ {
-				a.exact[path[d]] = true
-			}
 		}
 		t := path[len(w)]
 		if j == 0 || int(lcp[j]) != len(w) || len(words[order[j-1]]) != len(w) {
@@ -217,11 +190,6 @@ func (a *automaton) encode() {
 
 // depthOf returns the depth of the state with code c.
 func (a *automaton) depthOf(c uint32) int64 { return int64(a.depth[a.id(c)]) }
-
-// exactPrefix reports whether the state with code c spells the start of
-// an exact secret form (a held key, token or canary), not only of a
-// format-rule keyword.
-func (a *automaton) exactPrefix(c uint32) bool { return a.exact[a.id(c)] }
 
 // kid returns the trie child of s on b.
 func (a *automaton) kid(s uint32, b byte) (uint32, bool) {
@@ -303,32 +271,6 @@ func (a *automaton) failOf(f uint32, b byte) uint32 {
 		f = a.fail[f]
 	}
 	return a.dense[f*a.nc+uint32(a.classes[b])] &^ outBit
-}
-
-// buildGrams fills grams from the trie's first three levels, or leaves it
-// nil when a pattern is shorter than three bytes or the classes are many.
-func (a *automaton) buildGrams() {
-	if a.minLen < 3 || a.nc > maxGramClasses {
-		return
-	}
-	nc := a.nc
-	a.grams = make([]uint64, (nc*nc*nc+63)/64)
-	for p := uint32(1); p < uint32(len(a.depth)) && a.depth[p] == 1; p++ {
-		c0 := uint32(a.classes[a.edgeByte[p-1]])
-		for e1 := a.edgeOff[p]; e1 < a.edgeOff[p+1]; e1++ {
-			c1, s := uint32(a.classes[a.edgeByte[e1]]), e1+1
-			for e2 := a.edgeOff[s]; e2 < a.edgeOff[s+1]; e2++ {
-				k := (c0*nc+c1)*nc + uint32(a.classes[a.edgeByte[e2]])
-				a.grams[k>>6] |= 1 << (k & 63)
-			}
-		}
-	}
-}
-
-// gram reports whether some pattern begins with b0 b1 b2.
-func (a *automaton) gram(b0, b1, b2 byte) bool {
-	k := (uint32(a.classes[b0])*a.nc+uint32(a.classes[b1]))*a.nc + uint32(a.classes[b2])
-	return a.grams[k>>6]&(1<<(k&63)) != 0
 }
 
 // flag returns t with outBit set when a pattern ends at t.

@@ -1,6 +1,10 @@
 package sensor
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+	"sync/atomic"
+)
 
 // blockByte marks the bytes a block holds freely: plain (the normaliser
 // passes them through unchanged when it holds nothing) and not a quote.
@@ -31,64 +35,71 @@ func safeQuote(p []byte, i, j int) bool {
 var noBlock = false
 
 // block passes over p[i:e], the longest run of block bytes and safe quotes
-// from i in which no pattern can start a match longer than two bytes, and
-// returns e. It is the main lane's fast path: the main lane must be quiet,
-// the join lane idle, a gap in progress free of quotes, and the automaton
-// state shallow (a dense state, at most two bytes deep).
+// from i in which no keyword form and no held form can begin, and returns
+// e. It is the main lane's fast path: the main lane must be quiet (no
+// candidate open), the join lane idle, a gap in progress free of quotes,
+// and the automaton state shallow (a dense state, at most two bytes deep).
 //
-// Inside such a run the automaton never gets deeper than two bytes, so it
-// is not stepped byte by byte: the grams table says where a longer match
-// could begin, and the state at any point is recomputed from root over the
-// last two normalised bytes. The joiner's state at the end of the run
-// depends only on its last run of token characters and the gap after it.
+// The gram table (see filter) says where a form could begin. Inside such
+// a run the automaton never gets deeper than two bytes, so it is not
+// stepped byte by byte: its state at any point is recomputed from root
+// over the last two normalised bytes. No held form begins in it either,
+// nor in the 7 bytes before it, so no window in it needs testing. The
+// joiner's state at the end of the run depends only on its last run of
+// token characters and the gap after it.
 func (s *Stream) block(p []byte, i int) int {
-	m, a := &s.main, s.main.a
+	m, a, g := &s.main, s.main.a, s.flt
 	q0, enter := m.pos, m.state
 	d := 0 // a match may have started at i-d
 	if enter != 0 {
 		d = int(a.depthOf(enter))
 	}
-	var pre [2]byte // the normalised bytes at i-2 and i-1
-	pre[0], pre[1] = byte(m.ring[(q0-2)&m.mask]), byte(m.ring[(q0-1)&m.mask])
-	j := i
-	// The first two bytes may complete a gram that starts before i.
-	for ; j < len(p) && j < i+2; j++ {
-		b := p[j]
-		if !blockByte[b] && (!plain[b] || !safeQuote(p, i, j)) {
-			break
-		}
-		if j-2 >= i-d {
-			b0, b1 := pre[0], pre[1]
-			if j == i+1 {
-				b0, b1 = pre[1], p[i]
-			}
-			if a.gram(b0, b1, b) {
-				break
-			}
+	// A held form that begins in the 7 bytes before i has its first window
+	// end in the block: testing windows byte by byte catches it, the block
+	// would not. So the three bytes from each of those must begin no held
+	// form. (The automaton has kept track of keywords there.) The trigrams
+	// ending at i and later are the loop's; those that end before (t[k:k+3]
+	// ends at position q0-6+k) are checked here, bar those an earlier block
+	// found clear.
+	var t [8]byte
+	binary.BigEndian.PutUint64(t[:], m.win)
+	for k := max(1, s.gramsTo-q0+7); k <= 5; k++ {
+		if g.held(t[k], t[k+1], t[k+2], s.mixed) {
+			s.blockAfter = q0 - 1 + k // the form's first window ends there
+			return i
 		}
 	}
-	if j == i+2 {
-		// The classes of the two bytes before p[j] stay in registers.
-		nc, grams, cls := a.nc, a.grams, &a.classes
-		c0, c1 := uint32(cls[p[j-2]]), uint32(cls[p[j-1]])
-		for ; j < len(p); j++ {
-			b := p[j]
-			c := uint32(cls[b])
-			k := (c0*nc+c1)*nc + c
-			if !blockByte[b] && (!plain[b] || !safeQuote(p, i, j)) || grams[k>>6]&(1<<(k&63)) != 0 {
-				break
-			}
-			c0, c1 = c1, c
+	// The classes of the two bytes before p[j] stay in registers.
+	grams, cls := g.grams, &gramClass
+	c0, c1 := uint32(cls[t[6]]), uint32(cls[t[7]])
+	j := i
+	for ; j < len(p); j++ {
+		b := p[j]
+		c := uint32(cls[b])
+		k := (c0*nGramClasses+c1)*nGramClasses + c
+		if !blockByte[b] && (!plain[b] || !safeQuote(p, i, j)) || atomic.LoadUint64(&grams[k>>6])&(1<<(k&63)) != 0 {
+			break
 		}
+		c0, c1 = c1, c
 	}
 	if j == i {
 		return i
 	}
+	if j-i >= 8 {
+		m.win = binary.BigEndian.Uint64(p[j-8 : j])
+	} else {
+		w := m.win
+		for _, b := range p[i:j] {
+			w = w<<8 | uint64(b)
+		}
+		m.win = w
+	}
+	s.gramsTo = q0 + int64(j-i) - 1
 	if end := q0 + int64(j-i); end > m.limit {
 		m.room(end)
 	}
 	m.fill(p[i:j], q0, s.total+int64(i))
-	sh := shallow{a: a, p: p, i: i, d: d, pre: pre, enter: enter}
+	sh := shallow{a: a, p: p, i: i, d: d, pre: [2]byte{t[6], t[7]}, enter: enter}
 	s.joinBlock(p, i, j, q0, &sh)
 	m.state = sh.after(j - 1)
 	m.pos = q0 + int64(j-i)

@@ -84,8 +84,11 @@ func (l *lane) open(p *pattern, start, tail int64) {
 			return // the keyword is inside a longer word
 		}
 	}
+	if l.cands == nil {
+		l.cands = make([]cand, maxCands)
+	}
 	if l.nc == maxCands {
-		copy(l.cands[:], l.cands[1:])
+		copy(l.cands, l.cands[1:])
 		l.nc--
 	}
 	r := &l.st.m.rules[p.ref]
@@ -210,11 +213,14 @@ func (l *lane) settle(c *cand, r *rule) verdict {
 }
 
 // candHold returns the original offset of the earliest open candidate's
-// start, or math.MaxInt64.
+// start, format or exact, or math.MaxInt64.
 func (l *lane) candHold() int64 {
 	h := int64(math.MaxInt64)
 	for i := 0; i < l.nc; i++ {
 		h = min(h, l.origin(l.cands[i].start))
+	}
+	if x := l.xStart(); x >= 0 {
+		h = min(h, l.origin(x))
 	}
 	return h
 }

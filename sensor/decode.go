@@ -67,10 +67,10 @@ var b64Encodings = [...]struct {
 // runs, at the three alignments, of each of those base64 runs and hex
 // forms.
 func keywordForms(kw []byte) []keywordForm {
-	fs := []keywordForm{{b: kw, p: pattern{kind: patKeyword, dec: decRaw}}}
+	fs := []keywordForm{{b: kw, p: pattern{dec: decRaw}}}
 	add := func(run []byte, dec uint8, k, k1 int, mid []byte) {
 		if len(run) >= minEncodedKeyword {
-			fs = append(fs, keywordForm{b: run, mid: mid, p: pattern{kind: patKeyword, dec: dec, k: uint8(k), k1: uint8(k1)}})
+			fs = append(fs, keywordForm{b: run, mid: mid, p: pattern{dec: dec, k: uint8(k), k1: uint8(k1)}})
 		}
 	}
 	h := hex.EncodeToString(kw)

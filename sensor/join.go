@@ -133,7 +133,7 @@ func (s *Stream) joinHold() int64 {
 	if s.jState == jGap {
 		// While the gap is undecided, hold the run's partial match.
 		h = min(h, s.candHold)
-		if d := s.main.a.depthOf(s.runState); d > 0 {
+		if d := max(s.main.a.depthOf(s.runState), int64(s.main.trail(s.runEnd))); d > 0 {
 			h = min(h, s.main.origin(s.runEnd-d))
 		}
 	}

@@ -11,9 +11,10 @@ const (
 	laneSSE                  // SSE text deltas joined across events
 )
 
-// lane runs the normaliser, the automaton and the format candidates over
-// one byte sequence, remembering for the last len(ring) normalised bytes
-// where each came from in the original stream.
+// lane runs the normaliser, the keyword automaton, the format candidates
+// and the exact candidates over one byte sequence, remembering for the
+// last len(ring) normalised bytes where each came from in the original
+// stream.
 type lane struct {
 	st       *Stream
 	a        *automaton
@@ -23,9 +24,11 @@ type lane struct {
 	pos      int64    // normalised bytes seen
 	ring     []uint64 // per normalised byte: origin<<18 | width<<12 | flags<<8 | byte
 	mask     int64    // len(ring)-1
-	size     int64    // the ring's full size, Matcher.ring: the window the lane keeps
+	size     int64    // the ring's full size: the window the lane keeps
 	limit    int64    // positions below limit can be written without growing the ring
-	cands    [maxCands]cand
+	win      uint64   // the last 8 normalised bytes, the oldest most significant
+	xc       []xcand  // open exact candidates; allocated on first use
+	cands    []cand   // open format candidates (nc of them); allocated on first use
 	nc       int
 	stopBits uint32 // the stopSets of the open candidates, as stopMask bits
 	due      int64  // the earliest due position of an open candidate
@@ -37,10 +40,8 @@ type lane struct {
 	decTok   []byte // the decoded token of the last accepted one, in decBuf
 }
 
-func (l *lane) init(st *Stream, kind laneKind) {
-	m := st.m
-	l.st, l.a, l.kind = st, m.a, kind
-	l.size = int64(m.ring)
+func (l *lane) init(st *Stream, kind laneKind, size int64) {
+	l.st, l.a, l.kind, l.size = st, st.m.a, kind, size
 	// The ring, the scratch and the decoding buffer are allocated when
 	// first needed; see room.
 }
@@ -61,11 +62,14 @@ func (l *lane) need() int64 {
 	for i := 0; i < l.nc; i++ {
 		lo = min(lo, l.cands[i].start)
 	}
-	lo -= 8 // open reads the byte before a keyword, lead up to 7
+	if x := l.xStart(); x >= 0 {
+		lo = min(lo, x)
+	}
+	lo -= 8 // open reads the byte before a keyword, lead up to 7; trail the last 7
 	if s := l.st; l.kind == laneMain && s.jState != jBroken {
 		lo = min(lo, s.runStart)
 		if s.jState == jGap {
-			lo = min(lo, s.runEnd-l.a.depthOf(s.runState)-1)
+			lo = min(lo, s.runEnd-max(l.a.depthOf(s.runState), 7)-1)
 		}
 	}
 	return max(lo, l.pos-l.size)
@@ -129,6 +133,12 @@ func (l *lane) feedNorm(b byte, o, w int64, f uint8) {
 	if l.nc > 0 && (stopMask[b]&l.stopBits != 0 || q >= l.due) {
 		l.stepCands(q, b)
 	}
+	if len(l.xc) > 0 {
+		l.stepExact(q, b)
+	}
+	if l.win = l.win<<8 | uint64(b); (gramClass[b] != 0 || l.st.mixed) && l.st.flt.has(l.win) {
+		l.anchor(q)
+	}
 	t := l.a.step(l.state, b)
 	l.state = t &^ outBit
 	if t&outBit != 0 {
@@ -140,7 +150,7 @@ func (l *lane) feedNorm(b byte, o, w int64, f uint8) {
 // open, so the next plain byte can take the fast path.
 func (l *lane) quiet() bool {
 	n := &l.nz
-	return n.mode == nIdle && n.u8n == 0 && n.drop == 0 && l.nc == 0
+	return n.mode == nIdle && n.u8n == 0 && n.drop == 0 && l.nc == 0 && len(l.xc) == 0
 }
 
 // reset forgets any partial match, at a point no secret can span.
@@ -149,6 +159,7 @@ func (l *lane) reset() {
 		l.stepCands(l.pos, 0) // the run ended: settle what it holds
 	}
 	l.state, l.nc, l.resetAt = 0, 0, l.pos
+	l.xc = l.xc[:0]
 	l.recount()
 }
 
@@ -175,7 +186,7 @@ func (l *lane) bytesAt(from, to int64) []byte {
 	return l.scratch
 }
 
-// matched handles every pattern that ends at position q.
+// matched opens a candidate for every keyword form that ends at position q.
 func (l *lane) matched(q int64) {
 	for t := l.a.id(l.state); t != 0; t = l.a.dict[t] {
 		oi := l.a.out[t]
@@ -185,21 +196,7 @@ func (l *lane) matched(q int64) {
 		for _, pi := range l.a.outsOf(oi) {
 			l.st.work++
 			p := &l.a.pats[pi]
-			start := q - p.n + 1
-			if p.kind == patKeyword {
-				l.open(p, start, q+1)
-				continue
-			}
-			if l.kind != laneMain && start >= l.segStart {
-				continue // within one piece: the main lane reports it
-			}
-			s := &l.st.m.secrets[p.ref]
-			o1, o2, f := l.span(start, q+1)
-			l.report(Hit{
-				Rule: "exact", Class: s.Class, SecretID: s.ID,
-				Encoding:    l.st.m.label(p.enc, f, l.kind, l.joinKind),
-				Fingerprint: s.fp,
-			}, start, q+1, o1, o2)
+			l.open(p, q-p.n+1, q+1)
 		}
 	}
 }
@@ -232,11 +229,12 @@ func (l *lane) report(h Hit, from, to, o1, o2 int64) {
 }
 
 // holdFrom returns the original offset of the earliest byte this lane may
-// still need (the start of a partial match, an open candidate or a pending
-// escape), or math.MaxInt64 when it needs none.
+// still need (the start of a partial match, an open candidate, the last
+// bytes if they may begin a held form, or a pending escape), or
+// math.MaxInt64 when it needs none.
 func (l *lane) holdFrom() int64 {
 	h := int64(math.MaxInt64)
-	if d := l.a.depthOf(l.state); d > 0 {
+	if d := max(l.a.depthOf(l.state), int64(l.trail(l.pos))); d > 0 {
 		h = l.origin(l.pos - d)
 	}
 	h = min(h, l.candHold())

@@ -39,7 +39,7 @@ func TestStreamMemory(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / n
-	t.Logf("ring size %d positions; %d bytes allocated per open SSE stream", m.ring, per)
+	t.Logf("ring size %d positions; %d bytes allocated per open SSE stream", int(m.window()), per)
 	if per > 6<<10 {
 		t.Errorf("an open SSE stream allocated %d bytes, want at most %d", per, 6<<10)
 	}
@@ -52,7 +52,7 @@ func TestStreamMemory(t *testing.T) {
 func TestStreamGrowsToFullWindow(t *testing.T) {
 	m := mustMatcher(t, benchSecrets(10), Options{FormatRules: true})
 	st := m.NewStream(Request, "application/json")
-	run := make([]byte, 4*m.ring)
+	run := make([]byte, 4*m.window())
 	for i := range run {
 		run[i] = "abcdefgh"[i%8]
 	}
@@ -61,8 +61,8 @@ func TestStreamGrowsToFullWindow(t *testing.T) {
 		st.Write(run[i:min(i+7, len(run))])
 	}
 	st.Write([]byte(`","b":"x"}`))
-	if got := len(st.main.ring); got != m.ring {
-		t.Errorf("main ring has %d positions after a long run, want %d", got, m.ring)
+	if got := len(st.main.ring); got != int(m.window()) {
+		t.Errorf("main ring has %d positions after a long run, want %d", got, int(m.window()))
 	}
 	st.Close()
 }

@@ -15,6 +15,8 @@ type spare struct {
 	rings   [3][]uint64 // main, join, SSE lane windows
 	scratch [3][]byte
 	decBuf  [3][]byte
+	cands   [3][]cand
+	xc      [3][]xcand
 	buf     []byte
 	out     []byte
 	hits    []Hit
@@ -33,6 +35,8 @@ func (s *Stream) Release() {
 		rings:   [3][]uint64{s.main.ring, s.jl.ring, s.sl.ring},
 		scratch: [3][]byte{s.main.scratch, s.jl.scratch, s.sl.scratch},
 		decBuf:  [3][]byte{s.main.decBuf, s.jl.decBuf, s.sl.decBuf},
+		cands:   [3][]cand{s.main.cands, s.jl.cands, s.sl.cands},
+		xc:      [3][]xcand{s.main.xc, s.jl.xc, s.sl.xc},
 		buf:     s.buf, out: s.out, hits: s.hits, red: s.red,
 	}
 	*s = Stream{spare: sp}
@@ -57,6 +61,14 @@ func (s *Stream) adopt(sp spare) {
 		if b := sp.decBuf[i]; cap(b) == decBufSize(l.size) {
 			clear(b[:cap(b)])
 			l.decBuf = b[:0]
+		}
+		if c := sp.cands[i]; c != nil {
+			clear(c)
+			l.cands = c
+		}
+		if x := sp.xc[i]; x != nil {
+			clear(x[:cap(x)]) // drops the trie nodes and forms it pointed to
+			l.xc = x[:0]
 		}
 	}
 	clear(sp.buf[:cap(sp.buf)])

@@ -17,8 +17,14 @@
 //
 //   - A Hit never carries the matched bytes; it names the rule, the secret's
 //     ID, the encoding and a keyed 8-hex-digit fingerprint.
-//   - A Matcher is immutable once built and safe for concurrent use; a Stream
-//     is used by one goroutine and keeps the Matcher it started with.
+//   - A Matcher is safe for concurrent use, Put and Delete included; a
+//     Stream is used by one goroutine. A stream finds every secret put
+//     before it started that is not deleted before it ends (one it is
+//     halfway through when it is deleted, too). A secret put or deleted
+//     while it runs is found, or not, from some point on.
+//   - Put and Delete cost the secret's own forms, whatever else the matcher
+//     holds, and a deleted secret leaves nothing behind: the memory a
+//     matcher holds follows the secrets it holds, not those it ever held.
 //   - Stream.Write returns only bytes that can no longer start a match, so a
 //     secret sent within one body piece is never forwarded whole, in any
 //     encoding the matcher knows. Memory per stream is bounded (tens of
@@ -32,18 +38,23 @@
 // How it works: each held secret is expanded into its encoded forms (raw;
 // the stable inner runs of base64 and base64url at the three byte
 // alignments, which match padded and unpadded blobs alike; hex in both
-// cases; base64 of base64 and base64 of hex), and those forms and the
-// format-rule keywords go into one Aho–Corasick automaton. A stream feeds
-// every byte through a normaliser (JSON escapes, percent escapes, fullwidth
-// forms, zero-width characters) into that automaton, remembering for a
+// cases; base64 of base64 and base64 of hex), and those forms go into the
+// matcher's book: a trie of 8-byte chunks behind a filter of the forms'
+// first 8 bytes (see book.go). The format rules' keywords, in their
+// encodings, go into one Aho–Corasick automaton, built once. A stream
+// feeds every byte through a normaliser (JSON escapes, percent escapes,
+// fullwidth forms, zero-width characters) into that automaton and tests
+// its last 8 normalised bytes against the filter, remembering for a
 // bounded window where each normalised byte came from, so a hit can name
-// and redact the original run. Two more lanes run the same automaton over
-// reassembled text: string pieces joined across `","` and `" + "` gaps, and,
-// for text/event-stream bodies, the text deltas of OpenAI and Anthropic
-// streams joined across events. A keyword opens a candidate that the
-// rule's charset, length and plausibility checks confirm or drop. Plain
-// text in which no pattern's first three bytes occur (most prose and JSON)
-// skips the automaton's per-byte steps: see Stream.block.
+// and redact the original run. A window the filter passes is looked up in
+// the trie and, if a held form begins with it, opens an exact candidate
+// that follows the trie byte by byte. Two more lanes do the same over
+// reassembled text: string pieces joined across `","` and `" + "` gaps,
+// and, for text/event-stream bodies, the text deltas of OpenAI and
+// Anthropic streams joined across events. A keyword opens a format
+// candidate that the rule's charset, length and plausibility checks
+// confirm or drop. Plain text in which no keyword form and no held form
+// begins (most prose and JSON) skips the per-byte steps: see Stream.block.
 //
 // Format rules see through the same layers as the exact forms: base64,
 // base64url or hex, and base64 or base64url of base64 or of hex. The
@@ -57,9 +68,10 @@
 // PEM rule confirms on the header and the first 40 body characters and
 // redacts only those, so the caller should cut the stream on that hit;
 // Options.Redact runs inside Write and must be quick. A stream's memory is
-// at most three rings of 8 bytes per position (Matcher-wide size, a power
-// of two covering the longest pattern), plus the held bytes and the last
-// chunk. The rings start small and double only when a partial match, an
+// at most three rings of 8 bytes per position (a power of two covering the
+// longest keyword run and held form when the stream starts; a form put
+// later that does not fit is not found by it), plus the held bytes and
+// the last chunk. The rings start small and double only when a partial match, an
 // open candidate or a run the joiner may replay needs more of the window,
 // so most streams never allocate them at full size.
 //
@@ -80,6 +92,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -153,67 +166,81 @@ var ErrShortSecret = errors.New("secret too short")
 // fullwidth letter, %EF%BC%A1), plus slack for join gaps.
 const holdFactor = 10
 
-// Matcher matches a fixed set of secrets and rules. It is immutable.
+// Matcher matches a book of secrets, which changes as secrets are put and
+// deleted, and a fixed set of rules. It is safe for concurrent use.
 type Matcher struct {
-	a       *automaton
-	secrets []secret
+	a       *automaton // the format rules' keywords, shared by every matcher
 	rules   []rule
+	span    int64 // the longest run a format candidate collects, plus slack
+	book    book
 	opts    Options
 	fpKey   []byte
-	ring    int // lane ring size, a power of two
-	maxHold int
 	streams sync.Pool // released Streams (see Release)
 }
 
-type secret struct {
-	ID    string
-	Class Class
-	fp    string
-}
-
-// NewMatcher builds a matcher for secrets and, if opts.FormatRules is set,
+// NewMatcher builds a matcher holding secrets (under the keys "0", "1",
+// ... by their index, for Put and Delete) and, if opts.FormatRules is set,
 // the built-in format rules. It copies what it keeps.
 func NewMatcher(secrets []Secret, opts Options) (*Matcher, error) {
-	m := &Matcher{opts: opts, fpKey: append([]byte(nil), opts.FingerprintKey...)}
-	total := 0
 	for _, s := range secrets {
 		if len(s.Value) < MinSecretLen {
 			return nil, fmt.Errorf("secret %q (%s) has %d bytes, need %d: %w", s.ID, s.Class, len(s.Value), MinSecretLen, ErrShortSecret)
 		}
-		total += len(s.Value)
 	}
-	// A secret's forms total about 61 times its length (see expand).
-	fb := formBuilder{arena: make([]byte, 0, 64*total)}
-	pats := make([]pattern, 0, 34*len(secrets)+len(ruleWords().pats))
-	m.secrets = make([]secret, 0, len(secrets))
+	m := &Matcher{opts: opts, fpKey: append([]byte(nil), opts.FingerprintKey...), a: noRules()}
+	var grams []uint64
+	if opts.FormatRules {
+		m.a, m.rules, m.span, grams = ruleAutomaton(), formatRules, ruleWords().span, keywordGrams()
+	}
+	m.book.init(grams)
 	for i, s := range secrets {
-		m.secrets = append(m.secrets, secret{ID: s.ID, Class: s.Class, fp: Fingerprint(m.fpKey, s.Value)})
-		n := len(fb.spans)
-		fb.expand(s.Value)
-		for _, sp := range fb.spans[n:] {
-			pats = append(pats, pattern{kind: patExact, ref: int32(i), enc: sp.enc, n: int64(sp.n)})
+		if err := m.Put(strconv.Itoa(i), s); err != nil {
+			return nil, err
 		}
 	}
-	words := make([][]byte, len(fb.spans), len(pats)+len(ruleWords().pats))
-	for i, sp := range fb.spans {
-		words[i] = fb.word(sp)
-	}
-	span := int64(0)
-	if opts.FormatRules {
-		rw := ruleWords()
-		m.rules = formatRules
-		words = append(words, rw.words...)
-		pats = append(pats, rw.pats...)
-		span = rw.span
-	}
-	m.a = buildAutomaton(words, pats)
-	m.ring = 64
-	for int64(m.ring) < max(m.a.maxLen, span)+16 {
-		m.ring *= 2
-	}
-	m.maxHold = holdFactor * m.ring
 	return m, nil
 }
+
+// Put adds secret s to the matcher under key, replacing what key held. A
+// stream started after Put returns looks for s; one in flight may find it
+// from its next write on. The cost is that of s's own forms (about 34 of
+// them, some 60 times its length in bytes), whatever else the matcher
+// holds.
+func (m *Matcher) Put(key string, s Secret) error { return m.book.put(key, s, m.fpKey) }
+
+// Delete removes the secret under key, and every trace of it, and reports
+// whether there was one. Streams in flight may still report it for a
+// little while (one already halfway through it does); new ones never do.
+func (m *Matcher) Delete(key string) bool { return m.book.delete(key) }
+
+// Len returns the number of secrets the matcher holds.
+func (m *Matcher) Len() int {
+	m.book.mu.RLock()
+	defer m.book.mu.RUnlock()
+	return len(m.book.entries)
+}
+
+// Size returns about how many bytes the matcher's secrets take: their
+// forms, the trie that indexes them and its filter. It grows with every
+// secret put and shrinks with every one deleted.
+func (m *Matcher) Size() int64 { return m.book.size() }
+
+// window returns the lane window for a stream starting now: a power of
+// two covering the longest keyword, format run and held form.
+func (m *Matcher) window() int64 {
+	n := max(m.a.maxLen, m.span, m.book.longest.Load()) + 16
+	return int64(pow2(int(n)))
+}
+
+// ruleAutomaton is the automaton of the format rules' keyword forms,
+// built once: they never change.
+var ruleAutomaton = sync.OnceValue(func() *automaton {
+	rw := ruleWords()
+	return buildAutomaton(rw.words, rw.pats)
+})
+
+// noRules is the automaton of a matcher without format rules: no pattern.
+var noRules = sync.OnceValue(func() *automaton { return buildAutomaton(nil, nil) })
 
 // keywordWords holds the format rules' keyword forms as automaton words.
 type keywordWords struct {
@@ -244,11 +271,12 @@ var ruleWords = sync.OnceValue(func() *keywordWords {
 	return kw
 })
 
-// MaxHold returns the most bytes a Stream ever holds back.
-func (m *Matcher) MaxHold() int { return m.maxHold }
+// MaxHold returns the most bytes a Stream started now ever holds back.
+func (m *Matcher) MaxHold() int { return holdFactor * int(m.window()) }
 
-// Set holds the current Matcher. Swapping it (a key rotated, a session
-// ended) does not disturb streams in flight: each keeps its own Matcher.
+// Set holds the current Matcher. Swapping it does not disturb streams in
+// flight: each keeps its own Matcher. (A Matcher that changes through Put
+// and Delete needs no swapping.)
 type Set struct{ p atomic.Pointer[Matcher] }
 
 // Load returns the current Matcher, or nil before the first Store.

@@ -23,6 +23,9 @@ const recentExact = 4
 // Stream scans one body. It is not safe for concurrent use.
 type Stream struct {
 	m        *Matcher
+	flt      *filter // the book's filter, loaded at each Write
+	mixed    bool    // flt.mixed, loaded at each Write
+	maxHold  int64
 	dir      Direction
 	main, jl lane
 	sl       lane
@@ -40,7 +43,11 @@ type Stream struct {
 	joiner
 	closed bool
 	work   int64 // work beyond one step per byte and lane; see steps
-	spare  spare // memory kept by Release for the next NewStream
+	// gramsTo is the last main-lane position up to which a block found
+	// every three bytes clear of the gram table, and blockAfter the last
+	// one it must not pass over (see block).
+	gramsTo, blockAfter int64
+	spare               spare // memory kept by Release for the next NewStream
 }
 
 // NewStream starts scanning a body of the given direction. A content type
@@ -51,15 +58,16 @@ func (m *Matcher) NewStream(dir Direction, contentType string) *Stream {
 		s = new(Stream)
 	}
 	sp := s.spare
-	*s = Stream{m: m, dir: dir}
-	s.main.init(s, laneMain)
-	s.jl.init(s, laneJoin)
+	w := m.window()
+	*s = Stream{m: m, dir: dir, maxHold: holdFactor * w, gramsTo: -1, blockAfter: -1}
+	s.main.init(s, laneMain, w)
+	s.jl.init(s, laneJoin, w)
 	s.jl.joinKind = "concat"
 	s.jState = jBroken
 	ct := strings.ToLower(contentType)
 	if strings.HasPrefix(strings.TrimSpace(ct), "text/event-stream") {
 		s.sse = true
-		s.sl.init(s, laneSSE)
+		s.sl.init(s, laneSSE, w)
 		s.sl.joinKind = ""
 	}
 	s.adopt(sp) // after init: adopt fits the kept memory to the lanes in use
@@ -76,6 +84,8 @@ func (s *Stream) Write(p []byte) (forward []byte, hits []Hit) {
 		return nil, nil
 	}
 	s.compact()
+	s.flt = s.m.book.flt.Load()
+	s.mixed = s.flt.mixed.Load()
 	s.buf = append(s.buf, p...)
 	s.scan(p)
 	s.total += int64(len(p))
@@ -121,9 +131,10 @@ func (s *Stream) scan(p []byte) {
 	// them; quiet caches "nothing pending in the normaliser, no candidate".
 	state, pos, base := m.state, m.pos, s.total
 	js, ja, quiet := s.jState, s.jActive, m.quiet()
-	blocks := a.grams != nil && !noBlock
+	flt := s.flt
+	blocks := !noBlock
 	for i := 0; i < len(p); i++ {
-		if blocks && quiet && !ja && state < sparse && blockByte[p[i]] && (js != jGap || s.gapQuotes == 0) {
+		if blocks && quiet && !ja && state < sparse && blockByte[p[i]] && (js != jGap || s.gapQuotes == 0) && pos > s.blockAfter {
 			m.state, m.pos, s.jState = state, pos, js
 			i = s.block(p, i)
 			state, pos, js = m.state, m.pos, s.jState
@@ -177,6 +188,11 @@ func (s *Stream) scan(p []byte) {
 			s.join(b, o, 1, 0, q)
 			js, ja = s.jState, s.jActive
 		}
+		if m.win = m.win<<8 | uint64(b); (gramClass[b] != 0 || s.mixed) && flt.has(m.win) {
+			m.state, m.pos, s.jState = state, pos, js
+			m.anchor(q)
+			quiet = m.quiet()
+		}
 		var t uint32
 		if state < sparse {
 			t = dense[state+uint32(classes[b])]
@@ -224,6 +240,8 @@ func (s *Stream) Close() (forward []byte, hits []Hit) {
 		return nil, nil
 	}
 	s.compact()
+	s.flt = s.m.book.flt.Load()
+	s.mixed = s.flt.mixed.Load()
 	s.main.finish(s.total)
 	s.idle()
 	if s.sse {
@@ -247,7 +265,8 @@ func (s *Stream) compact() {
 
 // crossEventHold is the length of a partial match in the joined SSE
 // deltas from which the events it spans are held: a secret split across
-// deltas leaks at most this many bytes less one before the hold.
+// deltas leaks at most this many bytes less one before the hold. It is
+// the 8 bytes that open an exact candidate (see lane.anchor).
 const crossEventHold = 8
 
 // holdPoint returns the original offset from which bytes must be held.
@@ -263,14 +282,13 @@ func (s *Stream) holdPoint() int64 {
 		// breaks it. A keyword's start does not: format hits are noted,
 		// not cut out.
 		if sh := s.sl.holdFrom(); sh != math.MaxInt64 {
-			if s.sl.a.depthOf(s.sl.state) >= crossEventHold && s.sl.a.exactPrefix(s.sl.state) {
-				h = min(h, sh)
-			} else {
-				h = min(h, max(sh, s.sx.eventStart))
-			}
+			h = min(h, max(sh, s.sx.eventStart))
+		}
+		if x := s.sl.xStart(); x >= 0 {
+			h = min(h, s.sl.origin(x)) // an exact candidate: crossEventHold bytes of a secret or more
 		}
 	}
-	return max(h, s.total-int64(s.m.maxHold), s.bufAt)
+	return max(h, s.total-s.maxHold, s.bufAt)
 }
 
 // release forwards the bytes before the hold point (all of them if final),

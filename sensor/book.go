@@ -1,0 +1,383 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// The book holds the exact secrets: every encoded form of every secret,
+// in a trie cut into 8-byte chunks. It changes in place: Put and Delete
+// cost the secret's own forms, whatever else the book holds, and a
+// removed secret leaves nothing behind.
+//
+// Why not one automaton for everything, as the format keywords have:
+// adding one pattern to an Aho–Corasick automaton moves failure links all
+// over it, so each change rebuilt it whole, and with thousands of secrets
+// that took seconds and hundreds of megabytes (about 80 KB per secret).
+// Generations of automata (a large one for long-lived keys, small ones per
+// session, merged now and then) would bound the rebuild but make every
+// byte step through every generation. The forms are high-entropy strings
+// of eight bytes or more, which a hash of their first eight bytes finds
+// with almost no false alarms: a stream keeps its last eight normalised
+// bytes in a register and tests one bit of a filter per byte, at the same
+// cost for ten secrets or ten thousand; on a hit it looks the chunk up in
+// the trie and follows the candidate one byte at a time.
+//
+// Concurrency: streams read the book while grants and kills change it.
+// The filter's bits are read and set atomically; the trie is read under
+// the read lock, once per 8 bytes of an open candidate, and a node's
+// slices are copied on write, so what a candidate read on arrival stays
+// valid. A stream sees a secret from the first byte it scans after Put
+// returns (or earlier), and stops seeing a deleted one at some point
+// after Delete starts.
+type book struct {
+	mu      sync.RWMutex
+	entries map[string]*entry
+	root    map[uint64]*tnode // by a form's first 8 bytes
+	flt     atomic.Pointer[filter]
+	lens    map[int]int // forms held per length
+	longest atomic.Int64
+	stale   int      // filter keys whose anchor has gone, since the last rebuild
+	peak    int      // the most root keys since the maps were last made anew
+	static  []uint64 // the format keywords' grams, or nil
+}
+
+// entry is one secret and its forms, in one arena.
+type entry struct {
+	key   string
+	id    string
+	class Class
+	fp    string
+	arena []byte
+	forms []dform
+}
+
+// dform is one encoded form of a held secret.
+type dform struct {
+	b   []byte
+	enc string
+	e   *entry
+}
+
+// tnode is the trie node reached after depth bytes of some forms (a
+// multiple of 8). A node with one form is a leaf: the form is followed
+// byte by byte from depth on. Otherwise its forms are in ends (they end
+// here), tails (they end within the next 8 bytes) or under kids, by their
+// next 8 bytes.
+type tnode struct {
+	depth int32
+	n     int32 // forms at or under this node
+	leaf  *dform
+	ends  []*dform
+	tails []*dform
+	kids  map[uint64]*tnode
+}
+
+// chunkAt returns b[d:d+8] as a big-endian number: the first byte is the
+// most significant, as in a lane's window of its last 8 bytes.
+func chunkAt(b []byte, d int32) uint64 { return binary.BigEndian.Uint64(b[d : d+8]) }
+
+func (b *book) init(static []uint64) {
+	b.static = static
+	b.entries, b.root, b.lens = map[string]*entry{}, map[uint64]*tnode{}, map[int]int{}
+	b.flt.Store(newFilter(0, b.static))
+}
+
+// put adds secret s under key, replacing what key held.
+func (b *book) put(key string, s Secret, fpKey []byte) error {
+	if len(s.Value) < MinSecretLen {
+		return fmt.Errorf("secret %q (%s) has %d bytes, need %d: %w", s.ID, s.Class, len(s.Value), MinSecretLen, ErrShortSecret)
+	}
+	e := newEntry(key, s, fpKey)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old := b.entries[key]; old != nil {
+		b.removeLocked(old)
+	}
+	b.entries[key] = e
+	for i := range e.forms {
+		b.insert(&e.forms[i])
+	}
+	b.resizeLocked()
+	return nil
+}
+
+// newEntry expands s into its forms (see expand), all in one arena.
+func newEntry(key string, s Secret, fpKey []byte) *entry {
+	var fb formBuilder
+	fb.arena = make([]byte, 0, 64*len(s.Value)) // the forms total about 61 times its length
+	fb.expand(s.Value)
+	e := &entry{key: key, id: s.ID, class: s.Class, fp: Fingerprint(fpKey, s.Value)}
+	e.arena = fb.arena
+	e.forms = make([]dform, len(fb.spans))
+	for i, sp := range fb.spans {
+		e.forms[i] = dform{b: fb.word(sp), enc: sp.enc, e: e}
+	}
+	return e
+}
+
+// delete removes the secret under key and reports whether there was one.
+func (b *book) delete(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entries[key]
+	if e == nil {
+		return false
+	}
+	b.removeLocked(e)
+	b.resizeLocked()
+	return true
+}
+
+func (b *book) removeLocked(e *entry) {
+	delete(b.entries, e.key)
+	for i := range e.forms {
+		b.remove(&e.forms[i])
+	}
+}
+
+// insert adds form f to the trie (MinSecretLen makes every form at least
+// 8 bytes long).
+func (b *book) insert(f *dform) {
+	b.count(len(f.b), 1)
+	c := chunkAt(f.b, 0)
+	n := b.root[c]
+	if n == nil {
+		b.root[c] = &tnode{depth: 8, n: 1, leaf: f}
+		b.flt.Load().add(c)
+		b.peak = max(b.peak, len(b.root))
+		return
+	}
+	n.insert(f)
+}
+
+func (n *tnode) insert(f *dform) {
+	n.n++
+	if n.leaf != nil { // a second form: spread both below
+		g := n.leaf
+		n.leaf = nil
+		n.place(g)
+	}
+	n.place(f)
+}
+
+// place files f, one of n's forms, in ends, tails or kids.
+func (n *tnode) place(f *dform) {
+	switch l := int32(len(f.b)); {
+	case l == n.depth:
+		n.ends = appendCopy(n.ends, f)
+	case l < n.depth+8:
+		n.tails = appendCopy(n.tails, f)
+	default:
+		c := chunkAt(f.b, n.depth)
+		if n.kids == nil {
+			n.kids = map[uint64]*tnode{}
+		}
+		if k := n.kids[c]; k != nil {
+			k.insert(f)
+		} else {
+			n.kids[c] = &tnode{depth: n.depth + 8, n: 1, leaf: f}
+		}
+	}
+}
+
+// appendCopy returns s with f appended, in new memory: readers may hold s.
+func appendCopy(s []*dform, f *dform) []*dform {
+	return append(append(make([]*dform, 0, len(s)+1), s...), f)
+}
+
+// without returns s less f, in new memory (nil if nothing is left), and
+// whether f was there.
+func without(s []*dform, f *dform) (out []*dform, found bool) {
+	for _, g := range s {
+		if g == f {
+			found = true
+		} else {
+			out = append(out, g)
+		}
+	}
+	return out, found
+}
+
+// remove takes form f out of the trie.
+func (b *book) remove(f *dform) {
+	b.count(len(f.b), -1)
+	c := chunkAt(f.b, 0)
+	if n := b.root[c]; n != nil {
+		if _, empty := n.remove(f); empty {
+			delete(b.root, c)
+			b.stale++
+		}
+	}
+}
+
+// remove takes f out of n's subtree; it reports whether f was there and
+// whether n is now empty. A node left with one form becomes a leaf again,
+// so a node with one form is always a leaf.
+func (n *tnode) remove(f *dform) (found, empty bool) {
+	switch l := int32(len(f.b)); {
+	case n.leaf != nil:
+		if found = n.leaf == f; found {
+			n.leaf = nil
+		}
+	case l == n.depth:
+		n.ends, found = without(n.ends, f)
+	case l < n.depth+8:
+		n.tails, found = without(n.tails, f)
+	default:
+		c := chunkAt(f.b, n.depth)
+		if k := n.kids[c]; k != nil {
+			var gone bool
+			if found, gone = k.remove(f); gone {
+				delete(n.kids, c)
+			}
+		}
+	}
+	if !found {
+		return false, false
+	}
+	if n.n--; n.n == 1 {
+		n.collapse()
+	}
+	return true, n.n == 0
+}
+
+// collapse turns n, left with one form, into a leaf of it.
+func (n *tnode) collapse() {
+	switch {
+	case len(n.ends) == 1:
+		n.leaf = n.ends[0]
+	case len(n.tails) == 1:
+		n.leaf = n.tails[0]
+	default:
+		for _, k := range n.kids {
+			n.leaf = k.leaf // a node with one form is a leaf
+		}
+	}
+	n.ends, n.tails, n.kids = nil, nil, nil
+}
+
+// count tracks how many forms of each length the book holds, for the
+// window streams need.
+func (b *book) count(l, d int) {
+	if b.lens[l] += d; b.lens[l] == 0 {
+		delete(b.lens, l)
+	}
+	if int64(l) > b.longest.Load() && d > 0 {
+		b.longest.Store(int64(l))
+	}
+	if int64(l) == b.longest.Load() && d < 0 && b.lens[l] == 0 {
+		m := 0
+		for k := range b.lens {
+			m = max(m, k)
+		}
+		b.longest.Store(int64(m))
+	}
+}
+
+// resizeLocked rebuilds the filter when it is too small for the anchors
+// it holds, four times too large, or holds more stale anchors than live
+// ones: each rebuild costs the anchors held, and is paid for by at least
+// as many changes since the last, so a change costs a constant on average.
+func (b *book) resizeLocked() {
+	f := b.flt.Load()
+	live, have := len(b.root), len(f.bits)*64
+	want := filterBits(live)
+	if want <= have && (have <= minFilterBits || want*4 > have) && b.stale <= max(live, minFilterKeys) {
+		return
+	}
+	nf := newFilter(live, b.static)
+	for c := range b.root {
+		nf.add(c)
+	}
+	b.flt.Store(nf)
+	b.stale = 0
+	if live*4 < b.peak {
+		b.remake()
+	}
+}
+
+// remake copies the maps into new ones of the size they now need: Go maps
+// keep their memory when keys are deleted, and a book that held a
+// thousand sessions and now holds ten must not keep the room for a
+// thousand.
+func (b *book) remake() {
+	b.root, b.entries = maps.Clone(b.root), maps.Clone(b.entries)
+	b.peak = len(b.root)
+}
+
+// view is what a candidate reads of a trie node on arrival, under the
+// read lock. self marks the node the candidate was already at, found to
+// have become a leaf (its other forms were deleted) when the candidate
+// looked for a child: the candidate's last chunk is still to be checked
+// against the leaf.
+type view struct {
+	n     *tnode
+	leaf  *dform
+	ends  []*dform
+	tails []*dform
+	kids  bool
+	self  bool
+}
+
+func (n *tnode) view() view {
+	return view{n: n, leaf: n.leaf, ends: n.ends, tails: n.tails, kids: n.kids != nil}
+}
+
+// anchor returns the view of the node for a window's 8 bytes.
+func (b *book) anchor(w uint64) (view, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if n := b.root[w]; n != nil {
+		return n.view(), true
+	}
+	return view{}, false
+}
+
+// child returns the view of n's child by chunk c.
+func (b *book) child(n *tnode, c uint64) (view, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if n.leaf != nil {
+		return view{n: n, leaf: n.leaf, self: true}, true
+	}
+	if k := n.kids[c]; k != nil {
+		return k.view(), true
+	}
+	return view{}, false
+}
+
+// Sizes of the book's parts, for size.
+const (
+	entrySize = int64(unsafe.Sizeof(entry{}))
+	formSize  = int64(unsafe.Sizeof(dform{}))
+	nodeSize  = int64(unsafe.Sizeof(tnode{}))
+	mapSlot   = 24 // a key, a pointer and the map's per-slot overhead, roughly
+)
+
+// size returns the bytes the book holds, counted from its parts: what
+// grows with the secrets and shrinks when they go.
+func (b *book) size() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := int64(len(b.lens)) * mapSlot
+	for k, e := range b.entries {
+		n += mapSlot + int64(len(k)) + entrySize + int64(cap(e.arena)) + int64(cap(e.forms))*formSize
+	}
+	for _, t := range b.root {
+		n += mapSlot + t.size()
+	}
+	return n + int64(len(b.flt.Load().bits))*8*2
+}
+
+func (n *tnode) size() int64 {
+	s := nodeSize + 8*int64(cap(n.ends)+cap(n.tails))
+	for _, k := range n.kids {
+		s += mapSlot + k.size()
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package sensor
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// filter says which 8-byte windows may begin a held form (anchors), and
+// which 1- to 7-byte tails may be the start of one (prefixes). It is a
+// blocked Bloom filter: a key sets two bits in one 64-bit word, so a test
+// is one load. A clear bit is a certain no; a yes is checked against the
+// book. Bits are set atomically while streams read them; they are never
+// cleared (a rebuilt filter replaces a stale one, see book.resizeLocked).
+//
+// The hash multiplies by a random odd number and uses the top bits: an
+// agent cannot choose windows that all pass without knowing it, and if it
+// did, each would cost one lookup in the book.
+type filter struct {
+	bits   []uint64
+	pre    []uint64
+	grams  []uint64 // see gramAt: the keywords' and the held forms'
+	dgrams []uint64 // the held forms' alone
+	mul    uint64
+	shift  uint8 // 64 - log2(len(bits))
+	pshift uint8
+	// mixed is set once some anchor holds a byte of gram class 0. Until
+	// then a window or trigram holding one is certainly clear, and most
+	// of the bytes a stream takes one at a time (JSON's quotes, colons
+	// and escapes) need no test.
+	mixed atomic.Bool
+}
+
+// Filter sizes: 32 bits per anchor let about one window in 250 through
+// (two bits of a word in which four are set, on average), and keep the
+// filter of a few hundred anchors (tens of sessions) in the first-level
+// cache; prefixes are probed once per write, not per byte, and get 16.
+const (
+	anchorBits    = 32
+	prefixBits    = 16
+	minFilterBits = 1 << 15
+	minFilterKeys = 1024 // stale anchors tolerated before a small filter is rebuilt
+)
+
+// filterBits returns the anchor bits for n anchors, a power of two.
+func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
+
+// pow2 returns the least power of two at least n (n > 0).
+func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
+
+// newFilter returns an empty filter for n anchors whose gram table starts
+// as a copy of static (the format keywords', or nil).
+func newFilter(n int, static []uint64) *filter {
+	a, p := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n))
+	f := &filter{
+		bits: make([]uint64, a/64), pre: make([]uint64, p/64),
+		grams: make([]uint64, gramWords), dgrams: make([]uint64, gramWords),
+		mul:   rand.Uint64() | 1,
+		shift: uint8(64 - bits.TrailingZeros(uint(a/64))), pshift: uint8(64 - bits.TrailingZeros(uint(p/64))),
+	}
+	copy(f.grams, static)
+	return f
+}
+
+// slot returns the word of key x in a filter of 64-bit words indexed by
+// the top 64-shift bits of its hash, and the two bits it sets there.
+func (f *filter) slot(x uint64, shift uint8) (uint64, uint64) {
+	h := x * f.mul
+	return h >> shift, 1<<(h>>(shift-6)&63) | 1<<(h>>(shift-12)&63)
+}
+
+// has reports whether the window w (the last 8 bytes, the oldest most
+// significant) may be the start of a held form.
+func (f *filter) has(w uint64) bool {
+	i, m := f.slot(w, f.shift)
+	return atomic.LoadUint64(&f.bits[i])&m == m
+}
+
+// prefixKey packs the k-byte prefix p (k < 8) with its length.
+func prefixKey(p uint64, k int) uint64 { return p | uint64(k)<<56 }
+
+// hasPrefix reports whether the k bytes p (k < 8) may begin a held form.
+func (f *filter) hasPrefix(p uint64, k int) bool {
+	i, m := f.slot(prefixKey(p, k), f.pshift)
+	return atomic.LoadUint64(&f.pre[i])&m == m
+}
+
+// add sets the bits of anchor c, its prefixes and its first three bytes.
+func (f *filter) add(c uint64) {
+	for k := 0; k < 64; k += 8 {
+		if gramClass[byte(c>>k)] == 0 {
+			f.mixed.Store(true)
+		}
+	}
+	i, m := f.slot(c, f.shift)
+	atomic.OrUint64(&f.bits[i], m)
+	k := gramAt(byte(c>>56), byte(c>>48), byte(c>>40))
+	atomic.OrUint64(&f.grams[k>>6], 1<<(k&63))
+	atomic.OrUint64(&f.dgrams[k>>6], 1<<(k&63))
+	for k := 1; k < 8; k++ {
+		i, m := f.slot(prefixKey(c>>(8*(8-k)), k), f.pshift)
+		atomic.OrUint64(&f.pre[i], m)
+	}
+}
+
+// The gram table has a bit for each three-byte start of a format keyword
+// form or a held form, by gramClass: where none starts, no match can, and
+// a stream's block scan (see Stream.block) passes over the bytes with one
+// table load each, without stepping the automaton or testing windows.
+
+// gramClass maps a byte to its class in the gram table: one for each
+// character a keyword form or a held form begins with in practice
+// (letters, digits and "+/-_="), and class 0 for the rest, which may begin
+// one too (a raw secret can hold any byte) at the price of more false
+// starts.
+var gramClass = func() (t [256]uint8) {
+	for i := range len(gramChars) {
+		t[gramChars[i]] = uint8(i + 1)
+	}
+	return t
+}()
+
+const (
+	gramChars    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="
+	nGramClasses = uint32(len(gramChars) + 1)
+	gramWords    = (nGramClasses*nGramClasses*nGramClasses + 63) / 64 // 39 KB
+)
+
+// gramAt returns the bit of the three bytes b0 b1 b2 in a gram table.
+func gramAt(b0, b1, b2 byte) uint32 {
+	return (uint32(gramClass[b0])*nGramClasses+uint32(gramClass[b1]))*nGramClasses + uint32(gramClass[b2])
+}
+
+// held reports whether some held form may begin with b0 b1 b2; mixed is
+// f.mixed, as the caller read it.
+func (f *filter) held(b0, b1, b2 byte, mixed bool) bool {
+	if !mixed && (gramClass[b0] == 0 || gramClass[b1] == 0 || gramClass[b2] == 0) {
+		return false
+	}
+	k := gramAt(b0, b1, b2)
+	return atomic.LoadUint64(&f.dgrams[k>>6])&(1<<(k&63)) != 0
+}
+
+// keywordGrams returns the gram table of the format keywords' forms.
+var keywordGrams = sync.OnceValue(func() []uint64 {
+	g := make([]uint64, gramWords)
+	for _, w := range ruleWords().words {
+		k := gramAt(w[0], w[1], w[2]) // every keyword form has three bytes or more
+		g[k>>6] |= 1 << (k & 63)
+	}
+	return g
+})
