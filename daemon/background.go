@@ -100,19 +100,20 @@ func (d *Daemon) startBackground(ctx context.Context) {
 }
 
 // housekeep drops expired sessions, the risk state of sessions no longer
-// live, expired sensor entries and expired revocations.
+// live, the sensor entries of expired tokens and of sessions no longer
+// live, and expired revocations.
 func (d *Daemon) housekeep() {
-	pruned := d.sessions.Prune()
+	d.sessions.Prune()
 	live := map[string]bool{}
 	for _, s := range d.sessions.List() {
 		live[s.ID] = true
 	}
 	d.states.prune(live)
+	// Liveness is asked of the registry itself, not of the list above: a
+	// session granted since is in the registry before it is in the book.
+	d.book.sweep(d.clock(), func(sid string) bool { _, ok := d.sessions.Get(sid); return ok })
 	if err := d.revs.Prune(); err != nil {
 		d.log.Error("prune revocations", "err", err)
-	}
-	if len(pruned) > 0 {
-		d.rebuild.run(d) // drops the expired entries, coalesced with any grant's rebuild
 	}
 }
 
@@ -131,11 +132,16 @@ func canaryEnv(names []string) (map[string]string, error) {
 }
 
 // registerSession puts the session's token and canaries in the sensor
-// book, so that any sighting of them in a body is caught.
+// book, so that any sighting of them in a body is caught. They stay while
+// the session lives: killSession and housekeep take them out when it is
+// killed or expires (a token, too, once it has expired: a renewed session
+// has a newer one). A canary is not watched for past its session's end:
+// by then the session can no longer be revoked for it, and keeping every
+// dead session's decoys made the book grow with every grant.
 func (d *Daemon) registerSession(token string, c *capability.Claims, canaries map[string]string) {
 	// A token is watched for by its signature: it is unique to the token,
 	// a token is useless without it, and at 86 characters it keeps the
-	// matcher small where whole tokens (~600 bytes, ~1200 in hex) would not.
+	// book small where whole tokens (~600 bytes, ~1200 in hex) would not.
 	sig := token[strings.LastIndexByte(token, '.')+1:]
 	add := map[string]bookEntry{
 		"tok:" + c.ID: {secret: sensor.Secret{ID: c.ID, Class: sensor.ClassToken, Value: []byte(sig)},
@@ -143,7 +149,7 @@ func (d *Daemon) registerSession(token string, c *capability.Claims, canaries ma
 	}
 	for name, v := range canaries {
 		add["canary:"+c.SID+":"+name] = bookEntry{secret: sensor.Secret{ID: c.SID + ":" + name, Class: sensor.ClassCanary, Value: []byte(v)},
-			expires: c.ExpiresAt.Time.Add(time.Hour), session: c.SID}
+			session: c.SID}
 	}
 	d.bookSet(add, "")
 }

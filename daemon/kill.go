@@ -29,6 +29,7 @@ func (d *Daemon) kill(req KillRequest) (KillResult, error) {
 		}
 		res := KillResult{Killed: []string{}, Epoch: epoch}
 		for _, s := range d.sessions.KillAll() {
+			d.book.dropSession(s.ID)
 			res.Killed = append(res.Killed, s.ID)
 		}
 		d.appendAudit(audit.Record{Event: audit.EventKill, Reason: "kill --all", Detail: map[string]string{"epoch": fmt.Sprint(epoch)}})
@@ -74,6 +75,7 @@ func (d *Daemon) killSession(sid string, until time.Time, why string) error {
 		return fmt.Errorf("persist revocation of %s: %w", sid, err)
 	}
 	d.sessions.Kill(sid)
+	d.book.dropSession(sid) // its token is dead and its canaries can revoke nothing
 	d.appendAudit(audit.Record{Event: audit.EventKill, Session: sid, Reason: why})
 	d.log.Warn("killed session", "session", sid, "reason", why)
 	return nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,12 +19,16 @@ import (
 )
 
 // secretBook is every exact secret the sensors look for: the stored
-// provider keys, the live capability tokens and the session canaries. Any
-// change rebuilds the matcher and swaps it in atomically; streams in flight
-// keep the matcher they started with.
+// provider keys, the live capability tokens and the session canaries. It
+// keeps, by name, what the matcher holds, and changes the matcher in
+// place (sensor.Matcher.Put, Delete): a change costs the secrets it adds
+// or removes, whatever else the book holds. A session's token and canaries
+// leave the book when the session is killed or expires.
 type secretBook struct {
-	mu      sync.Mutex
-	entries map[string]bookEntry // by "key:NAME", "tok:JTI", "canary:SID:ENV"
+	mu        sync.Mutex
+	m         *sensor.Matcher            // created by the first change
+	entries   map[string]bookEntry       // by "key:NAME", "tok:JTI", "canary:SID:ENV"
+	bySession map[string]map[string]bool // entry names by session, so a kill costs its own entries
 }
 
 type bookEntry struct {
@@ -40,97 +43,83 @@ func redactClass(h sensor.Hit) bool {
 	return h.Class == sensor.ClassProviderKey || h.Class == sensor.ClassToken || h.Class == sensor.ClassCanary
 }
 
-func (d *Daemon) rebuildSensors() error {
+// bookSet adds or replaces entries and, with a removePrefix, drops the
+// entries under it that add does not name. Streams started after it
+// returns look for what it added; none looks for what it dropped.
+func (d *Daemon) bookSet(add map[string]bookEntry, removePrefix string) {
 	b := &d.book
 	b.mu.Lock()
-	now := d.clock()
-	list := make([]sensor.Secret, 0, len(b.entries))
-	for k, e := range b.entries {
-		if !e.expires.IsZero() && now.After(e.expires) {
-			delete(b.entries, k)
-			continue
+	defer b.mu.Unlock()
+	if b.m == nil {
+		m, err := sensor.NewMatcher(nil, sensor.Options{FormatRules: true, FingerprintKey: d.fpKey, Redact: redactClass})
+		if err != nil {
+			d.log.Error("build sensors", "err", err)
+			return
 		}
-		list = append(list, e.secret)
-	}
-	b.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	m, err := sensor.NewMatcher(list, sensor.Options{FormatRules: true, FingerprintKey: d.fpKey, Redact: redactClass})
-	if err != nil {
-		return fmt.Errorf("build sensors: %w", err)
-	}
-	d.sensors.Store(m)
-	return nil
-}
-
-// bookSet adds or replaces entries and rebuilds the matcher.
-func (d *Daemon) bookSet(add map[string]bookEntry, removePrefix string) {
-	d.book.mu.Lock()
-	if d.book.entries == nil {
-		d.book.entries = map[string]bookEntry{}
+		b.m, b.entries, b.bySession = m, map[string]bookEntry{}, map[string]map[string]bool{}
 	}
 	if removePrefix != "" {
-		for k := range d.book.entries {
-			if strings.HasPrefix(k, removePrefix) {
-				delete(d.book.entries, k)
+		for k := range b.entries {
+			if _, keep := add[k]; !keep && strings.HasPrefix(k, removePrefix) {
+				b.dropLocked(k)
 			}
 		}
 	}
 	for k, e := range add {
-		d.book.entries[k] = e
-	}
-	d.book.mu.Unlock()
-	d.rebuild.run(d)
-}
-
-// extendSession keeps the entries of session sid (its canaries) until at
-// least until: a renewed session is still watched for its decoys.
-func (b *secretBook) extendSession(sid string, until time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, e := range b.entries {
-		if e.session == sid && !e.expires.IsZero() && e.expires.Before(until) {
-			e.expires = until
-			b.entries[k] = e
-		}
-	}
-}
-
-// rebuilder coalesces matcher rebuilds: a caller that changed the book
-// waits until a build that started after its change has finished, and
-// concurrent callers share one build instead of each paying for one.
-type rebuilder struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	want    uint64 // changes requested
-	done    uint64 // changes covered by the last finished build
-	running bool
-}
-
-func (rb *rebuilder) run(d *Daemon) {
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	if rb.cond == nil {
-		rb.cond = sync.NewCond(&rb.mu)
-	}
-	rb.want++
-	mine := rb.want
-	for rb.done < mine {
-		if rb.running {
-			rb.cond.Wait()
+		if old, ok := b.entries[k]; ok && bytes.Equal(old.secret.Value, e.secret.Value) && old.secret.ID == e.secret.ID {
+			b.entries[k] = e // unchanged: the matcher has it already
 			continue
 		}
-		rb.running = true
-		target := rb.want
-		rb.mu.Unlock()
-		err := d.rebuildSensors()
-		rb.mu.Lock()
-		rb.running = false
-		rb.done = target
-		rb.cond.Broadcast()
-		if err != nil {
-			d.log.Error("rebuild sensors", "err", err)
+		if err := b.m.Put(k, e.secret); err != nil {
+			d.log.Error("add a secret to the sensors", "secret", k, "err", err)
+			continue
+		}
+		b.entries[k] = e
+		if e.session != "" {
+			if b.bySession[e.session] == nil {
+				b.bySession[e.session] = map[string]bool{}
+			}
+			b.bySession[e.session][k] = true
 		}
 	}
+	d.sensors.Store(b.m) // the same matcher from the first change on
+}
+
+func (b *secretBook) dropLocked(k string) {
+	if sid := b.entries[k].session; sid != "" {
+		if delete(b.bySession[sid], k); len(b.bySession[sid]) == 0 {
+			delete(b.bySession, sid)
+		}
+	}
+	delete(b.entries, k)
+	b.m.Delete(k)
+}
+
+// dropSession takes the entries of session sid (its tokens and canaries)
+// out of the book: it was killed or has expired, and its token is dead.
+func (b *secretBook) dropSession(sid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.bySession[sid] {
+		b.dropLocked(k)
+	}
+}
+
+// sweep drops the entries that have expired and those of sessions that
+// are no longer live (killed, or expired and pruned: live reports which
+// are live, and is asked only about sessions the book holds, each after
+// it entered the registry). It returns how many it dropped.
+func (b *secretBook) sweep(now time.Time, live func(sid string) bool) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for k, e := range b.entries {
+		if !e.expires.IsZero() && now.After(e.expires) || e.session != "" && !live(e.session) {
+			b.dropLocked(k)
+			n++
+		}
+	}
+	return n
 }
 
 // hasToken reports whether the book already holds token jti.

@@ -62,7 +62,6 @@ type Daemon struct {
 	fpKey    []byte
 	keyCache keyCache
 	book     secretBook
-	rebuild  rebuilder
 	sensors  sensor.Set
 	audit    auditSink
 	prices   *priceTable

@@ -280,7 +280,6 @@ func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.registerSession(token, claims, nil)
-	d.book.extendSession(sess.ID, claims.ExpiresAt.Time.Add(time.Hour))
 	if _, err := d.appendAudit(audit.Record{Event: audit.EventRenew, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
 		Detail: map[string]string{"expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}}); err != nil {
 		d.killSession(claims.SID, claims.ExpiresAt.Time, "renewal could not be audited")
