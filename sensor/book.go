@@ -362,8 +362,17 @@ const (
 // size returns the bytes the book holds, counted from its parts: what
 // grows with the secrets and shrinks when they go.
 func (b *book) size() int64 {
+	data, flt := b.sizes()
+	return data + flt
+}
+
+// sizes returns the bytes of the book's forms, trie and maps, and of its
+// filter. The filter shrinks only once it is four times the size it needs,
+// so that a book at a size boundary does not rebuild it on every change.
+func (b *book) sizes() (data, flt int64) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	f := b.flt.Load()
 	n := int64(len(b.lens)) * mapSlot
 	for k, e := range b.entries {
 		n += mapSlot + int64(len(k)) + entrySize + int64(cap(e.arena)) + int64(cap(e.forms))*formSize
@@ -371,7 +380,7 @@ func (b *book) size() int64 {
 	for _, t := range b.root {
 		n += mapSlot + t.size()
 	}
-	return n + int64(len(b.flt.Load().bits))*8*2
+	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams))
 }
 
 func (n *tnode) size() int64 {

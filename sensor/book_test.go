@@ -196,7 +196,8 @@ func TestBookMemoryReturnsToBase(t *testing.T) {
 	r := rand.New(rand.NewPCG(55, 56))
 	m := mustMatcher(t, benchSecrets(3), Options{FormatRules: true}) // the provider keys
 	scan(m, "text/plain", "warm up", 7)
-	base, heap0 := m.Size(), heapInUse()
+	base, flt0 := m.book.sizes()
+	heap0 := heapInUse()
 	const grants, live = 2000, 30
 	var sessions []map[string]Secret
 	peak := int64(0)
@@ -214,17 +215,18 @@ func TestBookMemoryReturnsToBase(t *testing.T) {
 	for _, g := range sessions {
 		kill(m, g)
 	}
-	end, heap1 := m.Size(), heapInUse()
-	t.Logf("book: %d bytes with the keys, %d with %d sessions (peak %d), %d after the last kill; heap %d -> %d",
-		base, withLive, live, peak, end, heap0, heap1)
-	if perSession := (withLive - base) / live; perSession > 64<<10 {
+	end, flt1 := m.book.sizes()
+	heap1 := heapInUse()
+	t.Logf("book: %d+%d bytes (forms and trie + filter) with the keys, %d with %d sessions (peak %d), %d+%d after the last kill; heap %d -> %d",
+		base, flt0, withLive, live, peak, end, flt1, heap0, heap1)
+	if perSession := (withLive - base - flt0) / live; perSession > 64<<10 {
 		t.Errorf("a live session costs %d bytes of book, want at most 64 KiB", perSession)
 	}
-	if peak > base+int64(live+1)*64<<10 {
+	if peak > base+flt0+int64(live+1)*64<<10 {
 		t.Errorf("book peaked at %d bytes with %d live sessions: it grows with the grants, not the live sessions", peak, live)
 	}
-	if end > base+base/10 {
-		t.Errorf("book holds %d bytes after every session was killed, want about %d", end, base)
+	if end != base || flt1 > 4*flt0 {
+		t.Errorf("book holds %d bytes and a %d-byte filter after every session was killed, want %d and at most %d", end, flt1, base, 4*flt0)
 	}
 	if heap1 > heap0+4<<20 {
 		t.Errorf("heap in use %d after every session was killed, %d before the first grant", heap1, heap0)
