@@ -10,10 +10,14 @@ package sensor
 
 // maxExact bounds the exact candidates open at once in a lane. Each needs
 // 8 bytes that begin a held form and lives while the bytes after them
-// still spell one; forms are high-entropy, so candidates overlap only on
-// input built from the held forms themselves. The oldest is dropped when
-// the array is full, as for format candidates.
-const maxExact = 8
+// still spell one. Held forms are random, so a candidate opens inside
+// another one's run almost never: two are rarely open at once. Only a
+// secret that repeats itself ("bbbbbbbbbbbb") opens one per byte of a run
+// of it; past maxExact, a new one is not opened, so the older ones, which
+// are further on, are followed to the end. (Format candidates drop the
+// oldest instead: anyone can flood a stream with a keyword, and no one can
+// flood it with the prefixes of a secret they do not hold.)
+const maxExact = 64
 
 // xcand is an open exact candidate: the normalised bytes from start spell
 // the first d bytes of some held form.
@@ -46,12 +50,11 @@ func (l *lane) anchor(q int64) {
 		return
 	}
 	if l.xc == nil {
-		l.xc = make([]xcand, 0, maxExact)
+		l.xc = make([]xcand, 0, 4)
 	}
-	if len(l.xc) == maxExact {
-		l.xc = append(l.xc[:0], l.xc[1:]...)
+	if len(l.xc) < maxExact {
+		l.xc = append(l.xc, c)
 	}
-	l.xc = append(l.xc, c)
 }
 
 // enter moves c, which has matched d bytes ending at q, to the node v

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -98,4 +99,56 @@ func hasSecret(hits []Hit, id string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzBook puts and deletes secrets over a two-letter alphabet, so that
+// their forms share prefixes of every length and end inside one another,
+// and checks a scan against a plain substring search: a secret is found
+// if and only if it is held and one of its forms occurs in the body.
+func FuzzBook(f *testing.F) {
+	f.Add([]byte("aaaaaaaabaaaaaaaaaaaaaaaaab"), []byte{0, 1, 2, 3, 130}, []byte("xaaaaaaaabaaaaaaaaaaaaaaaaabx"), uint8(5))
+	f.Add([]byte("abababababababababab"), []byte{0, 128, 1}, []byte("abababababababababababab"), uint8(1))
+	f.Fuzz(func(t *testing.T, pool, ops, body []byte, cut uint8) {
+		ab := func(b []byte) string {
+			out := make([]byte, len(b))
+			for i, c := range b {
+				out[i] = "ab"[c&1]
+			}
+			return string(out)
+		}
+		m := mustMatcher(t, nil, Options{})
+		live := map[string]string{}
+		for i, op := range ops {
+			key := fmt.Sprint(op & 7)
+			if op&128 != 0 {
+				m.Delete(key)
+				delete(live, key)
+				continue
+			}
+			// The secret: 8 to 40 bytes of the pool, from an offset the op picks.
+			if len(pool) < 8 {
+				continue
+			}
+			from := (i * 7) % (len(pool) - 7)
+			v := ab(pool[from:min(len(pool), from+8+int(op>>3&31))])
+			if err := m.Put(key, Secret{ID: key, Class: ClassCanary, Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+			live[key] = v
+		}
+		text := "x" + ab(body) + "x"
+		var want []string
+		for k, v := range live {
+			for _, f := range expand([]byte(v)) {
+				if strings.Contains(text, string(f.b)) {
+					want = append(want, k)
+					break
+				}
+			}
+		}
+		slices.Sort(want)
+		if got := foundIDs(m, text, 1+int(cut%16)); !slices.Equal(got, want) {
+			t.Fatalf("Scan(%q) with %v = %v, want %v", text, live, got, want)
+		}
+	})
 }
