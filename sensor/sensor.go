@@ -67,7 +67,12 @@
 // one or two boundary characters that also encode neighbouring bytes; the
 // PEM rule confirms on the header and the first 40 body characters and
 // redacts only those, so the caller should cut the stream on that hit;
-// Options.Redact runs inside Write and must be quick. A stream's memory is
+// Options.Redact runs inside Write and must be quick; a lane follows at
+// most 64 overlapping exact candidates, which only a secret that repeats
+// itself can exceed, in input made of it; the last few bytes of a write
+// may be held for one more write when the filter cannot rule out that
+// they begin a held form (never after a line break, a quote or a brace,
+// unless a held secret begins with one). A stream's memory is
 // at most three rings of 8 bytes per position (a power of two covering the
 // longest keyword run and held form when the stream starts; a form put
 // later that does not fit is not found by it), plus the held bytes and
