@@ -23,9 +23,13 @@ import (
 // byte step through every generation. The forms are high-entropy strings
 // of eight bytes or more, which a hash of their first eight bytes finds
 // with almost no false alarms: a stream keeps its last eight normalised
-// bytes in a register and tests one bit of a filter per byte, at the same
-// cost for ten secrets or ten thousand; on a hit it looks the chunk up in
-// the trie and follows the candidate one byte at a time.
+// bytes in a register and tests them against a filter (one load) on each
+// byte it takes one at a time, and skips runs in which no form begins by a
+// table of their first three bytes (see Stream.block). A window the filter
+// passes is looked up in the trie, and a candidate then follows it a byte
+// at a time. None of it costs more with more secrets, but for the filter
+// and the table filling up: with a thousand live sessions a stream leaves
+// its fast path more often.
 //
 // Concurrency: streams read the book while grants and kills change it.
 // The filter's bits are read and set atomically; the trie is read under
