@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -468,5 +469,69 @@ func TestCorrelationHeadersGoUpstream(t *testing.T) {
 		if v, ok := h[gone]; ok {
 			t.Errorf("upstream got %s: %q", gone, v)
 		}
+	}
+}
+
+// TestFragmentsOfTheKeyAreCaught (item 1): an upstream quoting most of
+// the key it was sent (46 of its characters, as the attack run saw) hands
+// the agent nothing of it past what a masked echo shows, and the session
+// is RED; a real provider's masked echo (prefix and last four) passes.
+func TestFragmentsOfTheKeyAreCaught(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		quote func(k string) string
+		red   bool
+	}{
+		{"46 characters quoted", func(k string) string { return k[:46] + "…" }, true},
+		{"the middle quoted", func(k string) string { return "…" + k[18:44] + "…" }, true},
+		{"masked as OpenAI does", func(k string) string { return k[:8] + strings.Repeat("*", 20) + k[len(k)-4:] }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+				k := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(401)
+				io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+c.quote(k)+`","type":"invalid_request_error"}}`)
+			})
+			g := e.grant(t, GrantRequest{})
+			_, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
+			k := fakeOpenAIKey
+			for i := fragmentSkip; i+2*fragmentLen-1 <= len(k); i++ {
+				if strings.Contains(body, k[i:i+2*fragmentLen-1]) {
+					t.Fatalf("%d characters of the key from %d reached the agent: %s", 2*fragmentLen-1, i, body)
+				}
+			}
+			risk := sessionRisk(t, e, g.Session).Risk
+			if red := risk == "GONE"; red != c.red {
+				t.Fatalf("session after the echo = %s, want RED %v", risk, c.red)
+			}
+		})
+	}
+}
+
+// TestSensorHitRecordsAreBoundedPerRequest: a body repeating the agent's
+// own token a thousand times is refused RED with at most maxAuditedHits
+// records, and the request's response record counts them all.
+func TestSensorHitRecordsAreBoundedPerRequest(t *testing.T) {
+	e := startProxyEnv(t, nil)
+	g := e.grant(t, GrantRequest{})
+	other := e.grant(t, GrantRequest{Agent: "other"})
+	body := `{"model":"gpt-4o-mini","messages":[{"content":"` + strings.Repeat(other.Token+" ", 1000) + `"}]}`
+	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token)); resp.StatusCode != 403 {
+		t.Fatalf("a body repeating a token = %d, want 403", resp.StatusCode)
+	}
+	if n := countEvents(t, e, audit.EventSensorHit); n != maxAuditedHits {
+		t.Fatalf("%d sensor_hit records, want %d", n, maxAuditedHits)
+	}
+	var counted string
+	waitUntil(t, "the response record", func() bool {
+		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse, Session: g.Session}, func(r audit.Record) error {
+			counted = r.Detail["sensor_hits"]
+			return nil
+		})
+		return counted != ""
+	})
+	if n, _ := strconv.Atoi(counted); n < 1000 {
+		t.Fatalf("response record counts %q hits, want the 1000", counted)
 	}
 }

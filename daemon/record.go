@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,7 +28,9 @@ type requestRecord struct {
 	replied bool
 	// bodyRead is set once readBody has consumed the request body.
 	bodyRead bool
-	metered  bool
+	// hits counts the request's sensor hits (see maxAuditedHits).
+	hits    int
+	metered bool
 	// relay is the request's WebSocket, once the upstream has switched.
 	relay *wsRelay
 }
@@ -81,6 +84,12 @@ func (d *Daemon) finishRecord(rec *requestRecord) {
 		defer d.relays.remove(rec.relay)
 	}
 	rec.LatencyMS = float64(d.clock().Sub(rec.start).Microseconds()) / 1000
+	if rec.hits > 0 {
+		if rec.Detail == nil {
+			rec.Detail = map[string]string{}
+		}
+		rec.Detail["sensor_hits"] = strconv.Itoa(rec.hits)
+	}
 	d.meterResponse(rec)
 	r := rec.Record
 	r.Event = audit.EventResponse

@@ -148,10 +148,40 @@ func (d *Daemon) loadKeySecrets(ctx context.Context) error {
 		}
 		if k.Len() >= sensor.MinSecretLen {
 			add["key:"+e.Provider] = bookEntry{secret: sensor.Secret{ID: e.Provider, Class: sensor.ClassProviderKey, Value: k.Reveal()}}
+			for i, frag := range keyFragments(k.Reveal()) {
+				add[fmt.Sprintf("key:%s#%d", e.Provider, i)] = bookEntry{secret: sensor.Secret{ID: e.Provider + " (fragment)", Class: sensor.ClassProviderKey, Value: frag}}
+			}
 		}
 	}
 	d.bookSet(add, "key:")
 	return nil
+}
+
+// Fragments of a held key are held too, so that an upstream quoting most
+// of it ("Incorrect API key provided: sk-abc…" with 46 of its 50
+// characters) does not hand the agent all but a guessable rest. A key is
+// cut, past its first fragmentSkip bytes (where the public prefixes such
+// as sk-ant-api03- are, which every key shares), into fragmentLen-byte
+// pieces: any fragmentLen*2-1 consecutive characters of the rest hold one
+// whole piece, are caught and cut out, and the session is RED. A real
+// provider's masked echo (sk-proj-…abcd: a prefix and four characters)
+// holds no piece.
+const (
+	fragmentSkip = 16
+	fragmentLen  = 12
+)
+
+// keyFragments returns key's pieces (see fragmentLen); none for a key
+// too short to have a rest worth cutting.
+func keyFragments(key []byte) [][]byte {
+	var out [][]byte
+	for i := fragmentSkip; i+fragmentLen <= len(key); i += fragmentLen {
+		out = append(out, key[i:i+fragmentLen])
+	}
+	if len(out) < 2 {
+		return nil // the whole key is what matters, and it is held
+	}
+	return out
 }
 
 // scanRequest runs the request sensor over the buffered body, the header
@@ -234,15 +264,24 @@ func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
 	if h.SecretID != "" && h.Class == sensor.ClassProviderKey {
 		rec.Detail["secret"] = h.SecretID
 	}
-	d.appendAudit(rec)
-	d.log.Warn("sensor hit", "session", rec.Session, "rule", h.Rule, "class", h.Class, "encoding", h.Encoding,
-		"direction", rec.Direction, "fingerprint", h.Fingerprint)
+	// One body repeating a secret makes a hit per repetition (7,000 in a
+	// MiB of the agent's own token): each still reaches the risk machine,
+	// but only the first maxAuditedHits of a request are records; the
+	// request's response record counts the rest.
+	if f.rec.hits++; f.rec.hits <= maxAuditedHits {
+		d.appendAudit(rec)
+		d.log.Warn("sensor hit", "session", rec.Session, "rule", h.Rule, "class", h.Class, "encoding", h.Encoding,
+			"direction", rec.Direction, "fingerprint", h.Fingerprint)
+	}
 	kind := policy.SensorHit
 	if h.Class == sensor.ClassCanary {
 		kind = policy.Canary
 	}
 	return d.observe(f.sess, policy.Event{Kind: kind, Rule: h.Rule, Class: string(h.Class), Direction: h.Direction.String()}, f.rec)
 }
+
+// maxAuditedHits bounds the sensor_hit records of one request.
+const maxAuditedHits = 32
 
 // errEncodedReply refuses a reply in a content encoding the daemon did
 // not ask for (it sends Accept-Encoding: identity): the sensors read

@@ -468,7 +468,9 @@ func TestWebSocketSecretsFromTheAgentAreCaught(t *testing.T) {
 				for len(got) > 0 {
 					upstreamGot = append(upstreamGot, <-got)
 				}
-				if want := 0; tt.up != nil {
+				// A held key's first half is 28 characters, which hold one
+				// of its fragments (keyFragments): it is caught at once.
+				if want := 0; tt.up != nil && what != "held key" {
 					if len(upstreamGot) != 1 || upstreamGot[0] != tt.up(secret) {
 						t.Fatalf("upstream got %q, want only the first half's message", upstreamGot)
 					}
