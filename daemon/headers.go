@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -149,12 +150,12 @@ var baseForwardHeaders = map[string]bool{
 func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 	out := make(http.Header, len(in))
 	var buf [64]byte
-	nominated := in["Connection"]
+	nominated := connectionNames(in["Connection"])
 	for name, vals := range in {
 		nb := appendNormHeader(buf[:0], name)
 		// Our own headers are for the daemon, and a header the client
 		// named in Connection is hop-by-hop (RFC 9110 7.6.1), listed or not.
-		if bytes.HasPrefix(nb, []byte("x-tokfence-")) || len(nominated) > 0 && connectionNames(nominated, nb) {
+		if bytes.HasPrefix(nb, []byte("x-tokfence-")) || slices.Contains(nominated, string(nb)) {
 			continue
 		}
 		listed := baseForwardHeaders[string(nb)] || p.listsHeader(nb)
@@ -183,18 +184,20 @@ func forwardHeaders(in http.Header, p *Provider, token string) http.Header {
 	return out
 }
 
-// connectionNames reports whether the Connection header values vals name
-// the header n (in normHeader form).
-func connectionNames(vals []string, n []byte) bool {
-	var buf [64]byte
+// connectionNames returns the header names (in normHeader form) that the
+// Connection header values vals nominate; nil, without allocating, for
+// the common "keep-alive" or none.
+func connectionNames(vals []string) []string {
+	var out []string
 	for _, v := range vals {
-		for _, opt := range strings.Split(v, ",") {
-			if string(appendNormHeader(buf[:0], strings.TrimSpace(opt))) == string(n) {
-				return true
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = strings.TrimSpace(opt)
+			if opt != "" && !strings.EqualFold(opt, "keep-alive") && !strings.EqualFold(opt, "close") {
+				out = append(out, normHeader(opt))
 			}
 		}
 	}
-	return false
+	return out
 }
 
 // credentialParams are query parameter names, in normHeader form, that

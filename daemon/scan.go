@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,31 +202,12 @@ func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward,
 	s.Release()
 	// Header values and the query string are scanned as one text: a
 	// secret in ?q= is as much on its way out as one in a body.
-	var hb []byte
-	if r.URL.RawQuery != "" {
-		hb = append(append(hb, r.URL.RawQuery...), '\n')
-	}
-	for name, vals := range r.Header {
-		if !isTokenHeader(name) {
-			for _, v := range vals {
-				hb = append(append(hb, v...), '\n')
-			}
+	for _, h := range headerHits(m, sensor.Request, r.Header, r.URL.RawQuery, isTokenHeader) {
+		// The session's own token in a header or the query is dropped
+		// by forwardHeaders and forwardQuery; it is misplaced, not leaked.
+		if h.Class != sensor.ClassToken || h.SecretID != f.rec.JTI {
+			hits = append(hits, h.Hit)
 		}
-	}
-	if len(hb) > 0 {
-		hs := m.NewStream(sensor.Request, "text/plain")
-		_, h1 := hs.Write(hb)
-		hh := append([]sensor.Hit(nil), h1...)
-		_, h2 := hs.Close()
-		for _, h := range append(hh, h2...) {
-			// The session's own token in a header or the query is
-			// dropped by forwardHeaders and forwardQuery; it is
-			// misplaced, not leaked.
-			if h.Class != sensor.ClassToken || h.SecretID != f.rec.JTI {
-				hits = append(hits, h)
-			}
-		}
-		hs.Release()
 	}
 	blocked := ""
 	for _, h := range hits {
@@ -293,24 +275,56 @@ var errEncodedReply = errors.New("upstream sent an encoded (compressed) reply th
 // headers under a harmless name (X-Request-Headers) would otherwise hand
 // the agent the injected key. A header with a hit is dropped whole.
 func (d *Daemon) scanReplyHeaders(h http.Header, f *forward) {
-	m := d.sensors.Load()
+	for _, hit := range headerHits(d.sensors.Load(), sensor.Response, h, "", nil) {
+		d.sensorHit(f, hit.Hit)
+		h.Del(hit.header)
+	}
+}
+
+// headerHit is a sensor hit in a header value (or the query string, for
+// which header is "").
+type headerHit struct {
+	sensor.Hit
+	header string
+}
+
+// headerHits runs one sensor stream over query and the values of h but
+// those skip names, a line each, and says which header each hit fell in.
+// One stream for all of them: a reply has a dozen headers, and a stream
+// per header would cost a dozen on every request.
+func headerHits(m *sensor.Matcher, dir sensor.Direction, h http.Header, query string, skip func(string) bool) []headerHit {
+	var text []byte
+	var names []string
+	var ends []int64 // ends[i]: offset just past the line of names[i]
+	add := func(name, v string) {
+		text = append(append(text, v...), '\n')
+		names, ends = append(names, name), append(ends, int64(len(text)))
+	}
+	if query != "" {
+		add("", query)
+	}
 	for name, vals := range h {
-		st := m.NewStream(sensor.Response, "text/plain")
-		var hits []sensor.Hit
-		for _, v := range vals {
-			_, hs := st.Write([]byte(v + "\n"))
-			hits = append(hits, hs...)
-		}
-		_, hs := st.Close()
-		hits = append(hits, hs...)
-		st.Release()
-		for _, hit := range hits {
-			d.sensorHit(f, hit)
-		}
-		if len(hits) > 0 {
-			h.Del(name)
+		if skip == nil || !skip(name) {
+			for _, v := range vals {
+				add(name, v)
+			}
 		}
 	}
+	if len(text) == 0 {
+		return nil
+	}
+	st := m.NewStream(dir, "text/plain")
+	defer st.Release()
+	_, h1 := st.Write(text)
+	hits := append([]sensor.Hit(nil), h1...) // valid only until the next call
+	_, h2 := st.Close()
+	hits = append(hits, h2...)
+	out := make([]headerHit, 0, len(hits))
+	for _, hit := range hits {
+		i, _ := slices.BinarySearch(ends, hit.Offset+1)
+		out = append(out, headerHit{Hit: hit, header: names[min(i, len(names)-1)]})
+	}
+	return out
 }
 
 // wrapResponse puts the upstream body behind the response sensor and the
