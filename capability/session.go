@@ -84,6 +84,30 @@ func (s *Session) AddRequest() (int64, error) {
 	}
 }
 
+// CheckRequest reports whether AddRequest would now admit a request,
+// without counting one: ErrLimit past Scope.MaxRequests, or the cause of a
+// dead session.
+func (s *Session) CheckRequest() error {
+	if err := context.Cause(s.ctx); err != nil {
+		return fmt.Errorf("session %s: %w", s.ID, err)
+	}
+	if n, limit := s.requests.Load(), s.Scope.MaxRequests; limit > 0 && n >= limit {
+		return fmt.Errorf("session %s: %d of %d requests: %w", s.ID, n, limit, ErrLimit)
+	}
+	return nil
+}
+
+// UndoRequest takes back one request AddRequest counted, for a request
+// that then never went out.
+func (s *Session) UndoRequest() {
+	for {
+		n := s.requests.Load()
+		if n <= 0 || s.requests.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
 // kill cancels the session's context with cause.
 func (s *Session) kill(cause error) { s.cancel(cause) }
 

@@ -104,14 +104,11 @@ func (d *Daemon) startBackground(ctx context.Context) {
 // live, and expired revocations.
 func (d *Daemon) housekeep() {
 	d.sessions.Prune()
-	live := map[string]bool{}
-	for _, s := range d.sessions.List() {
-		live[s.ID] = true
-	}
-	d.states.prune(live)
-	// Liveness is asked of the registry itself, not of the list above: a
-	// session granted since is in the registry before it is in the book.
-	d.book.sweep(d.clock(), func(sid string) bool { _, ok := d.sessions.Get(sid); return ok })
+	// Liveness is asked of the registry at each step: a session granted
+	// meanwhile is in the registry before it is in the table or the book.
+	live := func(sid string) bool { _, ok := d.sessions.Get(sid); return ok }
+	d.live.forget(live)
+	d.book.sweep(d.clock(), live)
 	if err := d.revs.Prune(); err != nil {
 		d.log.Error("prune revocations", "err", err)
 	}

@@ -57,7 +57,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Keys:        []string{},
 		Keychain:    "ok",
 	}
-	grants := d.grants.snapshot(d.clock())
+	grants := d.live.grants.snapshot(d.clock())
 	for _, s := range d.sessions.List() {
 		if grants[s.ID].Fence == FenceUnfenced {
 			st.Unfenced++

@@ -37,7 +37,7 @@ func (d *Daemon) bindFence(sess *capability.Session, h *fenceHandle) {
 		defer d.wg.Done()
 		if waitProcessExit(d.runCtx, sess.Context(), h.pid) {
 			stop()
-			if err := d.killSession(sess.ID, sess.Expires(), "fence exited"); err != nil {
+			if _, err := d.endSession(sess.ID, "fence exited"); err != nil {
 				d.log.Error("kill session of exited fence", "session", sess.ID, "err", err)
 			}
 		}

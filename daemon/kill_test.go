@@ -192,10 +192,10 @@ func TestHousekeepingForgetsDeadSessionsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.d.housekeep()
-	if _, ok := e.d.states.lookup(dead.Session); ok {
+	if _, ok := e.d.live.lookup(dead.Session); ok {
 		t.Fatal("a killed session's risk state outlived housekeeping")
 	}
-	if _, ok := e.d.states.lookup(alive.Session); !ok {
+	if _, ok := e.d.live.lookup(alive.Session); !ok {
 		t.Fatal("housekeeping dropped a live session's risk state")
 	}
 }

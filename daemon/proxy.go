@@ -32,7 +32,7 @@ type forward struct {
 	query url.Values
 	key   keystore.Secret
 	token string
-	sess  *sessionState
+	sess  *session
 	model string
 	rec   *requestRecord
 	// body is what goes upstream: the request body as the sensors cleared
@@ -83,7 +83,7 @@ func (d *Daemon) newReverseProxy() *httputil.ReverseProxy {
 func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	rec := d.newRecord(r)
 	defer d.finishRecord(rec)
-	f := d.admitRequest(w, r, rec)
+	f := d.prepareForward(w, r, rec)
 	if f == nil {
 		return
 	}
@@ -134,12 +134,15 @@ func (rw *replyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, brw, nil
 }
 
-// admitRequest runs every check before a request may go upstream and records
-// it on the trail. It returns nil when it has refused the request (and
-// written the refusal). It is a function of its own so that its frame,
+// prepareForward decides whether a request may go upstream, then commits
+// to it: every check runs first (path, token, scope, risk state, model,
+// rate, budget, request limit, the sensors' verdict, the key), and only a
+// request that passes them all spends its rate token and request quota
+// and is recorded on the trail; a refused request spends nothing. It
+// returns nil when it has refused the request (and written the refusal). It is a function of its own so that its frame,
 // the largest of the request path, is off the stack while the reply
 // streams (see routes.go on why the request path is kept shallow).
-func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *requestRecord) *forward {
+func (d *Daemon) prepareForward(w http.ResponseWriter, r *http.Request, rec *requestRecord) *forward {
 	p, ok := d.providers[r.PathValue("provider")]
 	if !ok {
 		rec.fail(w, http.StatusNotFound, errNotFound, fmt.Sprintf("unknown provider %q", r.PathValue("provider")))
@@ -190,7 +193,7 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
 		return nil
 	}
-	st := d.states.get(sess, d.clock)
+	st := d.live.of(sess, d.clock)
 	rec.bindSession(claims, sess)
 	if !d.hasToken(claims.ID) {
 		d.registerSession(token, claims, nil) // first sight since a restart
@@ -198,7 +201,7 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 
 	f := &forward{p: p, rest: rest, query: forwardQuery(r.URL.Query(), token), token: token, sess: st, rec: rec,
 		method: method, claims: claims, upgrade: upgrade}
-	if !d.admit(w, r, f, claims) {
+	if !d.checkRequest(w, r, f, claims) {
 		return nil
 	}
 	key, err := d.providerKey(r.Context(), p.Name)
@@ -207,12 +210,23 @@ func (d *Daemon) admitRequest(w http.ResponseWriter, r *http.Request, rec *reque
 		return nil
 	}
 	f.key = key
-	if d.policy().FullAudit(st.risk.State()) {
+	if rec.pol.FullAudit(st.risk.State()) {
 		fullDetail(rec, r, f)
 	}
+	// Decided: now spend. A WebSocket handshake spends nothing: its calls
+	// are spent one by one (checkMessage).
+	if !f.upgrade {
+		if e := d.spend(f, rec.pol); e != nil {
+			rec.failErr(w, e)
+			return nil
+		}
+	}
 	// The request is on the trail before a byte goes upstream: if it cannot
-	// be recorded it is not forwarded (fail closed).
+	// be recorded it is not forwarded (fail closed), and spends nothing.
 	if _, err := d.appendAudit(rec.Record); err != nil {
+		if !f.upgrade {
+			d.unspend(f, rec.pol)
+		}
 		rec.fail(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable: refusing to forward (fail closed)")
 		return nil
 	}
@@ -243,7 +257,7 @@ func (d *Daemon) authFailure(r *http.Request, rec *requestRecord) {
 		return
 	}
 	rec.Session, rec.Agent = sess.ID, sess.Agent
-	d.observe(d.states.get(sess, d.clock), policy.Event{Kind: policy.AuthFailure, Rule: "token"}, rec)
+	d.observe(d.live.of(sess, d.clock), policy.Event{Kind: policy.AuthFailure, Rule: "token"}, rec)
 }
 
 // fullDetail adds what the policy's full_audit_from state (YELLOW by
@@ -274,7 +288,7 @@ func fullDetail(rec *requestRecord, r *http.Request, f *forward) {
 // is killed, when the upstream has sent nothing for idle (each byte read
 // from it pushes that back), or at release.
 func (f *forward) bind(parent context.Context, idle time.Duration) {
-	sctx := f.sess.sess.Context()
+	sctx := f.sess.Context()
 	ctx, cancel := context.WithCancelCause(context.WithValue(parent, forwardKey{}, f))
 	f.ctx, f.cancel = ctx, cancel
 	f.stop = context.AfterFunc(sctx, func() { cancel(context.Cause(sctx)) })
@@ -288,12 +302,13 @@ func (f *forward) release() {
 	f.stop()
 }
 
-// admit runs the checks that need the request body: size, model, scope,
-// risk state, rate and request limits. It writes the refusal itself. A
-// WebSocket handshake spends nothing: its calls pass the budget and
-// request limits one by one (admitMessage).
-func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *capability.Claims) bool {
-	if e := d.allowState(f); e != nil {
+// checkRequest runs the checks that need the request body: size, model,
+// scope, risk state, and whether the rate, budget and request limits
+// leave room; then the sensors. It spends nothing (spend does, once every
+// check has passed) and writes the refusal itself.
+func (d *Daemon) checkRequest(w http.ResponseWriter, r *http.Request, f *forward, c *capability.Claims) bool {
+	pol := f.rec.pol
+	if e := d.allowState(f, pol); e != nil {
 		f.rec.failErr(w, e)
 		return false
 	}
@@ -306,7 +321,7 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 	f.rec.Model = f.model
 	e := d.allowModel(f, c, model, err)
 	if e == nil {
-		e = d.allowRate(f)
+		e = d.allowRate(f, pol)
 	}
 	if e == nil && !f.upgrade {
 		e = d.allowSpend(f, c, model)
@@ -320,8 +335,8 @@ func (d *Daemon) admit(w http.ResponseWriter, r *http.Request, f *forward, c *ca
 }
 
 // allowState refuses what the session's risk state does not allow.
-func (d *Daemon) allowState(f *forward) *APIError {
-	if state := f.sess.risk.State(); !d.policy().Allows(state, f.method, f.rest) {
+func (d *Daemon) allowState(f *forward, pol *policy.Policy) *APIError {
+	if state := f.sess.risk.State(); !pol.Allows(state, f.method, f.rest) {
 		return &APIError{Status: http.StatusForbidden, Type: errPermission,
 			Message: fmt.Sprintf("session is %s: only read-only endpoints are allowed", state)}
 	}
@@ -347,24 +362,26 @@ func (d *Daemon) allowModel(f *forward, c *capability.Claims, model string, err 
 	return nil
 }
 
-// allowRate refuses a request over the session's rate limit.
-func (d *Daemon) allowRate(f *forward) *APIError {
+// allowRate refuses a request the session's rate limit has no room for
+// now. It takes nothing: spend does.
+func (d *Daemon) allowRate(f *forward, pol *policy.Policy) *APIError {
 	st := f.sess
-	now, limit := d.clock(), d.policy().RateLimit(st.sess.Agent, st.risk.State())
-	st.mu.Lock()
-	allowed := st.lim.Allow(now, limit)
-	st.mu.Unlock()
-	if !allowed {
-		d.observe(st, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, f.rec)
-		return &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit,
-			RetryAfter: st.lim.RetryAfter(now, limit),
-			Message:    fmt.Sprintf("rate limit for a %s session (%s) exceeded", st.risk.State(), limit)}
+	now, limit := d.clock(), pol.RateLimit(st.Agent, st.risk.State())
+	if wait := st.lim.RetryAfter(now, limit); wait > 0 {
+		return d.rateRefusal(f, limit, wait)
 	}
 	return nil
 }
 
-// allowSpend refuses a request past a budget or the grant's request limit,
-// and counts it. It fails the same way on every retry: 403, not 429.
+func (d *Daemon) rateRefusal(f *forward, limit policy.Limit, wait time.Duration) *APIError {
+	d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, f.rec)
+	return &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit, RetryAfter: wait,
+		Message: fmt.Sprintf("rate limit for a %s session (%s) exceeded", f.sess.risk.State(), limit)}
+}
+
+// allowSpend refuses a request past a budget or the grant's request
+// limit. It fails the same way on every retry: 403, not 429. It counts
+// nothing: spend does.
 func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *APIError {
 	if err := d.checkBudget(c, f.p.Name, model); err != nil {
 		d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, f.rec)
@@ -374,14 +391,42 @@ func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *API
 		}
 		return &APIError{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()}
 	}
-	if _, err := f.sess.sess.AddRequest(); err != nil {
-		e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
-		if errors.Is(err, capability.ErrLimit) {
-			e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
-		}
-		return e
+	if err := f.sess.CheckRequest(); err != nil {
+		return requestLimitRefusal(err)
 	}
 	return nil
+}
+
+func requestLimitRefusal(err error) *APIError {
+	e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
+	if errors.Is(err, capability.ErrLimit) {
+		e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
+	}
+	return e
+}
+
+// spend takes a decided request's rate token and counts it against the
+// grant's request limit. Concurrent requests of a session may all have
+// seen room that only some of them get: the others are refused here, as
+// they would have been had they come later, and spend nothing.
+func (d *Daemon) spend(f *forward, pol *policy.Policy) *APIError {
+	st := f.sess
+	now, limit := d.clock(), pol.RateLimit(st.Agent, st.risk.State())
+	if !st.lim.Allow(now, limit) {
+		return d.rateRefusal(f, limit, st.lim.RetryAfter(now, limit))
+	}
+	if _, err := st.AddRequest(); err != nil {
+		st.lim.Refund(limit)
+		return requestLimitRefusal(err)
+	}
+	return nil
+}
+
+// unspend gives back what spend took, for a request that could not be
+// recorded and so never went upstream.
+func (d *Daemon) unspend(f *forward, pol *policy.Policy) {
+	f.sess.lim.Refund(pol.RateLimit(f.sess.Agent, f.sess.risk.State()))
+	f.sess.UndoRequest()
 }
 
 // readBody reads the whole request body, bounded by max_body_bytes, so it

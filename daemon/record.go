@@ -33,10 +33,14 @@ type requestRecord struct {
 	metered bool
 	// relay is the request's WebSocket, once the upstream has switched.
 	relay *wsRelay
+	// pol is the policy in force when the request arrived: every check
+	// and every risk event of the request is judged by it, even if a
+	// reload lands meanwhile.
+	pol *policy.Policy
 }
 
 func (d *Daemon) newRecord(r *http.Request) *requestRecord {
-	rec := &requestRecord{start: d.clock(), api: apiOpenAI}
+	rec := &requestRecord{start: d.clock(), api: apiOpenAI, pol: d.policy()}
 	rec.Event = audit.EventRequest
 	rec.Method = r.Method
 	if p, ok := PeerFrom(r.Context()); ok {
@@ -144,21 +148,27 @@ func (d *Daemon) auditLog() (*audit.Log, error) {
 
 // observe feeds ev to the session's risk machine, records the result, and
 // kills the session when it reaches RED.
-func (d *Daemon) observe(st *sessionState, ev policy.Event, rec *requestRecord) policy.Decision {
-	dec, from, to, changed := st.risk.Observe(d.policy(), st.sess.Agent, ev)
+// A request's events are judged by the policy its record holds, the one
+// in force when it arrived.
+func (d *Daemon) observe(st *session, ev policy.Event, rec *requestRecord) policy.Decision {
+	pol := d.policy()
+	if rec != nil && rec.pol != nil {
+		pol = rec.pol
+	}
+	dec, from, to, changed := st.risk.Observe(pol, st.Agent, ev)
 	if !changed {
 		return dec
 	}
-	r := audit.Record{Event: audit.EventRiskChange, Session: st.sess.ID, Agent: st.sess.Agent,
+	r := audit.Record{Event: audit.EventRiskChange, Session: st.ID, Agent: st.Agent,
 		From: from.String(), To: to.String(), Reason: dec.Reason, Rule: ev.Rule}
 	if rec != nil {
 		r.Provider, r.Path = rec.Provider, rec.Path
 	}
 	d.appendAudit(r)
-	d.log.Warn("session risk rose", "session", st.sess.ID, "agent", st.sess.Agent, "from", from, "to", to, "reason", dec.Reason)
+	d.log.Warn("session risk rose", "session", st.ID, "agent", st.Agent, "from", from, "to", to, "reason", dec.Reason)
 	if to == policy.Red {
-		if err := d.killSession(st.sess.ID, st.sess.Expires(), "risk RED: "+dec.Reason); err != nil {
-			d.log.Error("revoke RED session", "session", st.sess.ID, "err", err)
+		if _, err := d.endSession(st.ID, "risk RED: "+dec.Reason); err != nil {
+			d.log.Error("revoke RED session", "session", st.ID, "err", err)
 		}
 	}
 	return dec

@@ -95,17 +95,17 @@ func (d *Daemon) tcpDoor(port string) http.Handler {
 }
 
 func (fd *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if fd.admit(w, r) {
+	if fd.screen(w, r) {
 		fd.mux.ServeHTTP(w, r)
 	}
 }
 
-// admit refuses, before the mux can clean or redirect the path, CONNECT,
+// screen refuses, before the mux can clean or redirect the path, CONNECT,
 // absolute-form targets, protocol upgrades (h2c, and websockets but for
 // a well-formed handshake on a provider's WebSocket path) and paths with
 // encoded separators or dot segments; on TCP also browsers and foreign
 // Host headers. It writes the refusal itself.
-func (fd *frontDoor) admit(w http.ResponseWriter, r *http.Request) bool {
+func (fd *frontDoor) screen(w http.ResponseWriter, r *http.Request) bool {
 	// First, so that every request on a followed connection is counted.
 	if why := nextFraming(r).suspect(); why != "" {
 		w.Header().Set("Connection", "close")

@@ -240,7 +240,7 @@ func isTokenHeader(name string) bool {
 // echo endpoint, an error page quoting it), which is the one way an agent
 // could make an honest upstream hand it the key. It is cut out either way.
 func (d *Daemon) sensorHit(f *forward, h sensor.Hit) policy.Decision {
-	rec := audit.Record{Event: audit.EventSensorHit, Session: f.sess.sess.ID, Agent: f.sess.sess.Agent,
+	rec := audit.Record{Event: audit.EventSensorHit, Session: f.sess.ID, Agent: f.sess.Agent,
 		Provider: f.p.Name, Path: f.rest, Rule: h.Rule, Encoding: h.Encoding, Direction: h.Direction.String(),
 		Fingerprint: h.Fingerprint, Detail: map[string]string{"class": string(h.Class), "offset": fmt.Sprint(h.Offset)}}
 	if h.SecretID != "" && h.Class == sensor.ClassProviderKey {
@@ -399,7 +399,7 @@ func (b *scanBody) Read(p []byte) (int, error) {
 	}
 	// A killed session forwards nothing more, even before the request's
 	// own context (cancelled by an AfterFunc goroutine) catches up.
-	if err := context.Cause(b.f.sess.sess.Context()); err != nil {
+	if err := context.Cause(b.f.sess.Context()); err != nil {
 		return 0, err
 	}
 	if len(p) == 0 {

@@ -57,8 +57,7 @@ type Daemon struct {
 	auth     *capability.Authority
 	revs     *capability.Revocations
 	sessions *capability.Registry
-	states   states
-	grants   *grantStore
+	live     sessionTable
 	fpKey    []byte
 	keyCache keyCache
 	book     secretBook
@@ -198,7 +197,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.grants = g
+	d.live.grants = g
 	if err := d.setupPolicy(); err != nil {
 		return err
 	}

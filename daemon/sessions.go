@@ -6,61 +6,12 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/policy"
 )
-
-// sessionState is what the daemon keeps per session beside the
-// capability.Session: its risk machine and rate limiter.
-type sessionState struct {
-	sess *capability.Session
-	risk *policy.Risk
-	lim  policy.Limiter
-	mu   sync.Mutex // guards lim
-}
-
-// states maps session id to its daemon-side state.
-type states struct {
-	mu sync.Mutex
-	m  map[string]*sessionState
-}
-
-// get returns the state of s, creating it (GREEN) on first use.
-func (t *states) get(s *capability.Session, clock func() time.Time) *sessionState {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[string]*sessionState{}
-	}
-	st, ok := t.m[s.ID]
-	if !ok || st.sess != s {
-		st = &sessionState{sess: s, risk: policy.NewRisk(clock)}
-		t.m[s.ID] = st
-	}
-	return st
-}
-
-func (t *states) lookup(sid string) (*sessionState, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	st, ok := t.m[sid]
-	return st, ok
-}
-
-// prune forgets the states of sessions no longer live.
-func (t *states) prune(live map[string]bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id := range t.m {
-		if !live[id] {
-			delete(t.m, id)
-		}
-	}
-}
 
 // GrantRequest is the body of POST /v1/grant.
 type GrantRequest struct {
@@ -174,10 +125,6 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errInternal, "make canaries: "+err.Error())
 		return
 	}
-	sess := d.sessions.Add(claims, capability.PeerInfo{UID: peer.UID, PID: peer.PID, Exe: peer.Exe})
-	d.states.get(sess, d.clock)
-	d.registerSession(token, claims, canaries)
-	uid := peer.UID
 	detail := map[string]string{"providers": strings.Join(req.Providers, ","), "expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}
 	if req.Fence != "" {
 		detail["fence"] = req.Fence
@@ -185,12 +132,12 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 	if len(req.Exposed) > 0 {
 		detail["exposed"] = strings.Join(req.Exposed, ":")
 	}
-	if _, err := d.appendAudit(audit.Record{Event: audit.EventGrant, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
-		PeerUID: &uid, PeerPID: peer.PID, PeerExe: peer.Exe, Detail: detail}); err != nil {
-		d.killSession(claims.SID, claims.ExpiresAt.Time, "grant could not be audited")
-		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to grant: "+err.Error())
+	st, err := d.openSession(token, claims, peer, canaries, detail, req.Fence)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, errUnavailable, err.Error())
 		return
 	}
+	sess := st.Session
 	var agentSock string
 	if fh != nil {
 		// The fence is bound before its socket exists: from here on, the
@@ -198,13 +145,10 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		d.bindFence(sess, fh)
 		fh = nil // the session owns it now
 		if agentSock, err = d.openAgentSocket(sess); err != nil {
-			d.killSession(claims.SID, claims.ExpiresAt.Time, "agent socket could not be opened")
+			d.endSession(claims.SID, "agent socket could not be opened")
 			writeError(w, http.StatusInternalServerError, errInternal, "fenced grant: "+err.Error())
 			return
 		}
-	}
-	if err := d.grants.add(claims.SID, grantRecord{Agent: claims.Subject, Expires: claims.ExpiresAt.Time, Fence: req.Fence}, d.clock()); err != nil {
-		d.log.Error("persist grant", "session", claims.SID, "err", err)
 	}
 	if req.BindPeer && peer.PID > 0 {
 		d.bindToProcess(sess, peer.PID)
@@ -257,7 +201,7 @@ func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
 	sess, ok := d.sessions.Get(req.Session)
 	if !ok {
 		msg := fmt.Sprintf("session %s is not live", req.Session)
-		if _, known := d.grants.snapshot(d.clock())[req.Session]; known {
+		if _, known := d.live.grants.snapshot(d.clock())[req.Session]; known {
 			msg += " in this daemon run (it predates a restart and has not been used since); grant a new one"
 		}
 		writeError(w, http.StatusNotFound, errNotFound, msg)
@@ -282,15 +226,15 @@ func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
 	d.registerSession(token, claims, nil)
 	if _, err := d.appendAudit(audit.Record{Event: audit.EventRenew, Session: claims.SID, Agent: claims.Subject, JTI: claims.ID,
 		Detail: map[string]string{"expires": claims.ExpiresAt.Time.UTC().Format(time.RFC3339)}}); err != nil {
-		d.killSession(claims.SID, claims.ExpiresAt.Time, "renewal could not be audited")
+		d.endSession(claims.SID, "renewal could not be audited")
 		writeError(w, http.StatusServiceUnavailable, errUnavailable, "audit trail unwritable; refusing to renew: "+err.Error())
 		return
 	}
 	rec := grantRecord{Agent: claims.Subject, Expires: claims.ExpiresAt.Time}
-	if old, ok := d.grants.snapshot(d.clock())[sess.ID]; ok {
+	if old, ok := d.live.grants.get(sess.ID); ok {
 		rec.Fence = old.Fence
 	}
-	if err := d.grants.add(claims.SID, rec, d.clock()); err != nil {
+	if err := d.live.grants.add(claims.SID, rec, d.clock()); err != nil {
 		d.log.Error("persist renewal", "session", claims.SID, "err", err)
 	}
 	d.log.Info("renewed", "session", claims.SID, "agent", claims.Subject, "jti", claims.ID, "expires", claims.ExpiresAt.Time)
@@ -370,7 +314,7 @@ type SessionInfo struct {
 
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	live := d.sessions.List()
-	grants := d.grants.snapshot(d.clock())
+	grants := d.live.grants.snapshot(d.clock())
 	out := make([]SessionInfo, 0, len(live))
 	for _, s := range live {
 		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires(),
@@ -378,7 +322,7 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 		info.Fence = grants[s.ID].Fence
 		u := d.meter.session(s.ID)
 		info.Tokens, info.SpendUSD, info.Unpriced = u.Tokens, usd(u.MicroUSD), u.Unpriced
-		if st, ok := d.states.lookup(s.ID); ok {
+		if st, ok := d.live.lookup(s.ID); ok {
 			info.Risk, info.RiskReason = st.risk.State().String(), st.risk.Reason()
 		}
 		out = append(out, info)

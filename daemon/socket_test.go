@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tokfence/tokfence/daemon/audit"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/audit"
 )
 
 func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {

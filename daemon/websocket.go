@@ -127,7 +127,7 @@ func (d *Daemon) upgradeResponse(resp *http.Response, f *forward) error {
 		return fmt.Errorf("%w: it chose subprotocol %q, which was not offered", errWSHandshake, p)
 	}
 	d.scanReplyHeaders(h, f) // as for any reply: a header with a hit is dropped, a held key is RED
-	if err := context.Cause(f.sess.sess.Context()); err != nil {
+	if err := context.Cause(f.sess.Context()); err != nil {
 		return err // capability.ErrRevoked: proxyError says the session was killed
 	}
 	up, ok := resp.Body.(io.ReadWriteCloser)
@@ -174,18 +174,19 @@ func wsCall(msg []byte) (call bool, model string, err error) {
 
 var errTypeTwice = errors.New(`message names "type" more than once`)
 
-// admitMessage runs, on each message the agent sends, the checks a
-// request passes: the token still valid, the risk state, the model within
-// the grant's scope; and on a model call, the rate, budget and request
-// limits. The handshake admitted the connection but spent nothing: each
+// checkMessage decides, on each message the agent sends, as a request is
+// decided: the token still valid, the risk state, the model within the
+// grant's scope; and on a model call, the rate, budget and request limits,
+// which it then spends. Each message is judged by the policy in force
+// when it arrives, once. The handshake spent nothing: each
 // response.create is a request of its own.
-func (d *Daemon) admitMessage(f *forward, msg []byte) (model string, call bool, refusal *APIError) {
-	c := f.claims
+func (d *Daemon) checkMessage(f *forward, msg []byte) (model string, call bool, refusal *APIError) {
+	c, pol := f.claims, d.policy()
 	if c.ExpiresAt != nil && !d.clock().Before(c.ExpiresAt.Time) {
 		return "", false, &APIError{Status: http.StatusUnauthorized, Type: errAuth,
 			Message: "capability token refused: " + capability.ErrExpired.Error()}
 	}
-	if e := d.allowState(f); e != nil {
+	if e := d.allowState(f, pol); e != nil {
 		return "", false, e
 	}
 	call, model, err := wsCall(msg)
@@ -198,10 +199,14 @@ func (d *Daemon) admitMessage(f *forward, msg []byte) (model string, call bool, 
 	if !call {
 		return model, false, nil
 	}
-	if e := d.allowRate(f); e != nil {
-		return "", false, e
+	e := d.allowRate(f, pol)
+	if e == nil {
+		e = d.allowSpend(f, c, model)
 	}
-	if e := d.allowSpend(f, c, model); e != nil {
+	if e == nil {
+		e = d.spend(f, pol)
+	}
+	if e != nil {
 		return "", false, e
 	}
 	return model, true, nil

@@ -122,7 +122,7 @@ func (r *wsRelay) Write(p []byte) (int, error) {
 	if r.stopped() {
 		return len(p), nil
 	}
-	if context.Cause(r.f.sess.sess.Context()) != nil {
+	if context.Cause(r.f.sess.Context()) != nil {
 		r.end(closePolicy, "session was killed")
 		return len(p), nil
 	}
@@ -166,7 +166,7 @@ func (r *wsRelay) agentEvent(op wsOp, p []byte) error {
 	if blocked != "" {
 		return r.block("message", blocked)
 	}
-	model, call, refusal := r.d.admitMessage(r.f, p)
+	model, call, refusal := r.d.checkMessage(r.f, p)
 	if refusal != nil {
 		r.end(closeFor(refusal), refusal.Message)
 		return errStop
@@ -206,7 +206,7 @@ func (r *wsRelay) Read(p []byte) (int, error) {
 		if r.upDone || r.finalQueued {
 			return 0, errRelayClosed
 		}
-		if context.Cause(r.f.sess.sess.Context()) != nil {
+		if context.Cause(r.f.sess.Context()) != nil {
 			r.end(closePolicy, "session was killed")
 			continue
 		}

@@ -44,7 +44,7 @@ func benchRelay(b *testing.B) (*wsRelay, *fakeUpstreamConn) {
 	}
 	rec := &requestRecord{}
 	rec.bindSession(claims, sess)
-	f := &forward{p: d.providers["openai"], rest: "/v1/responses", token: g.Token, sess: d.states.get(sess, d.clock),
+	f := &forward{p: d.providers["openai"], rest: "/v1/responses", token: g.Token, sess: d.live.of(sess, d.clock),
 		rec: rec, method: http.MethodPost, claims: claims, upgrade: true}
 	f.bind(context.Background(), time.Hour)
 	b.Cleanup(f.release)

@@ -63,6 +63,18 @@ func (lim *Limiter) Allow(now time.Time, l Limit) bool {
 	return true
 }
 
+// Refund gives back a token Allow took under l, for a request that was
+// then refused for another reason: it spent nothing. The bucket never
+// holds more than l's burst.
+func (lim *Limiter) Refund(l Limit) {
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	if l.Unlimited() || !lim.primed {
+		return
+	}
+	lim.tokens = min(lim.tokens+1, l.burst())
+}
+
 // RetryAfter is how long from now until Allow under l would next let a
 // request through: 0 when it would now, never more than a minute's refill.
 func (lim *Limiter) RetryAfter(now time.Time, l Limit) time.Duration {
