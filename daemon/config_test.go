@@ -145,3 +145,32 @@ func TestLoadFence(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderQuirksAreData: a custom provider gets the model-in-path and
+// stream-usage behaviour of the built-ins from its config alone, and a bad
+// model_path is refused by name.
+func TestProviderQuirksAreData(t *testing.T) {
+	ps, err := BuildProviders(map[string]ProviderConfig{
+		"local": {BaseURL: "http://127.0.0.1:11434", AuthHeader: "Authorization", AuthScheme: "Bearer",
+			ModelPath: "/models/", StreamUsage: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps["local"]
+	if m, err := modelOf(p, "/v1/models/llama3:generate", []byte(`{"model":"other"}`)); err != nil || m != "llama3" {
+		t.Errorf("model from the path = %q, %v; want llama3", m, err)
+	}
+	if !p.StreamUsage || ps["mistral"].StreamUsage || !ps["openai"].StreamUsage {
+		t.Errorf("stream_usage: local %v, mistral %v, openai %v; want true, false, true", p.StreamUsage, ps["mistral"].StreamUsage, ps["openai"].StreamUsage)
+	}
+	if m, _ := modelOf(ps["mistral"], "/v1/models/x", []byte(`{"model":"from-body"}`)); m != "from-body" {
+		t.Errorf("a provider without model_path read %q, want the body's model", m)
+	}
+	for _, bad := range []string{"models", "/models", "/../", "//"} {
+		_, err := BuildProviders(map[string]ProviderConfig{"local": {BaseURL: "http://127.0.0.1:1", AuthHeader: "Authorization", ModelPath: bad}})
+		if err == nil || !strings.Contains(err.Error(), "model_path") {
+			t.Errorf("model_path %q: err = %v, want one naming model_path", bad, err)
+		}
+	}
+}

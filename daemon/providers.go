@@ -33,6 +33,14 @@ type ProviderConfig struct {
 	// WebSocketPaths are the endpoints, below the provider's base, where
 	// its API takes a WebSocket upgrade; an upgrade anywhere else is refused.
 	WebSocketPaths []string `toml:"websocket_paths"`
+	// ModelPath, if set, is the path segment after which the request path
+	// names the model ("/models/" for Gemini's /v1beta/models/NAME:verb,
+	// "/deployments/" for Azure's); else the model is read from the body.
+	ModelPath string `toml:"model_path"`
+	// StreamUsage marks an OpenAI-style API that takes
+	// stream_options.include_usage: the daemon asks for the usage chunk of
+	// streamed chats (and strips it if the agent did not) to meter them.
+	StreamUsage bool `toml:"stream_usage"`
 }
 
 // The APIs a provider can speak, in ProviderConfig.API.
@@ -59,6 +67,10 @@ type Provider struct {
 	VersionPrefix string
 	// WebSocketPaths are the exact paths that accept a WebSocket upgrade.
 	WebSocketPaths []string
+	// ModelPath, if set, is the path segment the model name follows.
+	ModelPath string
+	// StreamUsage: ask for streamed chats' usage (stream_options).
+	StreamUsage bool
 }
 
 // builtinProviders is the provider table compiled in. The Paths allow-lists
@@ -66,7 +78,7 @@ type Provider struct {
 var builtinProviders = map[string]ProviderConfig{
 	"openai": {BaseURL: "https://api.openai.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
 		Paths: []string{"/v1/"}, Headers: []string{"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta"},
-		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1",
+		KeyEnv: "OPENAI_API_KEY", BaseEnv: "OPENAI_BASE_URL", BaseSuffix: "/v1", StreamUsage: true,
 		WebSocketPaths: []string{"/v1/responses"}}, // the Responses API's WebSocket mode (Codex CLI)
 	"anthropic": {BaseURL: "https://api.anthropic.com", AuthHeader: "x-api-key",
 		Paths: []string{"/v1/"}, Headers: []string{"anthropic-version", "anthropic-beta"},
@@ -80,24 +92,24 @@ var builtinProviders = map[string]ProviderConfig{
 		VersionPrefix: "/v1"},
 	"gemini": {BaseURL: "https://generativelanguage.googleapis.com", AuthHeader: "x-goog-api-key",
 		Paths: []string{"/v1beta/", "/v1/", "/upload/"}, Headers: []string{"x-goog-api-client"},
-		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL", API: apiGemini},
+		KeyEnv: "GEMINI_API_KEY", BaseEnv: "GOOGLE_GEMINI_BASE_URL", API: apiGemini, ModelPath: "/models/"},
 	"mistral": {BaseURL: "https://api.mistral.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
 		Paths: []string{"/v1/"}, KeyEnv: "MISTRAL_API_KEY", BaseEnv: "MISTRAL_BASE_URL", BaseSuffix: "/v1"},
 	"groq": {BaseURL: "https://api.groq.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
-		Paths: []string{"/openai/v1/"}, KeyEnv: "GROQ_API_KEY", BaseEnv: "GROQ_BASE_URL"},
+		Paths: []string{"/openai/v1/"}, KeyEnv: "GROQ_API_KEY", BaseEnv: "GROQ_BASE_URL", StreamUsage: true},
 	"openrouter": {BaseURL: "https://openrouter.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
 		Paths: []string{"/api/v1/"}, Headers: []string{"HTTP-Referer", "X-Title"},
 		KeyEnv: "OPENROUTER_API_KEY", BaseEnv: "OPENROUTER_BASE_URL", BaseSuffix: "/api/v1"},
 	"deepseek": {BaseURL: "https://api.deepseek.com", AuthHeader: "Authorization", AuthScheme: "Bearer",
-		Paths: []string{"/v1/", "/chat/", "/models", "/beta/"}, KeyEnv: "DEEPSEEK_API_KEY", BaseEnv: "DEEPSEEK_BASE_URL"},
+		Paths: []string{"/v1/", "/chat/", "/models", "/beta/"}, KeyEnv: "DEEPSEEK_API_KEY", BaseEnv: "DEEPSEEK_BASE_URL", StreamUsage: true},
 	"xai": {BaseURL: "https://api.x.ai", AuthHeader: "Authorization", AuthScheme: "Bearer",
-		Paths: []string{"/v1/"}, KeyEnv: "XAI_API_KEY", BaseEnv: "XAI_BASE_URL", BaseSuffix: "/v1"},
+		Paths: []string{"/v1/"}, KeyEnv: "XAI_API_KEY", BaseEnv: "XAI_BASE_URL", BaseSuffix: "/v1", StreamUsage: true},
 	"together": {BaseURL: "https://api.together.xyz", AuthHeader: "Authorization", AuthScheme: "Bearer",
-		Paths: []string{"/v1/"}, KeyEnv: "TOGETHER_API_KEY", BaseEnv: "TOGETHER_BASE_URL", BaseSuffix: "/v1"},
+		Paths: []string{"/v1/"}, KeyEnv: "TOGETHER_API_KEY", BaseEnv: "TOGETHER_BASE_URL", BaseSuffix: "/v1", StreamUsage: true},
 	// Azure has one host per resource; it stays unusable until the config
 	// names it: [providers.azure-openai] base_url = "https://NAME.openai.azure.com".
 	"azure-openai": {AuthHeader: "api-key", Paths: []string{"/openai/"},
-		KeyEnv: "AZURE_OPENAI_API_KEY", BaseEnv: "AZURE_OPENAI_ENDPOINT"},
+		KeyEnv: "AZURE_OPENAI_API_KEY", BaseEnv: "AZURE_OPENAI_ENDPOINT", ModelPath: "/deployments/"},
 }
 
 // reservedNames cannot be providers: they are the control API's roots.
@@ -142,10 +154,11 @@ func overlay(base, over ProviderConfig) ProviderConfig {
 		base.WebSocketPaths = over.WebSocketPaths
 	}
 	base.Headers = append(base.Headers, over.Headers...)
+	base.StreamUsage = base.StreamUsage || over.StreamUsage
 	for _, p := range []struct {
 		dst *string
 		v   string
-	}{{&base.KeyEnv, over.KeyEnv}, {&base.TokenEnv, over.TokenEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}, {&base.VersionPrefix, over.VersionPrefix}} {
+	}{{&base.KeyEnv, over.KeyEnv}, {&base.TokenEnv, over.TokenEnv}, {&base.BaseEnv, over.BaseEnv}, {&base.BaseSuffix, over.BaseSuffix}, {&base.API, over.API}, {&base.VersionPrefix, over.VersionPrefix}, {&base.ModelPath, over.ModelPath}} {
 		if p.v != "" {
 			*p.dst = p.v
 		}
@@ -159,7 +172,7 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 	}
 	p := &Provider{Name: name, AuthHeader: pc.AuthHeader, AuthScheme: pc.AuthScheme, Paths: pc.Paths,
 		KeyEnv: pc.KeyEnv, TokenEnv: pc.TokenEnv, BaseEnv: pc.BaseEnv, BaseSuffix: pc.BaseSuffix, API: pc.API, VersionPrefix: pc.VersionPrefix,
-		WebSocketPaths: pc.WebSocketPaths}
+		WebSocketPaths: pc.WebSocketPaths, ModelPath: pc.ModelPath, StreamUsage: pc.StreamUsage}
 	switch p.API {
 	case "":
 		p.API = apiOpenAI
@@ -183,6 +196,9 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 	}
 	if v := p.VersionPrefix; v != "" && (!strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || strings.Contains(v, "..") || !allowedPath(p, v+"/x")) {
 		return nil, fmt.Errorf("config: provider %s: version_prefix %q must be a path such as /v1, under one of its paths", name, v)
+	}
+	if m := p.ModelPath; m != "" && (!strings.HasPrefix(m, "/") || !strings.HasSuffix(m, "/") || len(m) < 3 || strings.Contains(m, "..")) {
+		return nil, fmt.Errorf("config: provider %s: model_path %q must be a segment such as /models/", name, m)
 	}
 	for _, ws := range p.WebSocketPaths {
 		if !allowedPath(p, ws) || strings.Contains(ws, "..") || strings.Contains(ws, "//") {

@@ -601,13 +601,13 @@ func allowedPath(p *Provider, rest string) bool {
 	return false
 }
 
-// modelOf finds the model a request names: in the JSON body for most
-// providers, in the path for Gemini (/v1beta/models/NAME:method) and
-// Azure (/openai/deployments/NAME/...).
+// modelOf finds the model a request names: in the path after the
+// provider's ModelPath (Gemini's /v1beta/models/NAME:method, Azure's
+// /openai/deployments/NAME/...), else in the JSON body.
 func modelOf(p *Provider, rest string, body []byte) (string, error) {
-	for _, marker := range []string{"/models/", "/deployments/"} {
-		if i := strings.Index(rest, marker); i >= 0 && (p.Name == "gemini" || p.Name == "azure-openai") {
-			m := rest[i+len(marker):]
+	if p.ModelPath != "" {
+		if i := strings.Index(rest, p.ModelPath); i >= 0 {
+			m := rest[i+len(p.ModelPath):]
 			if j := strings.IndexAny(m, ":/"); j >= 0 {
 				m = m[:j]
 			}

@@ -6,16 +6,13 @@ import (
 	"strings"
 )
 
-// streamUsageProviders accept OpenAI's stream_options.include_usage.
-var streamUsageProviders = map[string]bool{"openai": true, "deepseek": true, "xai": true, "groq": true, "together": true}
-
 // requestUsage makes an OpenAI-style streaming chat request report its
 // usage: when the agent did not ask for stream_options.include_usage the
 // daemon asks for it upstream and strips the extra usage-only chunk from
 // what the agent sees, so metering works and the agent's stream is exactly
 // what it asked for. It returns the body to forward.
 func (d *Daemon) requestUsage(f *forward, body []byte) []byte {
-	if !streamUsageProviders[f.p.Name] || !strings.HasSuffix(f.rest, "/chat/completions") || !bytes.Contains(body, []byte(`"stream"`)) {
+	if !f.p.StreamUsage || !strings.HasSuffix(f.rest, "/chat/completions") || !bytes.Contains(body, []byte(`"stream"`)) {
 		return body
 	}
 	var m map[string]json.RawMessage
