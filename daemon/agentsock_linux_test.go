@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -54,9 +55,9 @@ func agentDo(t *testing.T, hc *http.Client, method, path, token string, hdr map[
 	return resp.StatusCode, string(b)
 }
 
-func fencedGrant(pid int) GrantRequest {
-	return GrantRequest{Agent: "fenced", Providers: []string{"openai"}, BindPeer: true,
-		Fence: FenceFenced, FencePID: pid, FencePort: 9471, Exposed: []string{"/home/u/.aws"}}
+func fencedGrant(pid int) api.GrantRequest {
+	return api.GrantRequest{Agent: "fenced", Providers: []string{"openai"}, BindPeer: true,
+		Fence: api.FenceFenced, FencePID: pid, FencePort: 9471, Exposed: []string{"/home/u/.aws"}}
 }
 
 func TestAgentSocketServesOnlyItsSessionsProxy(t *testing.T) {
@@ -69,7 +70,7 @@ func TestAgentSocketServesOnlyItsSessionsProxy(t *testing.T) {
 	if fi, err := os.Stat(g.AgentSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("agent socket %s: %v", g.AgentSocket, err)
 	}
-	other := e.grant(t, GrantRequest{Agent: "other"})
+	other := e.grant(t, api.GrantRequest{Agent: "other"})
 	hc := agentClient(g.AgentSocket)
 	tests := []struct {
 		name, method, path, token string
@@ -100,7 +101,7 @@ func TestAgentSocketServesOnlyItsSessionsProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range list {
-		if want := map[string]string{g.Session: FenceFenced, other.Session: ""}[s.ID]; s.Fence != want {
+		if want := map[string]string{g.Session: api.FenceFenced, other.Session: ""}[s.ID]; s.Fence != want {
 			t.Errorf("session %s fence = %q, want %q", s.Agent, s.Fence, want)
 		}
 	}
@@ -110,7 +111,7 @@ func TestKillEndsTheFenceAndClosesItsSocket(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	fake := startFakeFence(t)
 	g := e.grant(t, fencedGrant(fake.Process.Pid))
-	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+	if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	err := fake.Wait()
@@ -142,22 +143,22 @@ func TestFencedGrantRefusals(t *testing.T) {
 	fake := startFakeFence(t)
 	tests := []struct {
 		name string
-		edit func(*GrantRequest)
+		edit func(*api.GrantRequest)
 	}{
-		{"a fence that is not the caller's child", func(r *GrantRequest) { r.FencePID = os.Getppid() }},
-		{"a fence pid that does not exist", func(r *GrantRequest) { r.FencePID = 1 << 22 }},
-		{"no fence pid", func(r *GrantRequest) { r.FencePID = 0 }},
-		{"a fenced grant not bound to its caller", func(r *GrantRequest) { r.BindPeer = false }},
-		{"a port out of range", func(r *GrantRequest) { r.FencePort = 70000 }},
-		{"an unknown fence mode", func(r *GrantRequest) { r.Fence = "half" }},
-		{"a fence pid on an unfenced grant", func(r *GrantRequest) { r.Fence = FenceUnfenced }},
+		{"a fence that is not the caller's child", func(r *api.GrantRequest) { r.FencePID = os.Getppid() }},
+		{"a fence pid that does not exist", func(r *api.GrantRequest) { r.FencePID = 1 << 22 }},
+		{"no fence pid", func(r *api.GrantRequest) { r.FencePID = 0 }},
+		{"a fenced grant not bound to its caller", func(r *api.GrantRequest) { r.BindPeer = false }},
+		{"a port out of range", func(r *api.GrantRequest) { r.FencePort = 70000 }},
+		{"an unknown fence mode", func(r *api.GrantRequest) { r.Fence = "half" }},
+		{"a fence pid on an unfenced grant", func(r *api.GrantRequest) { r.Fence = api.FenceUnfenced }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := fencedGrant(fake.Process.Pid)
 			tt.edit(&req)
 			_, err := e.client.Grant(context.Background(), req)
-			var ae *APIError
+			var ae *api.Error
 			if !errors.As(err, &ae) || ae.Status != 400 {
 				t.Fatalf("Grant(%+v) = %v, want 400", req, err)
 			}
@@ -176,7 +177,7 @@ func TestRepeatedAuthFailuresCountAgainstTheSession(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	fake := startFakeFence(t)
 	g := e.grant(t, fencedGrant(fake.Process.Pid))
-	other := e.grant(t, GrantRequest{Agent: "other"})
+	other := e.grant(t, api.GrantRequest{Agent: "other"})
 	hc := agentClient(g.AgentSocket)
 	for i, tok := range []string{"", "garbage", g.Token[:len(g.Token)-3] + "AAA", other.Token} {
 		agentDo(t, hc, "POST", "/openai/v1/chat/completions", tok, nil)

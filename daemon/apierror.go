@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // Error types on the wire. They follow the provider APIs' vocabulary so that
@@ -36,39 +38,19 @@ const (
 	codeUnpriced     = "model_unpriced"
 )
 
-// APIError is the one error shape on the wire:
-// {"error": {"message": ..., "type": ..., "code": ...}}.
-type APIError struct {
-	Status int `json:"-"`
-	// RetryAfter, on a 429, is when the refused request would go through.
-	RetryAfter time.Duration `json:"-"`
-	Message    string        `json:"message"`
-	Type       string        `json:"type"`
-	Code       string        `json:"code,omitempty"`
-	Hint       string        `json:"hint,omitempty"`
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("daemon answered %d %s: %s", e.Status, e.Type, e.Message)
-}
-
-type errorBody struct {
-	Error *APIError `json:"error"`
-}
-
 // writeError writes the error shape. It is the only function that does, so
 // the shape cannot drift between handlers.
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	writeAPIError(w, &APIError{Status: status, Type: typ, Message: msg})
+	writeAPIError(w, &api.Error{Status: status, Type: typ, Message: msg})
 }
 
-func writeAPIError(w http.ResponseWriter, e *APIError) {
+func writeAPIError(w http.ResponseWriter, e *api.Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: e})
+	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: e})
 }
 
 // retryable reports whether waiting can fix a refusal of this status and
@@ -93,7 +75,7 @@ func retryable(status int, typ string) bool {
 // also says whether a retry can help: x-should-retry is what the OpenAI
 // and Anthropic SDKs obey before their own status rules, and a 429 carries
 // Retry-After (and retry-after-ms, which those SDKs prefer).
-func writeProviderError(w http.ResponseWriter, api string, e *APIError) {
+func writeProviderError(w http.ResponseWriter, shape string, e *api.Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -105,13 +87,13 @@ func writeProviderError(w http.ResponseWriter, api string, e *APIError) {
 	}
 	w.WriteHeader(e.Status)
 	var body any
-	switch api {
+	switch shape {
 	case apiAnthropic:
 		body = anthropicError{Type: "error", Error: anthropicErrorInner{Type: anthropicType(e.Status, e.Type), Message: e.Message}}
 	case apiGemini:
 		body = geminiError{Error: geminiErrorInner{Code: e.Status, Message: e.Message, Status: grpcStatus(e.Status)}}
 	default:
-		body = errorBody{Error: e}
+		body = api.ErrorBody{Error: e}
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }

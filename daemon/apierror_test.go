@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // providerRoute is one provider API's request, as its SDK sends it.
@@ -21,11 +23,11 @@ var routesByAPI = map[string]providerRoute{
 	apiGemini:    {"gemini", "/gemini/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[]}`},
 }
 
-// parseShaped reads body in the error shape of api, failing t when it is
+// parseShaped reads body in the error shape of API shape, failing t when it is
 // another shape: it returns the message and the status the body claims.
-func parseShaped(t *testing.T, api, body string, status int) string {
+func parseShaped(t *testing.T, shape, body string, status int) string {
 	t.Helper()
-	switch api {
+	switch shape {
 	case apiAnthropic:
 		var b struct {
 			Type  string `json:"type"`
@@ -67,12 +69,12 @@ func TestRefusalsHaveTheProviderShapeAndSayIfRetryHelps(t *testing.T) {
 	must(t, os.WriteFile(pf, []byte("version = 1\n[limits.green]\nper_minute = 60\nburst = 2\n"), 0o600))
 	e := startProxyEnv(t, nil, func(c *Config) { c.PolicyFile = pf })
 	all := []string{"openai", "anthropic", "gemini"}
-	for api, rt := range routesByAPI {
-		t.Run(api, func(t *testing.T) {
-			scoped := e.grant(t, GrantRequest{Providers: all, Models: []string{"nothing-*"}})
-			limited := e.grant(t, GrantRequest{Providers: all, MaxRequests: 1})
-			spend := e.grant(t, GrantRequest{Providers: all, MaxSpendUSD: 1})
-			rated := e.grant(t, GrantRequest{Providers: all})
+	for shape, rt := range routesByAPI {
+		t.Run(shape, func(t *testing.T) {
+			scoped := e.grant(t, api.GrantRequest{Providers: all, Models: []string{"nothing-*"}})
+			limited := e.grant(t, api.GrantRequest{Providers: all, MaxRequests: 1})
+			spend := e.grant(t, api.GrantRequest{Providers: all, MaxSpendUSD: 1})
+			rated := e.grant(t, api.GrantRequest{Providers: all})
 			e.do(t, false, "POST", rt.path, rt.body, bearer(limited.Token))
 			e.do(t, false, "POST", rt.path, rt.body, bearer(rated.Token))
 			e.do(t, false, "POST", rt.path, rt.body, bearer(rated.Token))
@@ -94,7 +96,7 @@ func TestRefusalsHaveTheProviderShapeAndSayIfRetryHelps(t *testing.T) {
 				{"path outside the API", "/" + rt.provider + "/nope", rt.body, bearer(rated.Token), 404, false, "not part of"},
 				{"protocol upgrade", rt.path, rt.body, map[string]string{"Authorization": "Bearer " + rated.Token, "Upgrade": "h2c", "Connection": "Upgrade"}, 400, false, "upgrade"},
 			} {
-				if c.status == http.StatusNotFound && api == apiAnthropic {
+				if c.status == http.StatusNotFound && shape == apiAnthropic {
 					continue // every anthropic path is under /v1/ (TestAnthropicBaseURLWithAndWithoutV1)
 				}
 				resp, body := e.do(t, false, "POST", c.path, c.body, c.hdr)
@@ -102,7 +104,7 @@ func TestRefusalsHaveTheProviderShapeAndSayIfRetryHelps(t *testing.T) {
 					t.Errorf("%s: status %d %s, want %d", c.name, resp.StatusCode, body, c.status)
 					continue
 				}
-				if msg := parseShaped(t, api, body, c.status); !strings.Contains(msg, c.want) {
+				if msg := parseShaped(t, shape, body, c.status); !strings.Contains(msg, c.want) {
 					t.Errorf("%s: message %q, want it to say %q", c.name, msg, c.want)
 				}
 				if got := resp.Header.Get("X-Should-Retry"); got != strconv.FormatBool(c.retry) {
@@ -135,7 +137,7 @@ func TestProviderAPIIsValidated(t *testing.T) {
 // nothing else is rewritten.
 func TestAnthropicBaseURLWithAndWithoutV1(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}})
 	body := `{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[]}`
 	for _, c := range []struct{ path, upstream string }{
 		{"/anthropic/v1/messages", "/v1/messages"}, // official SDK, Claude Code
@@ -153,7 +155,7 @@ func TestAnthropicBaseURLWithAndWithoutV1(t *testing.T) {
 		}
 	}
 	// OpenAI has no such rule: its base URL already ends in /v1.
-	og := e.grant(t, GrantRequest{})
+	og := e.grant(t, api.GrantRequest{})
 	if resp, _ := e.do(t, false, "POST", "/openai/chat/completions", chatBody, bearer(og.Token)); resp.StatusCode != 404 {
 		t.Fatalf("/openai/chat/completions = %d, want 404", resp.StatusCode)
 	}

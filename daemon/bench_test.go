@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // BenchmarkProxySmallRequest measures one small non-streaming request sent
@@ -29,7 +31,7 @@ import (
 // direct's is what the proxy costs.
 func BenchmarkProxySmallRequest(b *testing.B) {
 	e := startProxyEnv(b, nil)
-	g := e.grant(b, GrantRequest{Agent: "bench", TTL: "1h"})
+	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	target, _ := url.Parse(e.up.URL)
 	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)
@@ -93,7 +95,7 @@ func BenchmarkHeldStreams(b *testing.B) {
 	})
 	defer close(release)
 	e.up.record = false
-	g := e.grant(b, GrantRequest{Agent: "bench", TTL: "1h"})
+	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	target, _ := url.Parse(e.up.URL)
 	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)

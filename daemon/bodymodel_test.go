@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 func TestBodyModel(t *testing.T) {
@@ -90,7 +92,7 @@ func TestModelScopeCannotBeSmuggled(t *testing.T) {
 		`{"model":["gpt-4o-mini"]}`,
 	} {
 		// A fresh session each: scope violations raise the risk state.
-		g := e.grant(t, GrantRequest{Models: []string{"gpt-4o-mini"}})
+		g := e.grant(t, api.GrantRequest{Models: []string{"gpt-4o-mini"}})
 		resp, out := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token))
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(out, "scope") {
 			t.Errorf("%s: status %d, body %s; want 403 outside the grant's scope", body, resp.StatusCode, out)
@@ -101,11 +103,11 @@ func TestModelScopeCannotBeSmuggled(t *testing.T) {
 	}
 	// The allowed model still goes through, and an unlimited grant gets a
 	// plain 400 for a body that names two models.
-	g := e.grant(t, GrantRequest{Models: []string{"gpt-4o-mini"}})
+	g := e.grant(t, api.GrantRequest{Models: []string{"gpt-4o-mini"}})
 	if resp, out := e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o-mini"}`, bearer(g.Token)); resp.StatusCode != 200 {
 		t.Fatalf("allowed model: %d %s", resp.StatusCode, out)
 	}
-	open := e.grant(t, GrantRequest{})
+	open := e.grant(t, api.GrantRequest{})
 	if resp, out := e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"a","model":"b"}`, bearer(open.Token)); resp.StatusCode != 400 {
 		t.Fatalf("two models, unlimited grant: %d %s", resp.StatusCode, out)
 	}

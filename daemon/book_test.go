@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // bookOf returns the book's entry names of session sid, and how many
@@ -26,25 +27,25 @@ func bookOf(d *Daemon, sid string) (names []string, held int) {
 func TestKillTakesTheSessionOutOfTheBook(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		kill func(e *proxyEnv, g *Grant) error
+		kill func(e *proxyEnv, g *api.Grant) error
 	}{
-		{"kill", func(e *proxyEnv, g *Grant) error {
-			_, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session})
+		{"kill", func(e *proxyEnv, g *api.Grant) error {
+			_, err := e.client.Kill(context.Background(), api.KillRequest{Session: g.Session})
 			return err
 		}},
-		{"kill --agent", func(e *proxyEnv, g *Grant) error {
-			_, err := e.client.Kill(context.Background(), KillRequest{Agent: "victim"})
+		{"kill --agent", func(e *proxyEnv, g *api.Grant) error {
+			_, err := e.client.Kill(context.Background(), api.KillRequest{Agent: "victim"})
 			return err
 		}},
-		{"kill --all", func(e *proxyEnv, g *Grant) error {
-			_, err := e.client.Kill(context.Background(), KillRequest{All: true})
+		{"kill --all", func(e *proxyEnv, g *api.Grant) error {
+			_, err := e.client.Kill(context.Background(), api.KillRequest{All: true})
 			return err
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := startProxyEnv(t, nil)
 			_, keys := bookOf(e.d, "")
-			g := e.grant(t, GrantRequest{Agent: "victim"})
+			g := e.grant(t, api.GrantRequest{Agent: "victim"})
 			if names, held := bookOf(e.d, g.Session); len(names) != 1+len(g.Canaries) || held != keys+len(names) {
 				t.Fatalf("after grant: book has %v (%d held), want the token and %d canaries", names, held, len(g.Canaries))
 			}
@@ -61,8 +62,8 @@ func TestKillTakesTheSessionOutOfTheBook(t *testing.T) {
 func TestExpiredSessionLeavesTheBook(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	_, keys := bookOf(e.d, "")
-	g := e.grant(t, GrantRequest{Agent: "brief", TTL: "2m"})
-	long := e.grant(t, GrantRequest{Agent: "long", TTL: "1h"})
+	g := e.grant(t, api.GrantRequest{Agent: "brief", TTL: "2m"})
+	long := e.grant(t, api.GrantRequest{Agent: "long", TTL: "1h"})
 	e.clock.Advance(3 * time.Minute)
 	e.d.housekeep()
 	if names, _ := bookOf(e.d, g.Session); len(names) != 0 {
@@ -80,7 +81,7 @@ func TestExpiredSessionLeavesTheBook(t *testing.T) {
 	}
 }
 
-func firstCanary(g *Grant) string {
+func firstCanary(g *api.Grant) string {
 	for _, v := range g.Canaries {
 		return v
 	}
@@ -92,9 +93,9 @@ func firstCanary(g *Grant) string {
 // its canaries stay.
 func TestRenewedTokenLeavesTheBookAtItsExpiry(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Agent: "renewer", TTL: "10m"})
+	g := e.grant(t, api.GrantRequest{Agent: "renewer", TTL: "10m"})
 	e.clock.Advance(5 * time.Minute)
-	r, err := e.client.Renew(context.Background(), RenewRequest{Session: g.Session, TTL: "30m"})
+	r, err := e.client.Renew(context.Background(), api.RenewRequest{Session: g.Session, TTL: "30m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +121,11 @@ func TestGrantsAndKillsLeaveTheBookAsItWas(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	base := e.d.book.m.Size()
 	_, keys := bookOf(e.d, "") // the 3 keys and their fragments
-	var live []*Grant
+	var live []*api.Grant
 	for i := range 200 {
-		live = append(live, e.grant(t, GrantRequest{Agent: fmt.Sprint("a", i%7)}))
+		live = append(live, e.grant(t, api.GrantRequest{Agent: fmt.Sprint("a", i%7)}))
 		if len(live) > 20 {
-			if _, err := e.client.Kill(context.Background(), KillRequest{Session: live[0].Session}); err != nil {
+			if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: live[0].Session}); err != nil {
 				t.Fatal(err)
 			}
 			live = live[1:]
@@ -132,7 +133,7 @@ func TestGrantsAndKillsLeaveTheBookAsItWas(t *testing.T) {
 	}
 	mid := e.d.book.m.Size()
 	for _, g := range live {
-		if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+		if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: g.Session}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // canaryOf returns one of the session's decoy credentials.
-func canaryOf(t *testing.T, g *Grant) string {
+func canaryOf(t *testing.T, g *api.Grant) string {
 	t.Helper()
 	for _, v := range g.Canaries {
 		return v
@@ -46,8 +48,8 @@ func TestCanarySightingsTurnTheSessionRed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := startProxyEnv(t, tt.up)
-			g := e.grant(t, GrantRequest{Agent: "victim"})
-			other := e.grant(t, GrantRequest{Agent: "bystander"})
+			g := e.grant(t, api.GrantRequest{Agent: "victim"})
+			other := e.grant(t, api.GrantRequest{Agent: "bystander"})
 			c := canaryOf(t, g)
 			echo = c
 			before := e.up.count()
@@ -79,7 +81,7 @@ func TestCanarySightingsTurnTheSessionRed(t *testing.T) {
 // cuts that session's stream in flight on another request.
 func TestRedCutsTheSessionsOtherLiveStream(t *testing.T) {
 	e := startProxyEnv(t, slowStream)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	cut := cutAfterFirstEvent(t, e.openStream(t, g.Token))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"`+canaryOf(t, g)+`"}]}`, bearer(g.Token))
 	select {

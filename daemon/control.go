@@ -3,42 +3,16 @@ package daemon
 import (
 	"net/http"
 	"os"
-	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // Version is the tokfence version, set at build time with
 // -ldflags "-X github.com/tokfence/tokfence/daemon.Version=...".
 var Version = "dev"
 
-// Status is the reply of GET /v1/status.
-type Status struct {
-	Version   string    `json:"version"`
-	PID       int       `json:"pid"`
-	UID       int       `json:"uid"`
-	Socket    string    `json:"socket"`
-	StateDir  string    `json:"state_dir"`
-	Config    string    `json:"config_file,omitempty"`
-	Started   time.Time `json:"started"`
-	Strict    bool      `json:"strict"`
-	AllowRoot bool      `json:"allow_root"`
-	UIDPolicy string    `json:"uid_policy"`
-	TCP       string    `json:"tcp,omitempty"`
-	Keys      []string  `json:"keys"`
-	Keychain  string    `json:"keychain"`
-	Sessions  int       `json:"sessions"`
-	// Unfenced counts the live sessions of `tokfence exec --no-fence`,
-	// whose agents can reach everything the user can.
-	Unfenced int    `json:"unfenced_sessions"`
-	Policy   string `json:"policy"`
-	// Prices names the price table in force, its date and overrides.
-	Prices string `json:"prices"`
-	// PolicyError is why the last policy reload failed; the previous
-	// policy stays in force.
-	PolicyError string `json:"policy_error,omitempty"`
-}
-
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := Status{
+	st := api.Status{
 		Version:     Version,
 		PID:         os.Getpid(),
 		UID:         d.uid,
@@ -59,7 +33,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	grants := d.live.grants.snapshot(d.clock())
 	for _, s := range d.sessions.List() {
-		if grants[s.ID].Fence == FenceUnfenced {
+		if grants[s.ID].Fence == api.FenceUnfenced {
 			st.Unfenced++
 		}
 	}

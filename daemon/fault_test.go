@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -33,7 +34,7 @@ func TestUpstreamDyingMidStreamGivesACleanError(t *testing.T) {
 			conn.Close() // the upstream dies mid-stream
 		}
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
 	req.Header.Set("Authorization", "Bearer "+g.Token)
 	resp, err := e.tcp.Do(req)
@@ -72,7 +73,7 @@ func TestHungUpstreamTimesOutAndFreesGoroutines(t *testing.T) {
 		c.UpstreamIdleTimeout.Duration = 400 * time.Millisecond
 		c.Providers["openai"] = ProviderConfig{BaseURL: c.Providers["openai"].BaseURL, Paths: []string{"/v1/", "/hang/"}}
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	e.do(t, false, "GET", "/openai/v1/models", "", bearer(g.Token)) // warm up connections and goroutines
 	before := runtime.NumGoroutine()
 	for i := 0; i < 5; i++ {
@@ -96,7 +97,7 @@ func TestHungUpstreamTimesOutAndFreesGoroutines(t *testing.T) {
 
 func TestLockedKeychainGivesClearErrorsAndRecovers(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}})
 	e.mem.SetFail(errors.New("org.freedesktop.Secret.Error.IsLocked: prompt dismissed"))
 	resp, body := e.do(t, false, "POST", "/anthropic/v1/messages", `{"model":"claude"}`, map[string]string{"x-api-key": g.Token})
 	if resp.StatusCode != 503 || !strings.Contains(body, "keychain unavailable") || strings.Contains(body, fakeAnthropicKey) {
@@ -127,7 +128,7 @@ func TestAuditDiskFullFailsClosedAndRecovers(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	e := startProxyEnv(t, nil, func(c *Config) { c.Socket, c.StateDir = cfg.Socket, cfg.StateDir })
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	filler := filepath.Join(dir, "filler")
 	f, err := os.Create(filler)
 	must(t, err)

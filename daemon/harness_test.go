@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -84,7 +86,7 @@ func (u *upstream) count() int { return len(u.requests()) }
 type proxyEnv struct {
 	*testEnv
 	up     *upstream
-	client *Client
+	client *ctl.Client
 	unix   *http.Client
 	tcp    *http.Client
 }
@@ -113,7 +115,7 @@ func startProxyEnv(t testing.TB, h http.HandlerFunc, mod ...func(*Config)) *prox
 	if err := e.start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	pe := &proxyEnv{testEnv: e, up: up, client: NewClient(cfg.Socket)}
+	pe := &proxyEnv{testEnv: e, up: up, client: ctl.New(cfg.Socket)}
 	pe.unix = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", cfg.Socket)
@@ -125,7 +127,7 @@ func startProxyEnv(t testing.TB, h http.HandlerFunc, mod ...func(*Config)) *prox
 }
 
 // grant mints a token through the control API.
-func (e *proxyEnv) grant(t testing.TB, req GrantRequest) *Grant {
+func (e *proxyEnv) grant(t testing.TB, req api.GrantRequest) *api.Grant {
 	t.Helper()
 	if req.Agent == "" {
 		req.Agent = "tester"

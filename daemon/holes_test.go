@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -32,7 +33,7 @@ import (
 // rest of the query goes through.
 func TestTokenInTheQueryNeverGoesUpstream(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	q := url.Values{"api_key": {g.Token}, "q": {"x" + g.Token + "y"}, "access_token": {"abc"}, "Key": {"k"},
 		"limit": {"5"}, "order": {"desc"}}
 	resp, body := e.do(t, false, "GET", "/openai/v1/models?"+q.Encode(), "", bearer(g.Token))
@@ -52,7 +53,7 @@ func TestTokenInTheQueryNeverGoesUpstream(t *testing.T) {
 // query string is a secret on its way out, as in a body.
 func TestHeldKeyInTheQueryIsCaught(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	resp, _ := e.do(t, false, "GET", "/openai/v1/models?note="+url.QueryEscape(fakeAnthropicKey), "", bearer(g.Token))
 	if resp.StatusCode != 403 || e.up.count() != 0 {
 		t.Fatalf("held key in the query = %d, upstream saw %d; want 403 and nothing forwarded", resp.StatusCode, e.up.count())
@@ -68,7 +69,7 @@ func TestHeldKeyInTheQueryIsCaught(t *testing.T) {
 // injected key survives any Connection trick.
 func TestOwnAndNominatedHeadersStayBehind(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}})
 	raw := "POST /anthropic/v1/messages HTTP/1.1\r\nHost: " + e.d.tcpAddr + "\r\nx-api-key: " + g.Token +
 		"\r\nAnthropic-Version: 2023-06-01\r\nAnthropic-Beta: tools\r\nX-Custom: 1\r\nX-Kept: 1" +
 		"\r\nX-Tokfence-Debug: 1\r\nX-Tokfence-Agent: root\r\nConnection: keep-alive, Anthropic-Beta, x-custom, X-Api-Key" +
@@ -96,11 +97,11 @@ func TestOwnAndNominatedHeadersStayBehind(t *testing.T) {
 func TestRevocationsTamperedWithRefuseToStart(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	path := filepath.Join(e.cfg.StateDir, "revocations.json")
-	g := e.grant(t, GrantRequest{Agent: "victim"})
-	other := e.grant(t, GrantRequest{Agent: "bystander"})
+	g := e.grant(t, api.GrantRequest{Agent: "victim"})
+	other := e.grant(t, api.GrantRequest{Agent: "bystander"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	before, _ := os.ReadFile(path) // may be absent: nothing was killed yet
-	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+	if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	e.stop()
@@ -230,7 +231,7 @@ func TestCompressedRepliesAreRefused(t *testing.T) {
 				io.WriteString(zw, `{"echo":"`+r.Header.Get("Authorization")+`"}`)
 				zw.Close()
 			})
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, map[string]string{
 				"Authorization": "Bearer " + g.Token, "Accept-Encoding": "gzip, br"})
 			if resp.StatusCode != 502 || !strings.Contains(body, "encoded (compressed) reply") || resp.Header.Get("Content-Encoding") != "" {
@@ -252,7 +253,7 @@ func TestCompressedRepliesAreRefused(t *testing.T) {
 // with no value in them.
 func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	ghToken := "ghp_R8kL2mQ9vX4tZ7bN1cW5yH3jF6dS0aE2gK8p"
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"content":"`+ghToken+`"}]}`, bearer(g.Token))
@@ -294,7 +295,7 @@ func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
 func TestSlowBodiesAndConnectionFloodsDoNotStarveTheOwner(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	e.d.bodyGrace = 300 * time.Millisecond
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	slow := make([]net.Conn, 0, 300)
 	for range 300 {
 		c, err := net.Dial("tcp", e.d.tcpAddr)
@@ -392,7 +393,7 @@ trickle:
 // served; honest pipelined, chunked and sized requests are all served.
 func TestSmugglingFramesAreRefusedAndTheConnectionClosed(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	host := "Host: " + e.d.tcpAddr + "\r\nAuthorization: Bearer " + g.Token + "\r\n"
 	smuggled := "GET /openai/v1/models HTTP/1.1\r\n" + host + "X-Smuggled: 1\r\n\r\n"
 	for _, c := range []struct{ name, first string }{
@@ -452,7 +453,7 @@ func FuzzFramer(f *testing.F) {
 // anything unlisted, a credential above all, still stays behind.
 func TestCorrelationHeadersGoUpstream(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	raw := "POST /openai/v1/responses HTTP/1.1\r\nHost: " + e.d.tcpAddr + "\r\nAuthorization: Bearer " + g.Token +
 		"\r\noriginator: codex_cli_rs\r\nsession_id: 0199-aa\r\nthread_id: 0199-bb\r\nConversation-Id: c-1\r\nSession-Id: s-2" +
 		"\r\nX_Upstream_Secret: smuggled\r\nX_Custom: 1\r\nContent-Length: 2\r\n\r\n{}"
@@ -493,7 +494,7 @@ func TestFragmentsOfTheKeyAreCaught(t *testing.T) {
 				w.WriteHeader(401)
 				io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+c.quote(k)+`","type":"invalid_request_error"}}`)
 			})
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			_, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 			k := fakeOpenAIKey
 			for i := fragmentSkip; i+2*fragmentLen-1 <= len(k); i++ {
@@ -514,8 +515,8 @@ func TestFragmentsOfTheKeyAreCaught(t *testing.T) {
 // records, and the request's response record counts them all.
 func TestSensorHitRecordsAreBoundedPerRequest(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
-	other := e.grant(t, GrantRequest{Agent: "other"})
+	g := e.grant(t, api.GrantRequest{})
+	other := e.grant(t, api.GrantRequest{Agent: "other"})
 	body := `{"model":"gpt-4o-mini","messages":[{"content":"` + strings.Repeat(other.Token+" ", 1000) + `"}]}`
 	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token)); resp.StatusCode != 403 {
 		t.Fatalf("a body repeating a token = %d, want 403", resp.StatusCode)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/sensor"
@@ -111,16 +112,11 @@ func (d *Daemon) keyProviders() []string {
 	return out
 }
 
-// KeysReloaded is the reply of POST /v1/keys/reload.
-type KeysReloaded struct {
-	Providers []string `json:"providers"` // providers with a stored key
-}
-
 // handleKeysReload makes the daemon look at the key index now: `tokfence
 // key set` and `key rm` call it so that the next request uses the change.
 func (d *Daemon) handleKeysReload(w http.ResponseWriter, r *http.Request) {
 	d.checkKeyIndex(r.Context())
-	writeJSON(w, http.StatusOK, KeysReloaded{Providers: d.keyProviders()})
+	writeJSON(w, http.StatusOK, api.KeysReloaded{Providers: d.keyProviders()})
 }
 
 // refreshKeys reloads the sensors' keys and audits what changed in the
@@ -159,22 +155,11 @@ func (d *Daemon) refreshKeys(ctx context.Context) {
 	}
 }
 
-// AuditHashRequest is the body of POST /v1/audit-hash.
-type AuditHashRequest struct {
-	Value string `json:"value"`
-}
-
-// AuditHash is its reply: the value's fingerprint as the audit trail
-// writes it (sensor hits, key changes).
-type AuditHash struct {
-	Fingerprint string `json:"fingerprint"`
-}
-
 // handleAuditHash fingerprints a value with the trail's key, so that the
 // user can search the trail for a secret without the trail holding it
 // (Vault's sys/audit-hash). The value is neither logged nor kept.
 func (d *Daemon) handleAuditHash(w http.ResponseWriter, r *http.Request) {
-	var req AuditHashRequest
+	var req api.AuditHashRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -182,5 +167,5 @@ func (d *Daemon) handleAuditHash(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errInvalid, fmt.Sprintf("value must be 1 to %d bytes", keystore.MaxSecretLen))
 		return
 	}
-	writeJSON(w, http.StatusOK, AuditHash{Fingerprint: sensor.Fingerprint(d.fpKey, []byte(req.Value))})
+	writeJSON(w, http.StatusOK, api.AuditHash{Fingerprint: sensor.Fingerprint(d.fpKey, []byte(req.Value))})
 }

@@ -6,18 +6,19 @@ import (
 	"path/filepath"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // kill revokes what req names. The revocation is on disk before any
 // in-flight request is cut and before kill returns, so a kill survives a
 // crash the instant it is acknowledged. A session killed already is not
 // killed again: naming it is errUnknownSession, and nothing is recorded.
-func (d *Daemon) kill(req KillRequest) (KillResult, error) {
+func (d *Daemon) kill(req api.KillRequest) (api.KillResult, error) {
 	switch {
 	case req.All:
 		return d.endAllSessions()
 	case req.Agent != "":
-		res := KillResult{Killed: []string{}}
+		res := api.KillResult{Killed: []string{}}
 		for _, sid := range d.sessionsOf(req.Agent) {
 			ended, err := d.endSession(sid, "kill --agent")
 			if err != nil {
@@ -33,20 +34,20 @@ func (d *Daemon) kill(req KillRequest) (KillResult, error) {
 		return res, nil
 	default:
 		if !sessionIDRE.MatchString(req.Session) {
-			return KillResult{}, fmt.Errorf("session id %q: want 32 hex characters: %w", req.Session, errUnknownSession)
+			return api.KillResult{}, fmt.Errorf("session id %q: want 32 hex characters: %w", req.Session, errUnknownSession)
 		}
 		ended, err := d.endSession(req.Session, "kill")
 		if err != nil {
-			return KillResult{}, err
+			return api.KillResult{}, err
 		}
 		if !ended {
 			why := "not live: never issued here, expired, or killed"
 			if d.revs.Revoked(&capability.Claims{SID: req.Session, Epoch: d.revs.Epoch()}) != nil {
 				why = "already killed"
 			}
-			return KillResult{}, fmt.Errorf("session %s is %s: %w", req.Session, why, errUnknownSession)
+			return api.KillResult{}, fmt.Errorf("session %s is %s: %w", req.Session, why, errUnknownSession)
 		}
-		return KillResult{Killed: []string{req.Session}}, nil
+		return api.KillResult{Killed: []string{req.Session}}, nil
 	}
 }
 

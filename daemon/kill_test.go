@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // slowStream is an upstream that sends an SSE event every 20 ms until the
@@ -32,10 +34,10 @@ func slowStream(w http.ResponseWriter, r *http.Request) {
 
 func TestKillCutsALiveStream(t *testing.T) {
 	e := startProxyEnv(t, slowStream)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	cut := cutAfterFirstEvent(t, e.openStream(t, g.Token))
 	killed := time.Now()
-	if _, err := e.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+	if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -65,9 +67,9 @@ func respell(tok string) []string {
 
 func TestKilledTokenStaysDeadAcrossRestartAndRespelling(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	killed := e.grant(t, GrantRequest{Agent: "victim"})
-	alive := e.grant(t, GrantRequest{Agent: "bystander"})
-	if _, err := e.client.Kill(context.Background(), KillRequest{Session: killed.Session}); err != nil {
+	killed := e.grant(t, api.GrantRequest{Agent: "victim"})
+	alive := e.grant(t, api.GrantRequest{Agent: "bystander"})
+	if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: killed.Session}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(e *proxyEnv, when string) {
@@ -107,10 +109,10 @@ func (e *proxyEnv) restart(t *testing.T) *proxyEnv {
 
 func TestKillAllKillsEveryEarlierToken(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	old1 := e.grant(t, GrantRequest{Agent: "a"})
-	old2 := e.grant(t, GrantRequest{Agent: "b"}) // never used before the kill
+	old1 := e.grant(t, api.GrantRequest{Agent: "a"})
+	old2 := e.grant(t, api.GrantRequest{Agent: "b"}) // never used before the kill
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(old1.Token))
-	res, err := e.client.Kill(context.Background(), KillRequest{All: true})
+	res, err := e.client.Kill(context.Background(), api.KillRequest{All: true})
 	if err != nil || res.Epoch == 0 {
 		t.Fatalf("kill --all = %+v, %v", res, err)
 	}
@@ -120,7 +122,7 @@ func TestKillAllKillsEveryEarlierToken(t *testing.T) {
 			t.Fatalf("old token after kill --all = %d, want 401", resp.StatusCode)
 		}
 	}
-	fresh := e2.grant(t, GrantRequest{Agent: "a"})
+	fresh := e2.grant(t, api.GrantRequest{Agent: "a"})
 	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(fresh.Token)); resp.StatusCode != 200 {
 		t.Fatalf("new token after kill --all = %d, want 200", resp.StatusCode)
 	}
@@ -128,10 +130,10 @@ func TestKillAllKillsEveryEarlierToken(t *testing.T) {
 
 func TestKillAgentAfterRestartFindsUnseenSessions(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	a1 := e.grant(t, GrantRequest{Agent: "coder"})
-	other := e.grant(t, GrantRequest{Agent: "writer"})
+	a1 := e.grant(t, api.GrantRequest{Agent: "coder"})
+	other := e.grant(t, api.GrantRequest{Agent: "writer"})
 	e2 := e.restart(t)
-	res, err := e2.client.Kill(context.Background(), KillRequest{Agent: "coder"})
+	res, err := e2.client.Kill(context.Background(), api.KillRequest{Agent: "coder"})
 	if err != nil || len(res.Killed) != 1 || res.Killed[0] != a1.Session {
 		t.Fatalf("kill --agent coder = %+v, %v", res, err)
 	}
@@ -141,20 +143,20 @@ func TestKillAgentAfterRestartFindsUnseenSessions(t *testing.T) {
 	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(other.Token)); resp.StatusCode != 200 {
 		t.Fatalf("writer after kill of coder = %d", resp.StatusCode)
 	}
-	if _, err := e2.client.Kill(context.Background(), KillRequest{Session: strings.Repeat("a", 32)}); !isStatus(err, 404) {
+	if _, err := e2.client.Kill(context.Background(), api.KillRequest{Session: strings.Repeat("a", 32)}); !isStatus(err, 404) {
 		t.Fatalf("kill of an unknown session = %v, want 404", err)
 	}
 }
 
 func isStatus(err error, code int) bool {
-	var ae *APIError
+	var ae *api.Error
 	return errors.As(err, &ae) && ae.Status == code
 }
 
 func TestCorruptRevocationListRefusesToStart(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
-	e.client.Kill(context.Background(), KillRequest{Session: g.Session})
+	g := e.grant(t, api.GrantRequest{})
+	e.client.Kill(context.Background(), api.KillRequest{Session: g.Session})
 	e.stop()
 	p := filepath.Join(e.cfg.StateDir, "revocations.json")
 	if err := os.WriteFile(p, []byte("{not json"), 0o600); err != nil {
@@ -168,7 +170,7 @@ func TestCorruptRevocationListRefusesToStart(t *testing.T) {
 
 func TestMaxRequestsIsEnforced(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{MaxRequests: 2})
+	g := e.grant(t, api.GrantRequest{MaxRequests: 2})
 	for i, want := range []int{200, 200, 403, 403} {
 		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != want {
 			t.Fatalf("request %d = %d, want %d", i+1, resp.StatusCode, want)
@@ -186,9 +188,9 @@ func TestMaxRequestsIsEnforced(t *testing.T) {
 
 func TestHousekeepingForgetsDeadSessionsState(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	dead := e.grant(t, GrantRequest{Agent: "dead"})
-	alive := e.grant(t, GrantRequest{Agent: "alive"})
-	if _, err := e.client.Kill(context.Background(), KillRequest{Session: dead.Session}); err != nil {
+	dead := e.grant(t, api.GrantRequest{Agent: "dead"})
+	alive := e.grant(t, api.GrantRequest{Agent: "alive"})
+	if _, err := e.client.Kill(context.Background(), api.KillRequest{Session: dead.Session}); err != nil {
 		t.Fatal(err)
 	}
 	e.d.housekeep()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
@@ -35,7 +36,7 @@ func TestUpstreamEchoOfTheKeyIsRedacted(t *testing.T) {
 					io.WriteString(w, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}`)
 				}
 			})
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 			keystoretest.AssertNoLeakIn(t, "response body", []byte(body), [][]byte{[]byte(fakeOpenAIKey)})
 			for k, v := range resp.Header {
@@ -63,15 +64,15 @@ func TestNothingWrittenHoldsASecret(t *testing.T) {
 		}
 		io.WriteString(w, `{"usage":{"prompt_tokens":5,"completion_tokens":7},"echo":"`+echo+`"}`)
 	})
-	g := e.grant(t, GrantRequest{Agent: "leaky"})
-	g2 := e.grant(t, GrantRequest{Agent: "other"})
-	g3 := e.grant(t, GrantRequest{Agent: "echoed"})
+	g := e.grant(t, api.GrantRequest{Agent: "leaky"})
+	g2 := e.grant(t, api.GrantRequest{Agent: "other"})
+	g3 := e.grant(t, api.GrantRequest{Agent: "echoed"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	e.do(t, true, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token+"x"))
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, map[string]string{"Authorization": "Bearer " + g3.Token, "X-Echo": "1"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"content":"my other token `+g2.Token+`"}]}`, bearer(g.Token))
-	e.client.Kill(context.Background(), KillRequest{Session: g.Session})
+	e.client.Kill(context.Background(), api.KillRequest{Session: g.Session})
 	e2 := e.restart(t)
 	e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g2.Token))
 	e2.stop()
@@ -112,8 +113,8 @@ func TestNothingWrittenHoldsASecret(t *testing.T) {
 // it would go with the secret cut out.
 func TestRequestBodyGoesUpstreamAsCleared(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Agent: "a"})
-	g2 := e.grant(t, GrantRequest{Agent: "b"})
+	g := e.grant(t, api.GrantRequest{Agent: "a"})
+	g2 := e.grant(t, api.GrantRequest{Agent: "b"})
 
 	plain := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"h\u00e9llo \"quoted\" \\ tail"}]}` + "\n"
 	resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", plain, bearer(g.Token))

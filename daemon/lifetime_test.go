@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -16,8 +17,8 @@ import (
 // daemon's clock, until max_ttl; an unbound one dies at 15 minutes.
 func TestBoundSessionLivesAsLongAsItsProcess(t *testing.T) {
 	e := startProxyEnv(t, nil, func(c *Config) { c.MaxTTL = Duration{6 * time.Hour} })
-	bound := e.grant(t, GrantRequest{Agent: "exec", BindPeer: true}) // this test process is the peer: it stays alive
-	short := e.grant(t, GrantRequest{Agent: "grant"})
+	bound := e.grant(t, api.GrantRequest{Agent: "exec", BindPeer: true}) // this test process is the peer: it stays alive
+	short := e.grant(t, api.GrantRequest{Agent: "grant"})
 	if want := e.clock.Now().Add(6 * time.Hour); bound.Expires.Before(want.Add(-2*time.Second)) || bound.Expires.After(want) {
 		t.Fatalf("bound session expires %v, want max_ttl from now (%v)", bound.Expires, want)
 	}
@@ -35,7 +36,7 @@ func TestBoundSessionLivesAsLongAsItsProcess(t *testing.T) {
 		t.Fatalf("bound session past max_ttl: %d, want 401", resp.StatusCode)
 	}
 	// --ttl still shortens a bound session.
-	ttl := e.grant(t, GrantRequest{Agent: "exec-ttl", BindPeer: true, TTL: "20m"})
+	ttl := e.grant(t, api.GrantRequest{Agent: "exec-ttl", BindPeer: true, TTL: "20m"})
 	if d := ttl.Expires.Sub(e.clock.Now()); d > 20*time.Minute || d < 19*time.Minute {
 		t.Fatalf("bound session with ttl 20m expires in %v", d)
 	}
@@ -47,13 +48,13 @@ func TestBoundSessionLivesAsLongAsItsProcess(t *testing.T) {
 // reaches past the first issue plus max_ttl.
 func TestRenewKeepsTheSessionUpToMaxTTL(t *testing.T) {
 	e := startProxyEnv(t, nil, func(c *Config) { c.MaxTTL = Duration{time.Hour} })
-	g := e.grant(t, GrantRequest{TTL: "30m"})
+	g := e.grant(t, api.GrantRequest{TTL: "30m"})
 	start := e.clock.Now()
 	ctx := context.Background()
 	last := g.Token
 	for i, step := range []time.Duration{25 * time.Minute, 25 * time.Minute, 10 * time.Minute} {
 		e.clock.Advance(step)
-		r, err := e.client.Renew(ctx, RenewRequest{Session: g.Session, TTL: "30m"})
+		r, err := e.client.Renew(ctx, api.RenewRequest{Session: g.Session, TTL: "30m"})
 		if i == 2 {
 			// An hour in: the session's max_ttl is reached.
 			if !isStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "max_ttl") {
@@ -82,7 +83,7 @@ func TestRenewKeepsTheSessionUpToMaxTTL(t *testing.T) {
 	if n := countEvents(t, e, audit.EventRenew); n != 2 {
 		t.Fatalf("%d renew records, want 2", n)
 	}
-	for _, bad := range []RenewRequest{{Session: "nope"}, {Session: g.Session, TTL: "-1m"}, {Session: strings.Repeat("a", 32)}} {
+	for _, bad := range []api.RenewRequest{{Session: "nope"}, {Session: g.Session, TTL: "-1m"}, {Session: strings.Repeat("a", 32)}} {
 		if _, err := e.client.Renew(ctx, bad); err == nil {
 			t.Fatalf("renew %+v succeeded", bad)
 		}
@@ -95,8 +96,8 @@ func TestRenewKeepsTheSessionUpToMaxTTL(t *testing.T) {
 func TestKillEndsEveryTokenOfARenewedSession(t *testing.T) {
 	e := startProxyEnv(t, nil)
 	ctx := context.Background()
-	g := e.grant(t, GrantRequest{TTL: "30m"})
-	r, err := e.client.Renew(ctx, RenewRequest{Session: g.Session, TTL: "1h"})
+	g := e.grant(t, api.GrantRequest{TTL: "30m"})
+	r, err := e.client.Renew(ctx, api.RenewRequest{Session: g.Session, TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestKillEndsEveryTokenOfARenewedSession(t *testing.T) {
 			t.Fatalf("before kill: %d %s", resp.StatusCode, body)
 		}
 	}
-	if _, err := e.client.Kill(ctx, KillRequest{Session: g.Session}); err != nil {
+	if _, err := e.client.Kill(ctx, api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	for i, tok := range []string{g.Token, r.Token} {
@@ -113,7 +114,7 @@ func TestKillEndsEveryTokenOfARenewedSession(t *testing.T) {
 			t.Fatalf("token %d after kill: %d %s, want 401 revoked", i, resp.StatusCode, body)
 		}
 	}
-	if _, err := e.client.Renew(ctx, RenewRequest{Session: g.Session}); !isStatus(err, http.StatusNotFound) {
+	if _, err := e.client.Renew(ctx, api.RenewRequest{Session: g.Session}); !isStatus(err, http.StatusNotFound) {
 		t.Fatalf("renew of a killed session = %v, want 404", err)
 	}
 }
@@ -133,8 +134,8 @@ func countEvents(t *testing.T, e *proxyEnv, ev string) int {
 // revocation must outlast the renewed token too, not just the old one.
 func TestKillAfterRestartCoversTheRenewedToken(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{TTL: "10m"})
-	r, err := e.client.Renew(context.Background(), RenewRequest{Session: g.Session, TTL: "2h"})
+	g := e.grant(t, api.GrantRequest{TTL: "10m"})
+	r, err := e.client.Renew(context.Background(), api.RenewRequest{Session: g.Session, TTL: "2h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestKillAfterRestartCoversTheRenewedToken(t *testing.T) {
 	if resp, body := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 200 {
 		t.Fatalf("old token after restart: %d %s", resp.StatusCode, body)
 	}
-	if _, err := e2.client.Kill(context.Background(), KillRequest{Session: g.Session}); err != nil {
+	if _, err := e2.client.Kill(context.Background(), api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	e2.clock.Advance(time.Hour) // the old token's expiry and its revocation's margin are long past

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -25,7 +26,7 @@ func usageUpstream(in, out int) http.HandlerFunc {
 
 func TestMaxSpendRefusesOnceCrossed(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(5000, 1000)) // gpt-4o-mini: 5000×0.15 + 1000×0.60 = 1350 µ$
-	g := e.grant(t, GrantRequest{MaxSpendUSD: 0.002})
+	g := e.grant(t, api.GrantRequest{MaxSpendUSD: 0.002})
 	for i, want := range []int{200, 200, 403} {
 		resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 		if resp.StatusCode != want {
@@ -46,7 +47,7 @@ func TestMaxSpendRefusesOnceCrossed(t *testing.T) {
 
 func TestUnpricedModelsAreFlaggedNeverFree(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(10, 10))
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	body := `{"model":"gpt-99-ultra","messages":[]}`
 	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(g.Token)); resp.StatusCode != 200 {
 		t.Fatalf("unpriced model without a spend limit = %d, want 200", resp.StatusCode)
@@ -54,7 +55,7 @@ func TestUnpricedModelsAreFlaggedNeverFree(t *testing.T) {
 	if s := sessionRisk(t, e, g.Session); s.Unpriced != 1 || s.Tokens != 20 {
 		t.Fatalf("session = %+v, want 1 unpriced request with its 20 tokens counted", s)
 	}
-	capped := e.grant(t, GrantRequest{MaxSpendUSD: 1})
+	capped := e.grant(t, api.GrantRequest{MaxSpendUSD: 1})
 	resp, msg := e.do(t, false, "POST", "/openai/v1/chat/completions", body, bearer(capped.Token))
 	if resp.StatusCode != 403 || !strings.Contains(msg, "no price") || resp.Header.Get("X-Should-Retry") != "false" {
 		t.Fatalf("unpriced model under --max-spend = %d %s (x-should-retry %q), want a final 403 naming the missing price",
@@ -66,19 +67,19 @@ func TestAgentBudgetSurvivesRestart(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(4000, 2000), func(c *Config) {
 		c.Budgets = map[string]Budget{"coder": {DailyTokens: 10000}}
 	})
-	g := e.grant(t, GrantRequest{Agent: "coder"})
+	g := e.grant(t, api.GrantRequest{Agent: "coder"})
 	for i, want := range []int{200, 200, 403} {
 		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != want {
 			t.Fatalf("request %d = %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
 	e2 := e.restart(t)
-	fresh := e2.grant(t, GrantRequest{Agent: "coder"})
+	fresh := e2.grant(t, api.GrantRequest{Agent: "coder"})
 	resp, body := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(fresh.Token))
 	if resp.StatusCode != 403 || !strings.Contains(body, "daily token budget") {
 		t.Fatalf("new session of the same agent after restart = %d %s, want 403", resp.StatusCode, body)
 	}
-	other := e2.grant(t, GrantRequest{Agent: "writer"})
+	other := e2.grant(t, api.GrantRequest{Agent: "writer"})
 	if resp, _ := e2.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(other.Token)); resp.StatusCode != 200 {
 		t.Fatalf("another agent = %d, want 200", resp.StatusCode)
 	}
@@ -98,7 +99,7 @@ func TestConcurrentOvershootIsBoundedByInFlight(t *testing.T) {
 		<-release
 		usageUpstream(100, 0)(w, r)
 	})
-	g := e.grant(t, GrantRequest{MaxTokens: 1})
+	g := e.grant(t, api.GrantRequest{MaxTokens: 1})
 	const n = 8
 	var wg sync.WaitGroup
 	codes := make(chan int, n)
@@ -138,7 +139,7 @@ func TestStreamUsageIsRequestedAndHiddenFromTheAgent(t *testing.T) {
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	stream := func(body string) string {
 		req, _ := http.NewRequest("POST", e.baseURL()+"/openai/v1/chat/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+g.Token)
@@ -172,7 +173,7 @@ func TestMissingUsageIsEstimatedAndMarked(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"choices":[{"message":{"content":"`+strings.Repeat("x", 400)+`"}}]}`)
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	if s := sessionRisk(t, e, g.Session); s.Tokens < 100 || s.Tokens > 150 {
 		t.Fatalf("estimated tokens = %d, want about (body bytes)/4", s.Tokens)
@@ -191,7 +192,7 @@ func TestResponsesStreamUsageIsRead(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Write(sse)
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	resp, body := e.do(t, false, "POST", "/openai/v1/responses", `{"model":"gpt-5-codex","stream":true,"input":"hi"}`, bearer(g.Token))
 	if resp.StatusCode != 200 || body != string(sse) {
 		t.Fatalf("responses stream = %d %q", resp.StatusCode, body)
@@ -225,7 +226,7 @@ func TestCacheWritesArePriced(t *testing.T) {
 	}, func(c *Config) {
 		c.Pricing = map[string]PriceOverride{"anthropic/claude-test": {Input: 3, CachedInput: f(0.3), CacheWrite: f(3.75), Output: 15, Date: "2026-12-01"}}
 	})
-	g := e.grant(t, GrantRequest{Providers: []string{"anthropic"}, MaxSpendUSD: 1})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}, MaxSpendUSD: 1})
 	resp, body := e.do(t, false, "POST", "/anthropic/v1/messages", `{"model":"claude-test","messages":[]}`, map[string]string{"x-api-key": g.Token})
 	if resp.StatusCode != 200 {
 		t.Fatalf("request = %d %s", resp.StatusCode, body)
@@ -256,7 +257,7 @@ func TestCacheWritesArePriced(t *testing.T) {
 // models have no price, so a --max-spend grant refuses them.
 func TestPricingFileInTheDaemon(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(10, 10), func(c *Config) { c.PricingFile = fixturePrices(t) })
-	g := e.grant(t, GrantRequest{MaxSpendUSD: 1})
+	g := e.grant(t, api.GrantRequest{MaxSpendUSD: 1})
 	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode == 200 || !strings.Contains(body, "no price") {
 		t.Errorf("gpt-4o-mini under a pricing_file without it = %d %s, want refused for no price", resp.StatusCode, body)
 	}

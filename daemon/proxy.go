@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -335,9 +336,9 @@ func (d *Daemon) checkRequest(w http.ResponseWriter, r *http.Request, f *forward
 }
 
 // allowState refuses what the session's risk state does not allow.
-func (d *Daemon) allowState(f *forward, pol *policy.Policy) *APIError {
+func (d *Daemon) allowState(f *forward, pol *policy.Policy) *api.Error {
 	if state := f.sess.risk.State(); !pol.Allows(state, f.method, f.rest) {
-		return &APIError{Status: http.StatusForbidden, Type: errPermission,
+		return &api.Error{Status: http.StatusForbidden, Type: errPermission,
 			Message: fmt.Sprintf("session is %s: only read-only endpoints are allowed", state)}
 	}
 	return nil
@@ -345,26 +346,26 @@ func (d *Daemon) allowState(f *forward, pol *policy.Policy) *APIError {
 
 // allowModel refuses a model outside the grant's scope, or a body that
 // hides its model from a grant that limits models; err is modelOf's.
-func (d *Daemon) allowModel(f *forward, c *capability.Claims, model string, err error) *APIError {
+func (d *Daemon) allowModel(f *forward, c *capability.Claims, model string, err error) *api.Error {
 	switch {
 	case err != nil && len(c.Scope.Models) > 0:
 		// The grant limits models and this body hides which one runs.
 		d.observe(f.sess, policy.Event{Kind: policy.ScopeViolation, Rule: "model"}, f.rec)
-		return &APIError{Status: http.StatusForbidden, Type: errPermission,
+		return &api.Error{Status: http.StatusForbidden, Type: errPermission,
 			Message: "outside the grant's scope: the model cannot be checked: " + err.Error()}
 	case errors.Is(err, errModelTwice):
-		return &APIError{Status: http.StatusBadRequest, Type: errInvalid, Message: err.Error()}
+		return &api.Error{Status: http.StatusBadRequest, Type: errInvalid, Message: err.Error()}
 	}
 	if err := c.Scope.Allow(f.p.Name, model, f.method, f.rest); err != nil {
 		d.observe(f.sess, policy.Event{Kind: policy.ScopeViolation, Rule: scopeRule(err)}, f.rec)
-		return &APIError{Status: http.StatusForbidden, Type: errPermission, Message: "outside the grant's scope: " + err.Error()}
+		return &api.Error{Status: http.StatusForbidden, Type: errPermission, Message: "outside the grant's scope: " + err.Error()}
 	}
 	return nil
 }
 
 // allowRate refuses a request the session's rate limit has no room for
 // now. It takes nothing: spend does.
-func (d *Daemon) allowRate(f *forward, pol *policy.Policy) *APIError {
+func (d *Daemon) allowRate(f *forward, pol *policy.Policy) *api.Error {
 	st := f.sess
 	now, limit := d.clock(), pol.RateLimit(st.Agent, st.risk.State())
 	if wait := st.lim.RetryAfter(now, limit); wait > 0 {
@@ -373,23 +374,23 @@ func (d *Daemon) allowRate(f *forward, pol *policy.Policy) *APIError {
 	return nil
 }
 
-func (d *Daemon) rateRefusal(f *forward, limit policy.Limit, wait time.Duration) *APIError {
+func (d *Daemon) rateRefusal(f *forward, limit policy.Limit, wait time.Duration) *api.Error {
 	d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "rate"}, f.rec)
-	return &APIError{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit, RetryAfter: wait,
+	return &api.Error{Status: http.StatusTooManyRequests, Type: errRateLimit, Code: codeRateLimit, RetryAfter: wait,
 		Message: fmt.Sprintf("rate limit for a %s session (%s) exceeded", f.sess.risk.State(), limit)}
 }
 
 // allowSpend refuses a request past a budget or the grant's request
 // limit. It fails the same way on every retry: 403, not 429. It counts
 // nothing: spend does.
-func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *APIError {
+func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *api.Error {
 	if err := d.checkBudget(c, f.p.Name, model); err != nil {
 		d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, f.rec)
 		code := codeBudget
 		if errors.Is(err, errUnpriced) {
 			code = codeUnpriced
 		}
-		return &APIError{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()}
+		return &api.Error{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()}
 	}
 	if err := f.sess.CheckRequest(); err != nil {
 		return requestLimitRefusal(err)
@@ -397,8 +398,8 @@ func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *API
 	return nil
 }
 
-func requestLimitRefusal(err error) *APIError {
-	e := &APIError{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
+func requestLimitRefusal(err error) *api.Error {
+	e := &api.Error{Status: http.StatusUnauthorized, Type: errAuth, Message: err.Error()}
 	if errors.Is(err, capability.ErrLimit) {
 		e.Status, e.Type, e.Code = http.StatusForbidden, errPermission, codeRequestLimit
 	}
@@ -409,7 +410,7 @@ func requestLimitRefusal(err error) *APIError {
 // grant's request limit. Concurrent requests of a session may all have
 // seen room that only some of them get: the others are refused here, as
 // they would have been had they come later, and spend nothing.
-func (d *Daemon) spend(f *forward, pol *policy.Policy) *APIError {
+func (d *Daemon) spend(f *forward, pol *policy.Policy) *api.Error {
 	st := f.sess
 	now, limit := d.clock(), pol.RateLimit(st.Agent, st.risk.State())
 	if !st.lim.Allow(now, limit) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 func TestRedirectsAreReturnedNeverFollowed(t *testing.T) {
@@ -21,7 +23,7 @@ func TestRedirectsAreReturnedNeverFollowed(t *testing.T) {
 			e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, foreignURL+"/steal", code)
 			})
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 			if resp.StatusCode != code {
 				t.Fatalf("status = %d, want %d passed back to the agent", resp.StatusCode, code)
@@ -43,7 +45,7 @@ func TestUpstreamGetsExactlyOneRightCredential(t *testing.T) {
 	if err := e.keys.SetProviderKey(t.Context(), "local", mustSecret("local-key-0123456789")); err != nil {
 		t.Fatal(err)
 	}
-	g := e.grant(t, GrantRequest{Providers: []string{"openai", "anthropic", "gemini", "local"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"openai", "anthropic", "gemini", "local"}})
 	tests := []struct {
 		name, path, tokHeader, tokValue, wantHeader, wantValue string
 	}{
@@ -86,7 +88,7 @@ func TestUpstreamGetsExactlyOneRightCredential(t *testing.T) {
 
 func TestHeaderAllowList(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Providers: []string{"openai", "anthropic"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"openai", "anthropic"}})
 	dropped := map[string]string{
 		"Proxy-Authorization": "Basic Zm9vOmJhcg==", "X_Api_Key": g.Token, "Api-Key": g.Token,
 		"Anthropic-Api-Key": "leak3", "Cookie": "session=leak4", "X-Forwarded-For": "10.0.0.1",
@@ -131,7 +133,7 @@ func TestHeaderAllowList(t *testing.T) {
 // the provider's list lets them through.
 func TestProviderHeadersListedInAnyCaseAreForwarded(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	hdr := map[string]string{"Authorization": "Bearer " + g.Token, "openai-organization": "org-1", "OPENAI-PROJECT": "proj-2"}
 	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, hdr); resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -153,7 +155,7 @@ func TestResponseHeadersAreScrubbed(t *testing.T) {
 		h.Set("X-Request-Id", "req-1")
 		io.WriteString(w, "{}")
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	for _, h := range []string{"Set-Cookie", "Server", "X-Powered-By", "Authorization", "X-Api-Key"} {
 		if v := resp.Header.Get(h); v != "" {
@@ -167,7 +169,7 @@ func TestResponseHeadersAreScrubbed(t *testing.T) {
 
 func TestPathTricksAreRefused(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	for _, p := range []string{
 		"/openai/..%2f..%2fevil", "/openai/v1/%2e%2e/admin", "/openai/v1/..%5cadmin", "/openai/v1/%252fetc",
 		"/openai/v1/chat%00/completions", "/openai/v1/../../evil", "/openai/v1/./chat", "/openai//v1/chat",
@@ -238,7 +240,7 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
 
 func TestTCPRefusesBrowsersAndForeignHosts(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody,
 		map[string]string{"Authorization": "Bearer " + g.Token, "Origin": "https://evil.example"}); resp.StatusCode != 403 {
 		t.Fatalf("Origin = %d, want 403", resp.StatusCode)
@@ -263,7 +265,7 @@ func TestTCPRefusesBrowsersAndForeignHosts(t *testing.T) {
 
 func TestHugeBodyIs413WithBoundedMemory(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -301,7 +303,7 @@ func (zeros) Read(p []byte) (int, error) {
 
 func TestSlowlorisHeadersTimeOut(t *testing.T) {
 	e := startProxyEnv(t, nil, func(c *Config) { c.HeaderTimeout.Duration = 300 * time.Millisecond })
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	c, err := net.Dial("tcp", e.d.tcpAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +354,7 @@ func TestSSEEventsAreNotBuffered(t *testing.T) {
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	br := e.openStream(t, g.Token)
 	for i := 0; i < events; i++ {
 		ev, err := readEvent(br)
@@ -383,7 +385,7 @@ func TestStreamHeaderIsNotHeldForTheFirstEvent(t *testing.T) {
 		}
 		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")
 	})
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	for _, viaUnix := range []bool{false, true} {
 		base, c := e.baseURL(), e.tcp
 		if viaUnix {
@@ -453,7 +455,7 @@ func TestStoredKeyWithCRLFFailsClosed(t *testing.T) {
 	// Bypass key-set validation, as a keychain edited by another tool would.
 	e.mem.Set("tokfence", "provider:openai", "sk-good\r\nX-Injected: SECRETPART")
 	e.keys.Index().Add("openai")
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	if resp.StatusCode != 500 || strings.Contains(body, "SECRETPART") || e.up.count() != 0 {
 		t.Fatalf("CRLF key = %d %s (upstream %d), want 500 without echo and nothing sent", resp.StatusCode, body, e.up.count())
@@ -465,7 +467,7 @@ func TestStoredKeyWithCRLFFailsClosed(t *testing.T) {
 
 func TestSocketServesTheProxy(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	resp, body := e.do(t, true, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	if resp.StatusCode != 200 || !strings.Contains(body, "hello") {
 		t.Fatalf("over the socket = %d %s", resp.StatusCode, body)
@@ -476,10 +478,10 @@ func TestSocketServesTheProxy(t *testing.T) {
 // rotateAfterARequest starts a daemon, proxies one request with a fresh
 // grant (so the old key is cached), then stores rotated as the openai key
 // behind the daemon's back.
-func rotateAfterARequest(t *testing.T, rotated string) (*proxyEnv, *Grant) {
+func rotateAfterARequest(t *testing.T, rotated string) (*proxyEnv, *api.Grant) {
 	t.Helper()
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	time.Sleep(10 * time.Millisecond) // a distinct index mtime on coarse-timestamp filesystems
 	must(t, e.keys.SetProviderKey(t.Context(), "openai", mustSecret(rotated)))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -57,10 +58,10 @@ func (d *Daemon) newRecord(r *http.Request) *requestRecord {
 // fail writes the error reply, in the shape of the provider's API, and
 // notes it in the record.
 func (rec *requestRecord) fail(w http.ResponseWriter, status int, typ, msg string) {
-	rec.failErr(w, &APIError{Status: status, Type: typ, Message: msg})
+	rec.failErr(w, &api.Error{Status: status, Type: typ, Message: msg})
 }
 
-func (rec *requestRecord) failErr(w http.ResponseWriter, e *APIError) {
+func (rec *requestRecord) failErr(w http.ResponseWriter, e *api.Error) {
 	rec.Status, rec.Error = e.Status, e.Message
 	if rec.replied {
 		return

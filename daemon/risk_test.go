@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
-func sessionRisk(t *testing.T, e *proxyEnv, sid string) SessionInfo {
+func sessionRisk(t *testing.T, e *proxyEnv, sid string) api.SessionInfo {
 	t.Helper()
 	list, err := e.client.Sessions(context.Background())
 	if err != nil {
@@ -25,13 +26,13 @@ func sessionRisk(t *testing.T, e *proxyEnv, sid string) SessionInfo {
 			return s
 		}
 	}
-	return SessionInfo{ID: sid, Risk: "GONE"}
+	return api.SessionInfo{ID: sid, Risk: "GONE"}
 }
 
 func TestRepeatedScopeViolationsGoOrangeAndOrangeIsReadOnly(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Models: []string{"gpt-4o-mini"}})
-	bystander := e.grant(t, GrantRequest{Agent: "bystander"})
+	g := e.grant(t, api.GrantRequest{Models: []string{"gpt-4o-mini"}})
+	bystander := e.grant(t, api.GrantRequest{Agent: "bystander"})
 	for i := 0; i < 3; i++ {
 		if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", `{"model":"o1-pro"}`, bearer(g.Token)); resp.StatusCode != 403 {
 			t.Fatalf("out-of-scope model = %d, want 403", resp.StatusCode)
@@ -70,9 +71,9 @@ func TestRepeatedScopeViolationsGoOrangeAndOrangeIsReadOnly(t *testing.T) {
 // them leaks another session's token in a body and must go RED alone.
 func TestRiskIsPerSessionUnderConcurrency(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	grants := make([]*Grant, 50)
+	grants := make([]*api.Grant, 50)
 	for i := range grants {
-		grants[i] = e.grant(t, GrantRequest{Agent: fmt.Sprintf("agent%d", i)})
+		grants[i] = e.grant(t, api.GrantRequest{Agent: fmt.Sprintf("agent%d", i)})
 	}
 	var wg sync.WaitGroup
 	for i, g := range grants {
@@ -106,7 +107,7 @@ func TestRiskIsPerSessionUnderConcurrency(t *testing.T) {
 
 func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	e.d.audit.log.Close() // every later append fails, as on a full or read-only disk
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
 	before := e.up.count()
@@ -140,7 +141,7 @@ func TestPolicyHotReloadThroughTheDaemon(t *testing.T) {
 	}
 	write("version = 1\n")
 	e := startProxyEnv(t, nil, func(c *Config) { c.PolicyFile = pf })
-	g := e.grant(t, GrantRequest{Models: []string{"gpt-4o-mini"}})
+	g := e.grant(t, api.GrantRequest{Models: []string{"gpt-4o-mini"}})
 	// Valid edit: the first scope violation now goes straight to ORANGE.
 	write("version = 1\n[[rule]]\nmatch = { kind = \"scope_violation\" }\nto = \"ORANGE\"\n")
 	waitUntil(t, "the new policy", func() bool {

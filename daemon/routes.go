@@ -3,6 +3,8 @@ package daemon
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // perm is what a route demands of its caller.
@@ -196,7 +198,7 @@ func hasCredentialHeader(h http.Header) bool {
 func (d *Daemon) routeError(w http.ResponseWriter, r *http.Request, status int, typ, msg string) {
 	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if p, ok := d.providers[name]; ok {
-		writeProviderError(w, p.API, &APIError{Status: status, Type: typ, Message: msg})
+		writeProviderError(w, p.API, &api.Error{Status: status, Type: typ, Message: msg})
 		return
 	}
 	writeError(w, status, typ, msg)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -153,14 +154,14 @@ func (d *Daemon) endSession(sid, why string) (bool, error) {
 // endAllSessions is kill --all: the epoch, persisted first, kills every
 // token minted so far, restored or not; then every live session ends and
 // every grant record goes.
-func (d *Daemon) endAllSessions() (KillResult, error) {
+func (d *Daemon) endAllSessions() (api.KillResult, error) {
 	d.live.ends.Lock()
 	defer d.live.ends.Unlock()
 	epoch, err := d.revs.BumpEpoch()
 	if err != nil {
-		return KillResult{}, fmt.Errorf("persist epoch: %w", err)
+		return api.KillResult{}, fmt.Errorf("persist epoch: %w", err)
 	}
-	res := KillResult{Killed: []string{}, Epoch: epoch}
+	res := api.KillResult{Killed: []string{}, Epoch: epoch}
 	if err := d.live.grants.clear(); err != nil {
 		d.log.Error("drop grant records after kill --all", "err", err)
 	}

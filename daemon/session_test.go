@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/keystore"
 )
@@ -18,19 +19,19 @@ import (
 // restart, when the session is known only from disk.
 func TestKillingADeadSessionReportsNothing(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Agent: "coder"})
+	g := e.grant(t, api.GrantRequest{Agent: "coder"})
 	ctx := context.Background()
-	res, err := e.client.Kill(ctx, KillRequest{Agent: "coder"})
+	res, err := e.client.Kill(ctx, api.KillRequest{Agent: "coder"})
 	if err != nil || len(res.Killed) != 1 || res.Killed[0] != g.Session {
 		t.Fatalf("first kill --agent = %+v, %v; want %s killed", res, err, g.Session)
 	}
 	again := func(e *proxyEnv, when string) {
 		t.Helper()
-		if res, err := e.client.Kill(ctx, KillRequest{Agent: "coder"}); err == nil || res != nil && len(res.Killed) != 0 {
+		if res, err := e.client.Kill(ctx, api.KillRequest{Agent: "coder"}); err == nil || res != nil && len(res.Killed) != 0 {
 			t.Errorf("%s: second kill --agent = %+v, %v; want no session killed and an error", when, res, err)
 		}
-		_, err := e.client.Kill(ctx, KillRequest{Session: g.Session})
-		var ae *APIError
+		_, err := e.client.Kill(ctx, api.KillRequest{Session: g.Session})
+		var ae *api.Error
 		if !errors.As(err, &ae) || ae.Status != 404 {
 			t.Errorf("%s: kill by id of a killed session = %v; want a 404", when, err)
 		} else if want := "already killed"; !strings.Contains(ae.Message, want) {
@@ -52,13 +53,13 @@ func TestKillingADeadSessionReportsNothing(t *testing.T) {
 // kill it once.
 func TestConcurrentKillsOfOneSessionRecordOne(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{Agent: "coder"})
+	g := e.grant(t, api.GrantRequest{Agent: "coder"})
 	errs := make(chan error, 8)
 	for i := range 8 {
 		go func() {
-			req := KillRequest{Session: g.Session}
+			req := api.KillRequest{Session: g.Session}
 			if i%2 == 1 {
-				req = KillRequest{Agent: "coder"}
+				req = api.KillRequest{Agent: "coder"}
 			}
 			_, err := e.client.Kill(context.Background(), req)
 			errs <- err
@@ -91,7 +92,7 @@ func TestRefusedRequestsSpendNothing(t *testing.T) {
 	if err := e.keys.DeleteProviderKey(ctx, "openai"); err != nil {
 		t.Fatal(err)
 	}
-	g := e.grant(t, GrantRequest{MaxRequests: 1})
+	g := e.grant(t, api.GrantRequest{MaxRequests: 1})
 	for range 3 {
 		if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 503 {
 			t.Fatalf("with no key = %d %s, want 503", resp.StatusCode, body)

@@ -9,63 +9,13 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/policy"
 )
 
-// GrantRequest is the body of POST /v1/grant.
-type GrantRequest struct {
-	Agent       string   `json:"agent"`
-	Providers   []string `json:"providers"`
-	Models      []string `json:"models,omitempty"`
-	Endpoints   []string `json:"endpoints,omitempty"`
-	TTL         string   `json:"ttl,omitempty"` // Go duration; "" = 15m
-	MaxRequests int64    `json:"max_requests,omitempty"`
-	MaxTokens   int64    `json:"max_tokens,omitempty"`
-	MaxSpendUSD float64  `json:"max_spend_usd,omitempty"`
-	// BindPeer ties the session to the calling process: when it exits,
-	// however it exits, the daemon kills the session. `tokfence exec` sets it.
-	BindPeer bool `json:"bind_peer,omitempty"`
-	// Fence is how `tokfence exec` runs the agent: FenceFenced (the daemon
-	// then opens the session's agent socket and binds the fence) or
-	// FenceUnfenced (--no-fence). Empty for a token minted by `grant`.
-	Fence string `json:"fence,omitempty"`
-	// FencePID is the fence init's pid, a child of the caller.
-	FencePID int `json:"fence_pid,omitempty"`
-	// FencePort is the forwarder's port inside the fence; the base URLs
-	// in the reply point at it.
-	FencePort int `json:"fence_port,omitempty"`
-	// Exposed are hidden paths the user re-showed (fence.expose), for the
-	// audit trail.
-	Exposed []string `json:"exposed,omitempty"`
-}
-
-// How a session's agent runs, in GrantRequest.Fence and SessionInfo.Fence.
-const (
-	FenceFenced   = "fenced"
-	FenceUnfenced = "unfenced"
-)
-
-// Grant is the reply of POST /v1/grant. Token is the capability; Env holds
-// the variables an agent's SDKs read (key and base URL per provider).
-type Grant struct {
-	Token    string            `json:"token"`
-	Session  string            `json:"session"`
-	Agent    string            `json:"agent"`
-	Expires  time.Time         `json:"expires"`
-	Scope    capability.Scope  `json:"scope"`
-	BaseURLs map[string]string `json:"base_urls,omitempty"`
-	Env      map[string]string `json:"env"`
-	// Canaries are decoy credentials, by env var name, that `tokfence exec`
-	// plants in the agent's environment; any sighting turns the session RED.
-	Canaries map[string]string `json:"canaries,omitempty"`
-	TCP      string            `json:"tcp,omitempty"`
-	// AgentSocket is a fenced session's agent socket on the host.
-	AgentSocket string `json:"agent_socket,omitempty"`
-}
-
 func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
-	var req GrantRequest
+	var req api.GrantRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -96,7 +46,7 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, _ := PeerFrom(r.Context())
 	var fh *fenceHandle
-	if req.Fence == FenceFenced {
+	if req.Fence == api.FenceFenced {
 		h, err := openFence(req.FencePID, peer.PID)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, errInvalid, "fenced grant: "+err.Error())
@@ -175,18 +125,12 @@ func parseTTL(w http.ResponseWriter, s string) (time.Duration, bool) {
 	return v, true
 }
 
-// RenewRequest is the body of POST /v1/renew.
-type RenewRequest struct {
-	Session string `json:"session"`
-	TTL     string `json:"ttl,omitempty"` // Go duration; "" = 15m
-}
-
 // handleRenew issues a further token for a live session: same agent and
 // scope, a later expiry, but never past the session's first token's issue
 // plus max_ttl. The old token stays good until its own expiry; kill ends
 // both.
 func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
-	var req RenewRequest
+	var req api.RenewRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
@@ -238,17 +182,17 @@ func (d *Daemon) handleRenew(w http.ResponseWriter, r *http.Request) {
 		d.log.Error("persist renewal", "session", claims.SID, "err", err)
 	}
 	d.log.Info("renewed", "session", claims.SID, "agent", claims.Subject, "jti", claims.ID, "expires", claims.ExpiresAt.Time)
-	writeJSON(w, http.StatusOK, d.grantReply(token, claims, GrantRequest{}))
+	writeJSON(w, http.StatusOK, d.grantReply(token, claims, api.GrantRequest{}))
 }
 
 // checkFenceRequest returns what is wrong with req's fence fields, or "".
-func checkFenceRequest(req GrantRequest) string {
+func checkFenceRequest(req api.GrantRequest) string {
 	switch req.Fence {
-	case "", FenceUnfenced:
+	case "", api.FenceUnfenced:
 		if req.FencePID != 0 || req.FencePort != 0 {
 			return "fence_pid and fence_port are for fenced grants only"
 		}
-	case FenceFenced:
+	case api.FenceFenced:
 		if !req.BindPeer {
 			return "a fenced grant must be bound to its caller (bind_peer)"
 		}
@@ -256,13 +200,13 @@ func checkFenceRequest(req GrantRequest) string {
 			return fmt.Sprintf("fence_port %d out of range", req.FencePort)
 		}
 	default:
-		return fmt.Sprintf("fence %q: want %q or %q", req.Fence, FenceFenced, FenceUnfenced)
+		return fmt.Sprintf("fence %q: want %q or %q", req.Fence, api.FenceFenced, api.FenceUnfenced)
 	}
 	return ""
 }
 
-func (d *Daemon) grantReply(token string, c *capability.Claims, req GrantRequest) Grant {
-	g := Grant{Token: token, Session: c.SID, Agent: c.Subject, Expires: c.ExpiresAt.Time, Scope: c.Scope,
+func (d *Daemon) grantReply(token string, c *capability.Claims, req api.GrantRequest) api.Grant {
+	g := api.Grant{Token: token, Session: c.SID, Agent: c.Subject, Expires: c.ExpiresAt.Time, Scope: c.Scope,
 		BaseURLs: map[string]string{}, Env: map[string]string{}, TCP: d.tcpAddr}
 	for _, name := range c.Scope.Providers {
 		p := d.providers[name]
@@ -284,40 +228,19 @@ func (d *Daemon) grantReply(token string, c *capability.Claims, req GrantRequest
 
 // baseAddr is the address an agent of req reaches the daemon at: the
 // fence's forwarder for a fenced exec, else the TCP listener, if any.
-func (d *Daemon) baseAddr(req GrantRequest) string {
-	if req.Fence == FenceFenced {
+func (d *Daemon) baseAddr(req api.GrantRequest) string {
+	if req.Fence == api.FenceFenced {
 		return fmt.Sprintf("127.0.0.1:%d", req.FencePort)
 	}
 	return d.tcpAddr
 }
 
-// SessionInfo is one row of GET /v1/sessions.
-type SessionInfo struct {
-	ID         string           `json:"id"`
-	Agent      string           `json:"agent"`
-	Scope      capability.Scope `json:"scope"`
-	Created    time.Time        `json:"created"`
-	Expires    time.Time        `json:"expires"`
-	Requests   int64            `json:"requests"`
-	Risk       string           `json:"risk"`
-	RiskReason string           `json:"risk_reason,omitempty"`
-	PeerPID    int              `json:"peer_pid,omitempty"`
-	PeerExe    string           `json:"peer_exe,omitempty"`
-	Restored   bool             `json:"restored,omitempty"`
-	Tokens     int64            `json:"tokens"`
-	SpendUSD   float64          `json:"spend_usd"`
-	Unpriced   int64            `json:"unpriced_requests,omitempty"`
-	// Fence is FenceFenced or FenceUnfenced for a session of `tokfence
-	// exec`, empty for a token minted by `grant`.
-	Fence string `json:"fence,omitempty"`
-}
-
 func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	live := d.sessions.List()
 	grants := d.live.grants.snapshot(d.clock())
-	out := make([]SessionInfo, 0, len(live))
+	out := make([]api.SessionInfo, 0, len(live))
 	for _, s := range live {
-		info := SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires(),
+		info := api.SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires(),
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
 		info.Fence = grants[s.ID].Fence
 		u := d.meter.session(s.ID)
@@ -331,21 +254,8 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// KillRequest is the body of POST /v1/kill: exactly one of the fields.
-type KillRequest struct {
-	Session string `json:"session,omitempty"`
-	Agent   string `json:"agent,omitempty"`
-	All     bool   `json:"all,omitempty"`
-}
-
-// KillResult is the reply of POST /v1/kill.
-type KillResult struct {
-	Killed []string `json:"killed"`
-	Epoch  uint64   `json:"epoch,omitempty"`
-}
-
 func (d *Daemon) handleKill(w http.ResponseWriter, r *http.Request) {
-	var req KillRequest
+	var req api.KillRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}

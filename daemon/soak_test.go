@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 )
 
@@ -67,7 +68,7 @@ func TestSoak(t *testing.T) {
 	var sent atomic.Int64
 	var tokens sync.Map // session -> token
 	grant := func() {
-		g, err := e.client.Grant(ctx, GrantRequest{Agent: fmt.Sprintf("a%d", time.Now().UnixNano()%7), Providers: []string{"openai"}, Models: []string{"gpt-4o*"}})
+		g, err := e.client.Grant(ctx, api.GrantRequest{Agent: fmt.Sprintf("a%d", time.Now().UnixNano()%7), Providers: []string{"openai"}, Models: []string{"gpt-4o*"}})
 		if err == nil {
 			tokens.Store(g.Session, g.Token)
 		}
@@ -75,7 +76,7 @@ func TestSoak(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		grant()
 	}
-	bad := e.grant(t, GrantRequest{Agent: "misbehaving", Models: []string{"gpt-4o*"}})
+	bad := e.grant(t, api.GrantRequest{Agent: "misbehaving", Models: []string{"gpt-4o*"}})
 	var wg sync.WaitGroup
 	for w := 0; w < 6; w++ {
 		wg.Add(1)
@@ -115,7 +116,7 @@ func TestSoak(t *testing.T) {
 			grant()
 			if i%3 == 0 {
 				tokens.Range(func(k, _ any) bool {
-					e.client.Kill(ctx, KillRequest{Session: k.(string)})
+					e.client.Kill(ctx, api.KillRequest{Session: k.(string)})
 					tokens.Delete(k)
 					return false
 				})

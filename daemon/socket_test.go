@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/ctl"
 )
 
 func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {
@@ -34,7 +35,7 @@ func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {
 			t.Errorf("mode of %s = %#o, want %#o", c.path, fi.Mode().Perm(), c.want)
 		}
 	}
-	st, err := NewClient(e.cfg.Socket).Status(context.Background())
+	st, err := ctl.New(e.cfg.Socket).Status(context.Background())
 	if err != nil || st.Socket != e.cfg.Socket || !st.Strict {
 		t.Fatalf("Status() = %+v, %v", st, err)
 	}
@@ -99,7 +100,7 @@ func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 			t.Fatalf("second start on socket %s = %v, want ErrAlreadyRunning for the state dir", cfg.Socket, err)
 		}
 	}
-	if _, err := NewClient(e.cfg.Socket).Status(context.Background()); err != nil {
+	if _, err := ctl.New(e.cfg.Socket).Status(context.Background()); err != nil {
 		t.Fatalf("first daemon disturbed: %v", err)
 	}
 	if _, err := os.Lstat(other.Socket); err == nil {
@@ -122,7 +123,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 		t.Fatalf("stale socket missing: %v", err)
 	}
 	e := startEnv(t, cfg)
-	if _, err := NewClient(e.cfg.Socket).Status(context.Background()); err != nil {
+	if _, err := ctl.New(e.cfg.Socket).Status(context.Background()); err != nil {
 		t.Fatalf("Status after replacing stale socket: %v", err)
 	}
 	e.stop()
@@ -263,11 +264,13 @@ func copyTestBinary(t *testing.T) string {
 
 func TestControlAPIRefusesCapabilityHeaders(t *testing.T) {
 	e := startEnv(t, testConfig(t))
-	cl := NewClient(e.cfg.Socket)
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.cfg.Socket)
+	}}}
 	for _, h := range []string{"Authorization", "X-Api-Key", "x_api_key", "X-Goog-Api-Key"} {
 		req, _ := http.NewRequest("GET", "http://tokfence/v1/status", nil)
 		req.Header.Set(h, "Bearer whatever")
-		resp, err := cl.hc.Do(req)
+		resp, err := cl.Do(req)
 		must(t, err)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // payload decodes a token's claims as a map, for forging variants of it.
@@ -54,7 +55,7 @@ func signWith(t *testing.T, m map[string]any, key ed25519.PrivateKey) string {
 
 func TestTokenAttacksNeverReachUpstream(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	good := e.grant(t, GrantRequest{Providers: []string{"openai"}, Models: []string{"gpt-4o*"}, TTL: "10m"})
+	good := e.grant(t, api.GrantRequest{Providers: []string{"openai"}, Models: []string{"gpt-4o*"}, TTL: "10m"})
 	claims := payload(t, good.Token)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	pub := e.d.auth // the daemon's own authority, for the HS256-with-public-key case
@@ -158,7 +159,7 @@ func TestOversizedHeaderIsRefusedFast(t *testing.T) {
 
 func TestExpiryAndLeeway(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	g := e.grant(t, GrantRequest{TTL: "1m"})
+	g := e.grant(t, api.GrantRequest{TTL: "1m"})
 	e.clock.Advance(time.Minute + 3*time.Second) // past exp, inside the 5 s leeway
 	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 200 {
 		t.Fatalf("inside leeway = %d %s, want 200", resp.StatusCode, body)
@@ -173,7 +174,7 @@ func TestExpiryAndLeeway(t *testing.T) {
 
 func TestTTLOverMaxIsRefusedNotClamped(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	_, err := e.client.Grant(t.Context(), GrantRequest{Agent: "a", Providers: []string{"openai"}, TTL: "25h"})
+	_, err := e.client.Grant(t.Context(), api.GrantRequest{Agent: "a", Providers: []string{"openai"}, TTL: "25h"})
 	if err == nil || !strings.Contains(err.Error(), "ttl") {
 		t.Fatalf("Grant 25h = %v, want a ttl error", err)
 	}

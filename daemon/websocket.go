@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // WebSockets, for the provider APIs that use them: the OpenAI Responses
@@ -180,10 +181,10 @@ var errTypeTwice = errors.New(`message names "type" more than once`)
 // which it then spends. Each message is judged by the policy in force
 // when it arrives, once. The handshake spent nothing: each
 // response.create is a request of its own.
-func (d *Daemon) checkMessage(f *forward, msg []byte) (model string, call bool, refusal *APIError) {
+func (d *Daemon) checkMessage(f *forward, msg []byte) (model string, call bool, refusal *api.Error) {
 	c, pol := f.claims, d.policy()
 	if c.ExpiresAt != nil && !d.clock().Before(c.ExpiresAt.Time) {
-		return "", false, &APIError{Status: http.StatusUnauthorized, Type: errAuth,
+		return "", false, &api.Error{Status: http.StatusUnauthorized, Type: errAuth,
 			Message: "capability token refused: " + capability.ErrExpired.Error()}
 	}
 	if e := d.allowState(f, pol); e != nil {
@@ -191,7 +192,7 @@ func (d *Daemon) checkMessage(f *forward, msg []byte) (model string, call bool, 
 	}
 	call, model, err := wsCall(msg)
 	if errors.Is(err, errTypeTwice) {
-		return "", false, &APIError{Status: http.StatusBadRequest, Type: errInvalid, Message: err.Error()}
+		return "", false, &api.Error{Status: http.StatusBadRequest, Type: errInvalid, Message: err.Error()}
 	}
 	if e := d.allowModel(f, c, model, err); e != nil {
 		return "", false, e
@@ -214,7 +215,7 @@ func (d *Daemon) checkMessage(f *forward, msg []byte) (model string, call bool, 
 
 // closeFor is the close code that ends a connection for refusal e: 1013
 // (try again later) for what waiting fixes, else 1008 (policy violation).
-func closeFor(e *APIError) int {
+func closeFor(e *api.Error) int {
 	if e.Status == http.StatusTooManyRequests {
 		return closeTryAgain
 	}

@@ -3,6 +3,8 @@ package daemon
 import (
 	"net/http"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // TestWebSocketOnTheAgentSocket: a fenced session's agent socket serves
@@ -12,7 +14,7 @@ func TestWebSocketOnTheAgentSocket(t *testing.T) {
 	e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10))))
 	fake := startFakeFence(t)
 	g := e.grant(t, fencedGrant(fake.Process.Pid))
-	other := e.grant(t, GrantRequest{Agent: "other"})
+	other := e.grant(t, api.GrantRequest{Agent: "other"})
 	const host = "127.0.0.1:9471" // the fence's forwarder, as the agent sees it
 	if agent, resp := dialWSAt(t, "unix", g.AgentSocket, host, "/openai/v1/responses", bearer(other.Token)); agent != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("another session's token on the agent socket = %d, want 403", resp.StatusCode)

@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
@@ -325,7 +327,7 @@ func TestWebSocketResponsesExchange(t *testing.T) {
 		t.Run(map[bool]string{false: "tcp", true: "unix"}[viaUnix], func(t *testing.T) {
 			got := make(chan string, 10)
 			e := startProxyEnv(t, wsUpstream(serveResponses(got)))
-			g := e.grant(t, GrantRequest{Models: []string{"gpt-5*"}})
+			g := e.grant(t, api.GrantRequest{Models: []string{"gpt-5*"}})
 			agent, resp := e.dialWS(t, viaUnix, "/openai/v1/responses", map[string]string{"Authorization": "Bearer " + g.Token,
 				"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits", "OpenAI-Beta": "responses_websockets=2026-02-06"})
 			if agent == nil {
@@ -438,8 +440,8 @@ func TestWebSocketSecretsFromTheAgentAreCaught(t *testing.T) {
 					defer close(upDone)
 					serveResponses(got)(p, r)
 				}))
-				g := e.grant(t, GrantRequest{})
-				bystander := e.grant(t, GrantRequest{Agent: "bystander"})
+				g := e.grant(t, api.GrantRequest{})
+				bystander := e.grant(t, api.GrantRequest{Agent: "bystander"})
 				secret := fakeOpenAIKey
 				if what == "canary" {
 					secret = canaryOf(t, g)
@@ -529,7 +531,7 @@ func TestWebSocketSecretsFromTheUpstreamAreCaught(t *testing.T) {
 	}{{"whole", 1}, {"split across two deltas", 2}} {
 		t.Run("canary "+tt.name, func(t *testing.T) {
 			e := startProxyEnv(t, wsUpstream(split(tt.n)))
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			mu.Lock()
 			secret = canaryOf(t, g)
 			mu.Unlock()
@@ -566,7 +568,7 @@ func TestWebSocketSecretsFromTheUpstreamAreCaught(t *testing.T) {
 			p.send(byte(opText), `{"type":"response.output_text.delta","delta":"the key is `+fakeOpenAIKey+`"}`)
 			p.next()
 		}))
-		g := e.grant(t, GrantRequest{})
+		g := e.grant(t, api.GrantRequest{})
 		agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 		agent.send(byte(opText), responseCreate)
 		agent.c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -595,10 +597,10 @@ func TestWebSocketSecretsFromTheUpstreamAreCaught(t *testing.T) {
 // before the upstream is dialled.
 func TestWebSocketHandshakeRefusals(t *testing.T) {
 	e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10))))
-	g := e.grant(t, GrantRequest{})
-	anthropicOnly := e.grant(t, GrantRequest{Providers: []string{"anthropic"}})
-	killed := e.grant(t, GrantRequest{})
-	if _, err := e.client.Kill(t.Context(), KillRequest{Session: killed.Session}); err != nil {
+	g := e.grant(t, api.GrantRequest{})
+	anthropicOnly := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}})
+	killed := e.grant(t, api.GrantRequest{})
+	if _, err := e.client.Kill(t.Context(), api.KillRequest{Session: killed.Session}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -630,7 +632,7 @@ func TestWebSocketHandshakeRefusals(t *testing.T) {
 // websockets anywhere else get the refusals they always did.
 func TestOtherUpgradesAreStillRefused(t *testing.T) {
 	e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10))))
-	g := e.grant(t, GrantRequest{Providers: []string{"openai", "anthropic"}})
+	g := e.grant(t, api.GrantRequest{Providers: []string{"openai", "anthropic"}})
 	ws := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 	auth := "Authorization: Bearer " + g.Token + "\r\n"
 	host := "Host: " + e.d.tcpAddr + "\r\n"
@@ -683,7 +685,7 @@ func TestUpstreamHandshakeIsChecked(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10)), tt.extra))
-			g := e.grant(t, GrantRequest{})
+			g := e.grant(t, api.GrantRequest{})
 			agent, resp := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 			if agent != nil || resp.StatusCode != tt.want {
 				t.Fatalf("handshake = %d, want %d", resp.StatusCode, tt.want)
@@ -704,12 +706,12 @@ func TestKillEndsAnOpenWebSocket(t *testing.T) {
 		defer close(upGone)
 		serveResponses(make(chan string, 10))(p, r)
 	}))
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 	agent.send(byte(opText), responseCreate)
 	readResponse(t, agent)
 	killed := time.Now()
-	if _, err := e.client.Kill(t.Context(), KillRequest{Session: g.Session}); err != nil {
+	if _, err := e.client.Kill(t.Context(), api.KillRequest{Session: g.Session}); err != nil {
 		t.Fatal(err)
 	}
 	if code, reason := agent.expectClose(t); code != closePolicy || !strings.Contains(reason, "killed") {
@@ -730,7 +732,7 @@ func TestOversizedFramesCloseCleanly(t *testing.T) {
 	t.Run("from the agent", func(t *testing.T) {
 		got := make(chan string, 10)
 		e := startProxyEnv(t, wsUpstream(serveResponses(got)), func(c *Config) { c.MaxBodyBytes = 1 << 10 })
-		g := e.grant(t, GrantRequest{})
+		g := e.grant(t, api.GrantRequest{})
 		agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 		// The header alone declares too much: the daemon need not wait for the payload.
 		io.WriteString(agent.c, "\x81\xfe\x08\x00\x00\x00\x00\x00")
@@ -747,7 +749,7 @@ func TestOversizedFramesCloseCleanly(t *testing.T) {
 			p.send(byte(opText), strings.Repeat("x", 2<<10))
 			p.next()
 		}), func(c *Config) { c.MaxBodyBytes = 1 << 10 })
-		g := e.grant(t, GrantRequest{})
+		g := e.grant(t, api.GrantRequest{})
 		agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 		agent.send(byte(opText), responseCreate)
 		if code, _ := agent.expectClose(t); code != closeTooBig {
@@ -759,7 +761,7 @@ func TestOversizedFramesCloseCleanly(t *testing.T) {
 func TestWebSocketUpstreamIdleTimeout(t *testing.T) {
 	e := startProxyEnv(t, wsUpstream(func(p *wsPeer, _ *http.Request) { p.next() }),
 		func(c *Config) { c.UpstreamIdleTimeout.Duration = 200 * time.Millisecond })
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 	if code, reason := agent.expectClose(t); code != closeGoingAway || !strings.Contains(reason, "sent nothing") {
 		t.Fatalf("an idle upstream: close %d %q, want 1001", code, reason)
@@ -771,15 +773,15 @@ func TestWebSocketUpstreamIdleTimeout(t *testing.T) {
 func TestWebSocketCallsAreAdmittedOneByOne(t *testing.T) {
 	tests := []struct {
 		name  string
-		grant GrantRequest
+		grant api.GrantRequest
 		msgs  []string
 		code  int
 	}{
-		{"a model outside the grant", GrantRequest{Models: []string{"gpt-4o-mini"}}, []string{responseCreate}, closePolicy},
-		{"a model hidden from a grant that limits models", GrantRequest{Models: []string{"gpt-5*"}},
+		{"a model outside the grant", api.GrantRequest{Models: []string{"gpt-4o-mini"}}, []string{responseCreate}, closePolicy},
+		{"a model hidden from a grant that limits models", api.GrantRequest{Models: []string{"gpt-5*"}},
 			[]string{`{"type":"response.create","model":"gpt-5","model":"o1-pro"}`}, closePolicy},
-		{"type named twice", GrantRequest{}, []string{`{"type":"response.steer","type":"response.create","model":"gpt-5"}`}, closePolicy},
-		{"past --max-requests", GrantRequest{MaxRequests: 1}, []string{responseCreate, responseCreate}, closePolicy},
+		{"type named twice", api.GrantRequest{}, []string{`{"type":"response.steer","type":"response.create","model":"gpt-5"}`}, closePolicy},
+		{"past --max-requests", api.GrantRequest{MaxRequests: 1}, []string{responseCreate, responseCreate}, closePolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -819,7 +821,7 @@ func TestWebSocketGoesOverHTTP1ToAnHTTP2Upstream(t *testing.T) {
 		wsUpstream(serveResponses(make(chan string, 10)))(w, r)
 	}
 	e := startTLSProxyEnv(t, handler)
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	if resp, body := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 200 {
 		t.Fatalf("plain request = %d %s", resp.StatusCode, body)
 	}
@@ -858,7 +860,7 @@ func startTLSProxyEnv(t *testing.T, h http.HandlerFunc) *proxyEnv {
 	if err := e.start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	return &proxyEnv{testEnv: e, client: NewClient(cfg.Socket), tcp: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
+	return &proxyEnv{testEnv: e, client: ctl.New(cfg.Socket), tcp: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}}
 }
 
 // TestDaemonStopEndsWebSockets: http.Server.Shutdown leaves hijacked
@@ -866,7 +868,7 @@ func startTLSProxyEnv(t *testing.T, h http.HandlerFunc) *proxyEnv {
 // writes their records before its trail closes.
 func TestDaemonStopEndsWebSockets(t *testing.T) {
 	e := startProxyEnv(t, wsUpstream(serveResponses(make(chan string, 10))))
-	g := e.grant(t, GrantRequest{})
+	g := e.grant(t, api.GrantRequest{})
 	agent, _ := e.dialWS(t, false, "/openai/v1/responses", bearer(g.Token))
 	agent.send(byte(opText), responseCreate)
 	readResponse(t, agent)

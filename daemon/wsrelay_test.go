@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // fakeUpstreamConn is a switched upstream connection in memory: writes are
@@ -32,7 +34,7 @@ func (c *fakeUpstreamConn) Close() error { return nil }
 // nothing and a fake upstream connection.
 func benchRelay(b *testing.B) (*wsRelay, *fakeUpstreamConn) {
 	e := startProxyEnv(b, nil)
-	g := e.grant(b, GrantRequest{Agent: "bench", TTL: "1h"})
+	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	d := e.d
 	claims, err := d.auth.Verify(g.Token)
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/ctl"
 )
 
 // fakeKey is the provider key the run stores: shaped like an OpenAI key,
@@ -48,7 +49,7 @@ type tokfence struct {
 	token   string
 	session string
 	idleRSS int64 // KiB, right after start and grant
-	ctl     *daemon.Client
+	ctl     *ctl.Client
 }
 
 // startTokfence writes a config whose openai provider points at the fake
@@ -94,7 +95,7 @@ func (t *tokfence) startDaemon(ctx context.Context, r *reaper) error {
 		return err
 	}
 	t.pid = t.proc.pid()
-	t.ctl = daemon.NewClient(t.socket)
+	t.ctl = ctl.New(t.socket)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if t.proc.exited() {
@@ -127,7 +128,7 @@ func (t *tokfence) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var g daemon.Grant
+	var g api.Grant
 	if err := json.Unmarshal(out, &g); err != nil || g.Token == "" {
 		return fmt.Errorf("tokfence grant: no token in reply (%v)", err)
 	}
@@ -153,13 +154,13 @@ func (t *tokfence) cli(ctx context.Context, stdin string, args ...string) ([]byt
 
 // grant is the part of the control API's grant reply the harness uses.
 // newSession mints a fresh session through the control API on the socket.
-func (t *tokfence) newSession(ctx context.Context) (*daemon.Grant, error) {
-	return t.ctl.Grant(ctx, daemon.GrantRequest{Agent: "bench-kill", Providers: []string{"openai"}, TTL: "1h"})
+func (t *tokfence) newSession(ctx context.Context) (*api.Grant, error) {
+	return t.ctl.Grant(ctx, api.GrantRequest{Agent: "bench-kill", Providers: []string{"openai"}, TTL: "1h"})
 }
 
 // kill revokes session sid through the control API: POST /v1/kill.
 func (t *tokfence) kill(ctx context.Context, sid string) error {
-	_, err := t.ctl.Kill(ctx, daemon.KillRequest{Session: sid})
+	_, err := t.ctl.Kill(ctx, api.KillRequest{Session: sid})
 	return err
 }
 

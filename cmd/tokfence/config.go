@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -90,10 +91,10 @@ func openKeystore(cfg daemon.Config) *keystore.Store {
 }
 
 // client returns a control-API client for the configured socket.
-func client(c *cli.Context) (*daemon.Client, error) {
+func client(c *cli.Context) (*ctl.Client, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	return daemon.NewClient(cfg.Socket), nil
+	return ctl.New(cfg.Socket), nil
 }

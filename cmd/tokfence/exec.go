@@ -15,6 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/daemon/fence"
 )
 
@@ -43,7 +45,7 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl := daemon.NewClient(cfg.Socket)
+	cl := ctl.New(cfg.Socket)
 	req := grantRequest(c)
 	req.BindPeer = true // the daemon kills the session when this process exits, however it exits
 	// Signals are the agent's from here on: one that arrives before the
@@ -60,7 +62,7 @@ func runExec(c *cli.Context) error {
 
 // runFenced starts the fence (its init waits), mints the session bound to
 // it, then lets the init build the fence around the agent.
-func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
+func runFenced(c *cli.Context, cl *ctl.Client, req api.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
 	if !fence.Supported {
 		return withHint(errors.New("this platform has no fence"), "fences are built on Linux and macOS; run the agent unfenced with --no-fence")
 	}
@@ -73,7 +75,7 @@ func runFenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, provi
 		return err
 	}
 	defer f.Kill()
-	req.Fence, req.FencePID, req.FencePort, req.Exposed = daemon.FenceFenced, f.Pid(), f.Port(), exposed
+	req.Fence, req.FencePID, req.FencePort, req.Exposed = api.FenceFenced, f.Pid(), f.Port(), exposed
 	g, err := cl.Grant(c.Context, req)
 	if err != nil {
 		return err
@@ -153,11 +155,11 @@ func exitStatus(ps *os.ProcessState) error {
 
 // runUnfenced runs the agent as before the fence existed: as the user,
 // with the daemon's TCP listener as its way out (and every other way).
-func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
+func runUnfenced(c *cli.Context, cl *ctl.Client, req api.GrantRequest, providers daemon.Providers, cfg daemon.Config, sigs <-chan os.Signal) error {
 	if err := becomeSubreaper(); err != nil {
 		return fmt.Errorf("become child subreaper: %w", err)
 	}
-	req.Fence = daemon.FenceUnfenced
+	req.Fence = api.FenceUnfenced
 	g, err := cl.Grant(c.Context, req)
 	if err != nil {
 		return err
@@ -185,7 +187,7 @@ func runUnfenced(c *cli.Context, cl *daemon.Client, req daemon.GrantRequest, pro
 // childEnv is the parent's environment (scrubbed of credentials already)
 // without any provider's key, token or base URL variable, plus the
 // session's token, base URLs and canaries.
-func childEnv(parent []string, providers daemon.Providers, g *daemon.Grant) []string {
+func childEnv(parent []string, providers daemon.Providers, g *api.Grant) []string {
 	drop := map[string]bool{"TOKFENCE_SESSION": true}
 	for _, p := range providers {
 		for _, env := range []string{p.KeyEnv, p.TokenEnv, p.BaseEnv} {
@@ -218,15 +220,15 @@ func childEnv(parent []string, providers daemon.Providers, g *daemon.Grant) []st
 
 // killQuietly ends the session when the child is done. The daemon also
 // kills it when this process exits, so a failure here is only reported.
-func killQuietly(cl *daemon.Client, sid string, w interface{ Write([]byte) (int, error) }) {
+func killQuietly(cl *ctl.Client, sid string, w interface{ Write([]byte) (int, error) }) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := cl.Kill(ctx, daemon.KillRequest{Session: sid}); err != nil && !isNotFound(err) {
+	if _, err := cl.Kill(ctx, api.KillRequest{Session: sid}); err != nil && !isNotFound(err) {
 		fmt.Fprintf(w, "tokfence: warning: could not kill session %s: %v\n", sid, err)
 	}
 }
 
 func isNotFound(err error) bool {
-	var ae *daemon.APIError
+	var ae *api.Error
 	return errors.As(err, &ae) && ae.Status == 404
 }

@@ -20,7 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
@@ -48,10 +49,10 @@ func fenceEnv(t testing.TB, expose ...string) (*cliEnv, *fakeProvider, *keystore
 	return e, fp, kr
 }
 
-func (e *cliEnv) status() daemon.Status {
+func (e *cliEnv) status() api.Status {
 	e.t.Helper()
 	r := e.run("", "status", "--json")
-	var st daemon.Status
+	var st api.Status
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
 		e.t.Fatalf("status --json = %+v", r)
 	}
@@ -339,9 +340,9 @@ func killFullFence(t testing.TB, e *cliEnv, agent string) (replied, gone time.Du
 			sid = s.ID
 		}
 	}
-	cl := daemon.NewClient(e.socket)
+	cl := ctl.New(e.socket)
 	start := time.Now()
-	if _, err := cl.Kill(context.Background(), daemon.KillRequest{Session: sid}); err != nil {
+	if _, err := cl.Kill(context.Background(), api.KillRequest{Session: sid}); err != nil {
 		t.Fatal(err)
 	}
 	replied = time.Since(start)
@@ -369,9 +370,9 @@ func killFullFence(t testing.TB, e *cliEnv, agent string) (replied, gone time.Du
 	return replied, gone, len(pids)
 }
 
-func sessionsOf(t testing.TB, e *cliEnv) []daemon.SessionInfo {
+func sessionsOf(t testing.TB, e *cliEnv) []api.SessionInfo {
 	r := e.run("", "sessions", "--json")
-	var out []daemon.SessionInfo
+	var out []api.SessionInfo
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
 		t.Fatalf("sessions --json = %+v", r)
 	}
@@ -440,7 +441,7 @@ func TestUnfencedSessionsAreMarkedEverywhere(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitFor(t, "the unfenced session", func() bool {
 		for _, s := range sessionsOf(t, e) {
-			if s.Agent == "loose" && s.Fence == daemon.FenceUnfenced {
+			if s.Agent == "loose" && s.Fence == api.FenceUnfenced {
 				return true
 			}
 		}

@@ -8,9 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/urfave/cli/v2"
-
-	"github.com/tokfence/tokfence/daemon"
 )
 
 // scopeFlags are shared by grant and exec.
@@ -27,8 +26,8 @@ func scopeFlags() []cli.Flag {
 	}
 }
 
-func grantRequest(c *cli.Context) daemon.GrantRequest {
-	return daemon.GrantRequest{
+func grantRequest(c *cli.Context) api.GrantRequest {
+	return api.GrantRequest{
 		Agent:       c.String("agent"),
 		Providers:   c.StringSlice("provider"),
 		Models:      c.StringSlice("model"),
@@ -99,7 +98,7 @@ func runRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := cl.Renew(c.Context, daemon.RenewRequest{Session: c.Args().First(), TTL: c.String("ttl")})
+	g, err := cl.Renew(c.Context, api.RenewRequest{Session: c.Args().First(), TTL: c.String("ttl")})
 	if err != nil {
 		return err
 	}
@@ -114,7 +113,7 @@ func checkFormat(c *cli.Context) error {
 }
 
 // printGrant writes g in the --format asked for.
-func printGrant(c *cli.Context, g *daemon.Grant) error {
+func printGrant(c *cli.Context, g *api.Grant) error {
 	switch c.String("format") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
@@ -129,7 +128,7 @@ func printGrant(c *cli.Context, g *daemon.Grant) error {
 }
 
 // printEnv writes shell export lines for the variables SDKs read.
-func printEnv(w io.Writer, g *daemon.Grant) {
+func printEnv(w io.Writer, g *api.Grant) {
 	names := make([]string, 0, len(g.Env))
 	for k := range g.Env {
 		names = append(names, k)

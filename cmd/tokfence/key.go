@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon"
+	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -93,8 +94,8 @@ func runKeySet(c *cli.Context) error {
 func tellDaemon(c *cli.Context, cfg daemon.Config, what string) {
 	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 	defer cancel()
-	_, err := daemon.NewClient(cfg.Socket).ReloadKeys(ctx)
-	var down *daemon.DownError
+	_, err := ctl.New(cfg.Socket).ReloadKeys(ctx)
+	var down *ctl.DownError
 	switch {
 	case err == nil:
 		fmt.Fprintf(c.App.Writer, "the running daemon %s from its next request\n", what)

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/urfave/cli/v2"
-
-	"github.com/tokfence/tokfence/daemon"
 )
 
 func killCommand() *cli.Command {
@@ -25,7 +24,7 @@ func killCommand() *cli.Command {
 }
 
 func runKill(c *cli.Context) error {
-	req := daemon.KillRequest{Session: c.Args().First(), Agent: c.String("agent"), All: c.Bool("all")}
+	req := api.KillRequest{Session: c.Args().First(), Agent: c.String("agent"), All: c.Bool("all")}
 	n := 0
 	for _, set := range []bool{req.Session != "", req.Agent != "", req.All} {
 		if set {

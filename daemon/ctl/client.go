@@ -1,4 +1,10 @@
-package daemon
+// Package ctl is the typed client of the daemon's control API, over its
+// Unix socket: what the CLI and the load harness use to grant, list, renew
+// and kill sessions and read the status. It speaks only daemon/api's wire
+// types and never links the proxy. Invariant: it dials only the socket it
+// is given, so peer credentials, not anything it sends, decide what the
+// daemon lets it do.
+package ctl
 
 import (
 	"bytes"
@@ -10,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/api"
 )
 
 // ErrDaemonDown means nothing answered on the socket.
@@ -43,8 +51,8 @@ type Client struct {
 	hc     *http.Client
 }
 
-// NewClient returns a client for the daemon listening on socket.
-func NewClient(socket string) *Client {
+// New returns a client for the daemon listening on socket.
+func New(socket string) *Client {
 	tr := &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -57,8 +65,8 @@ func NewClient(socket string) *Client {
 }
 
 // Status returns the daemon's status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var st Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
 		return nil, err
 	}
@@ -96,12 +104,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: read reply: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
+		var eb api.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
 			eb.Error.Status = resp.StatusCode
 			return eb.Error
 		}
-		return &APIError{Status: resp.StatusCode, Type: errInternal, Message: http.StatusText(resp.StatusCode)}
+		return &api.Error{Status: resp.StatusCode, Type: "api_error", Message: http.StatusText(resp.StatusCode)}
 	}
 	if out == nil {
 		return nil
@@ -113,8 +121,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 // Grant mints a session and returns its token and environment.
-func (c *Client) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
-	var g Grant
+func (c *Client) Grant(ctx context.Context, req api.GrantRequest) (*api.Grant, error) {
+	var g api.Grant
 	if err := c.do(ctx, http.MethodPost, "/v1/grant", req, &g); err != nil {
 		return nil, err
 	}
@@ -122,8 +130,8 @@ func (c *Client) Grant(ctx context.Context, req GrantRequest) (*Grant, error) {
 }
 
 // Renew issues a further token for a live session, expiring later.
-func (c *Client) Renew(ctx context.Context, req RenewRequest) (*Grant, error) {
-	var g Grant
+func (c *Client) Renew(ctx context.Context, req api.RenewRequest) (*api.Grant, error) {
+	var g api.Grant
 	if err := c.do(ctx, http.MethodPost, "/v1/renew", req, &g); err != nil {
 		return nil, err
 	}
@@ -132,16 +140,16 @@ func (c *Client) Renew(ctx context.Context, req RenewRequest) (*Grant, error) {
 
 // AuditHash returns value's fingerprint as the audit trail writes it.
 func (c *Client) AuditHash(ctx context.Context, value string) (string, error) {
-	var out AuditHash
-	if err := c.do(ctx, http.MethodPost, "/v1/audit-hash", AuditHashRequest{Value: value}, &out); err != nil {
+	var out api.AuditHash
+	if err := c.do(ctx, http.MethodPost, "/v1/audit-hash", api.AuditHashRequest{Value: value}, &out); err != nil {
 		return "", err
 	}
 	return out.Fingerprint, nil
 }
 
 // Sessions lists the live sessions.
-func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
-	var out []SessionInfo
+func (c *Client) Sessions(ctx context.Context) ([]api.SessionInfo, error) {
+	var out []api.SessionInfo
 	if err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, &out); err != nil {
 		return nil, err
 	}
@@ -149,8 +157,8 @@ func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
 }
 
 // Kill revokes a session, an agent's sessions, or all sessions.
-func (c *Client) Kill(ctx context.Context, req KillRequest) (*KillResult, error) {
-	var out KillResult
+func (c *Client) Kill(ctx context.Context, req api.KillRequest) (*api.KillResult, error) {
+	var out api.KillResult
 	if err := c.do(ctx, http.MethodPost, "/v1/kill", req, &out); err != nil {
 		return nil, err
 	}
@@ -159,8 +167,8 @@ func (c *Client) Kill(ctx context.Context, req KillRequest) (*KillResult, error)
 
 // ReloadKeys makes the daemon pick up a key stored or removed since it
 // last looked, before its next request.
-func (c *Client) ReloadKeys(ctx context.Context) (*KeysReloaded, error) {
-	var out KeysReloaded
+func (c *Client) ReloadKeys(ctx context.Context) (*api.KeysReloaded, error) {
+	var out api.KeysReloaded
 	if err := c.do(ctx, http.MethodPost, "/v1/keys/reload", nil, &out); err != nil {
 		return nil, err
 	}
