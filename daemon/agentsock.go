@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/fence"
+	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
 // An agent socket is a fenced session's one way out. The daemon makes one
@@ -44,17 +45,17 @@ func (d *Daemon) agentSocketDir(sid string) string {
 // session ends or the daemon stops. It returns the socket's path.
 func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 	dir := d.agentSocketDir(sess.ID)
-	if err := secureDir(filepath.Dir(dir), d.uid); err != nil {
+	if err := localsock.SecureDir(filepath.Dir(dir), d.uid); err != nil {
 		return "", fmt.Errorf("agent socket directory: %w", err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clear %s: %w", dir, err)
 	}
-	if err := secureDir(dir, d.uid); err != nil {
+	if err := localsock.SecureDir(dir, d.uid); err != nil {
 		return "", fmt.Errorf("agent socket directory: %w", err)
 	}
 	path := filepath.Join(dir, fence.AgentSocketName)
-	if err := checkSunPath(path); err != nil {
+	if err := localsock.CheckSunPath(path); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("agent socket: %w", err)
 	}
@@ -72,7 +73,7 @@ func (d *Daemon) openAgentSocket(sess *capability.Session) (string, error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		_ = srv.Serve(newCapListener(framedListener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}, pidPeerKey, d.log))
+		_ = srv.Serve(localsock.NewCapListener(framedListener{&localsock.PeerListener{Listener: ln, Allow: d.allowPeer, Log: d.log, Refused: d.peerRefused}}, localsock.PIDPeerKey, d.log))
 	}()
 	stop := context.AfterFunc(sess.Context(), func() { d.closeAgentSocket(sess.ID) })
 	context.AfterFunc(d.runCtx, func() {
@@ -133,12 +134,12 @@ func (d *Daemon) agentDoor() http.Handler {
 func agentConnContext(sid string) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
 		ctx = withFramed(ctx, c)
-		p, ok := connPeer(c)
+		p, ok := localsock.ConnPeer(c)
 		if !ok {
-			return withPeer(ctx, Peer{UID: -1, Transport: "agent", Session: sid})
+			return localsock.WithPeer(ctx, localsock.Peer{UID: -1, Transport: "agent", Session: sid})
 		}
 		p.Transport, p.Session = "agent", sid
-		return withPeer(ctx, p)
+		return localsock.WithPeer(ctx, p)
 	}
 }
 

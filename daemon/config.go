@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/tokfence/tokfence/daemon/fence"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -202,7 +203,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: max_body_bytes %d is below 1 KiB", c.MaxBodyBytes)
 	}
 	if c.TCP != "" {
-		if err := checkLoopbackAddr(c.TCP); err != nil {
+		if err := localsock.CheckLoopbackAddr(c.TCP); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
 	}

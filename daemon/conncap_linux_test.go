@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
 // TestTCPPeerUIDNamesTheDialler: the uid the cap counts a loopback TCP
@@ -29,10 +31,10 @@ func TestTCPPeerUIDNamesTheDialler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		uid, ok := tcpPeerUID(c)
+		uid, ok := localsock.TCPPeerUID(c)
 		c.Close()
 		if !ok || uid != os.Getuid() {
-			t.Fatalf("%s: tcpPeerUID = %d, %v; want this process's uid %d", network, uid, ok, os.Getuid())
+			t.Fatalf("%s: localsock.TCPPeerUID = %d, %v; want this process's uid %d", network, uid, ok, os.Getuid())
 		}
 	}
 }
@@ -60,8 +62,8 @@ func TestTCPPeerUIDOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if uid, ok := tcpPeerUID(c); !ok || uid != 65534 {
-		t.Fatalf("tcpPeerUID of curl as 65534 = %d, %v", uid, ok)
+	if uid, ok := localsock.TCPPeerUID(c); !ok || uid != 65534 {
+		t.Fatalf("localsock.TCPPeerUID of curl as 65534 = %d, %v", uid, ok)
 	}
 }
 
@@ -93,7 +95,7 @@ func BenchmarkTCPPeerUID(b *testing.B) {
 	c := conns[len(conns)-1]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := tcpPeerUID(c); !ok {
+		if _, ok := localsock.TCPPeerUID(c); !ok {
 			b.Fatal("not found")
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
 // Regression tests for the holes an attack run from outside found
@@ -347,7 +348,7 @@ trickle:
 	// A flood of idle connections from this uid: past the cap each is
 	// closed at once; the proxy serves again as they go.
 	var idle []net.Conn
-	for range maxConnsPerPeer + 20 {
+	for range localsock.MaxConnsPerPeer + 20 {
 		c, err := net.Dial("tcp", e.d.tcpAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -371,7 +372,7 @@ trickle:
 				closed++
 			}
 		}
-		return len(idle)-closed <= maxConnsPerPeer && closed >= 18
+		return len(idle)-closed <= localsock.MaxConnsPerPeer && closed >= 18
 	})
 	out, err := exec.Command("curl", "-s", "--max-time", "5", "--unix-socket", e.cfg.Socket, "http://tokfence/v1/status").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"socket"`) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -184,7 +185,7 @@ func (d *Daemon) prepareForward(w http.ResponseWriter, r *http.Request, rec *req
 		rec.fail(w, http.StatusUnauthorized, errAuth, "capability token refused: "+tokenErrorText(err))
 		return nil
 	}
-	if peer, _ := PeerFrom(r.Context()); peer.Transport == "agent" && claims.SID != peer.Session {
+	if peer, _ := localsock.PeerFrom(r.Context()); peer.Transport == "agent" && claims.SID != peer.Session {
 		d.authFailure(r, rec)
 		rec.fail(w, http.StatusForbidden, errPermission, errForeignSession.Error())
 		return nil
@@ -242,7 +243,7 @@ func (d *Daemon) prepareForward(w http.ResponseWriter, r *http.Request, rec *req
 // auth_failure rule): an agent guessing or replaying tokens is suspect.
 // A peer with no session of its own is only audited.
 func (d *Daemon) authFailure(r *http.Request, rec *requestRecord) {
-	peer, _ := PeerFrom(r.Context())
+	peer, _ := localsock.PeerFrom(r.Context())
 	sid := ""
 	switch {
 	case peer.Transport == "agent":

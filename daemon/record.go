@@ -13,6 +13,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -44,7 +45,7 @@ func (d *Daemon) newRecord(r *http.Request) *requestRecord {
 	rec := &requestRecord{start: d.clock(), api: apiOpenAI, pol: d.policy()}
 	rec.Event = audit.EventRequest
 	rec.Method = r.Method
-	if p, ok := PeerFrom(r.Context()); ok {
+	if p, ok := localsock.PeerFrom(r.Context()); ok {
 		if p.UID >= 0 {
 			uid := p.UID
 			rec.PeerUID = &uid

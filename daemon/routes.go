@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
 // perm is what a route demands of its caller.
@@ -154,7 +155,7 @@ func (g *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // permit enforces p; it writes the refusal itself.
 func (d *Daemon) permit(w http.ResponseWriter, r *http.Request, p perm) bool {
-	peer, ok := PeerFrom(r.Context())
+	peer, ok := localsock.PeerFrom(r.Context())
 	switch p {
 	case permAdmin:
 		if !ok || peer.Transport != "unix" || !d.allowPeer(peer) {

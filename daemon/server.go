@@ -26,6 +26,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 	"github.com/tokfence/tokfence/sensor"
@@ -143,32 +144,32 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx, d.stopBG = ctx, cancel
-	if err := secureDir(d.cfg.StateDir, d.uid); err != nil {
+	if err := localsock.SecureDir(d.cfg.StateDir, d.uid); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	// One daemon per state directory, decided before anything in it is
 	// opened: a second one appending to the live audit trail, or serving
 	// sessions whose kills the first one would never see, breaks both.
-	stateLock, err := lockDir(d.cfg.StateDir)
-	if errors.Is(err, ErrAlreadyRunning) {
-		return withHintf(fmt.Errorf("state dir %s: %w", d.cfg.StateDir, ErrAlreadyRunning),
+	stateLock, err := localsock.LockDir(d.cfg.StateDir)
+	if errors.Is(err, localsock.ErrAlreadyRunning) {
+		return withHintf(fmt.Errorf("state dir %s: %w", d.cfg.StateDir, localsock.ErrAlreadyRunning),
 			"a daemon is already using this state directory; stop it, or give this one its own --state-dir")
 	}
 	if err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	defer stateLock.release()
+	defer stateLock.Release()
 	if err := d.prepare(ctx); err != nil {
 		return err
 	}
 	defer d.audit.log.Close()
-	ln, lock, err := listenUnix(d.cfg.Socket, d.uid)
+	ln, lock, err := localsock.ListenUnix(d.cfg.Socket, d.uid)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
+	defer lock.Release()
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
-	listeners := []net.Listener{newCapListener(framedListener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}, pidPeerKey, d.log)}
+	listeners := []net.Listener{localsock.NewCapListener(framedListener{&localsock.PeerListener{Listener: ln, Allow: d.allowPeer, Log: d.log, Refused: d.peerRefused}}, localsock.PIDPeerKey, d.log)}
 	if d.cfg.TCP != "" {
 		tln, err := d.listenTCP()
 		if err != nil {
@@ -177,7 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		_, port, _ := net.SplitHostPort(d.tcpAddr)
 		servers = append(servers, d.httpServer(d.tcpDoor(port), "tcp"))
-		listeners = append(listeners, newCapListener(framedListener{tln}, tcpPeerKey, d.log))
+		listeners = append(listeners, localsock.NewCapListener(framedListener{tln}, localsock.TCPPeerKey, d.log))
 	}
 	return d.serve(ctx, servers, listeners)
 }
@@ -225,7 +226,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 }
 
 func (d *Daemon) listenTCP() (net.Listener, error) {
-	if err := checkLoopbackAddr(d.cfg.TCP); err != nil {
+	if err := localsock.CheckLoopbackAddr(d.cfg.TCP); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", d.cfg.TCP)
@@ -273,7 +274,7 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 }
 
 // peerRefused puts a refused socket peer on the audit trail, rate limited.
-func (d *Daemon) peerRefused(p Peer) {
+func (d *Daemon) peerRefused(p localsock.Peer) {
 	if rec, ok := d.refused.note(p, d.clock()); ok {
 		d.appendAuditAsync(rec)
 	}
@@ -281,7 +282,7 @@ func (d *Daemon) peerRefused(p Peer) {
 
 // allowPeer reports whether a socket peer may be served: the daemon's own
 // uid, or root when the configuration allows it.
-func (d *Daemon) allowPeer(p Peer) bool {
+func (d *Daemon) allowPeer(p localsock.Peer) bool {
 	return p.UID == d.uid || (p.UID == 0 && d.cfg.AllowRoot)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -87,7 +88,7 @@ func (t *sessionTable) forget(live func(sid string) bool) {
 // its state, its token and canaries in the sensor book, its grant record
 // on the trail and on disk. When it returns an error the session has been
 // ended again and the caller only reports it.
-func (d *Daemon) openSession(token string, c *capability.Claims, peer Peer, canaries map[string]string, detail map[string]string, fence string) (*session, error) {
+func (d *Daemon) openSession(token string, c *capability.Claims, peer localsock.Peer, canaries map[string]string, detail map[string]string, fence string) (*session, error) {
 	cs := d.sessions.Add(c, capability.PeerInfo{UID: peer.UID, PID: peer.PID, Exe: peer.Exe})
 	st := d.live.of(cs, d.clock)
 	d.registerSession(token, c, canaries)

@@ -11,6 +11,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -44,7 +45,7 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errInvalid, msg)
 		return
 	}
-	peer, _ := PeerFrom(r.Context())
+	peer, _ := localsock.PeerFrom(r.Context())
 	var fh *fenceHandle
 	if req.Fence == api.FenceFenced {
 		h, err := openFence(req.FencePID, peer.PID)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/ctl"
+	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
 func TestSocketIsPrivateWhateverTheUmask(t *testing.T) {
@@ -76,8 +77,8 @@ func TestRefusesUnsafeSocketDir(t *testing.T) {
 			cfg := testConfig(t)
 			tt.setup(t, filepath.Dir(cfg.Socket))
 			err := newEnv(t, cfg).start()
-			if !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("start = %v, want ErrUnsafeDir mentioning %q", err, tt.want)
+			if !errors.Is(err, localsock.ErrUnsafeDir) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("start = %v, want localsock.ErrUnsafeDir mentioning %q", err, tt.want)
 			}
 			if _, err := os.Lstat(cfg.Socket); err == nil {
 				t.Fatalf("a socket was created in the unsafe dir")
@@ -96,8 +97,8 @@ func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 	other.Socket = filepath.Join(shortTempDir(t), "other.sock")
 	for _, cfg := range []Config{e.cfg, other} {
 		err := newEnvWith(t, cfg, e.mem, e.clock).start()
-		if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), "state dir") {
-			t.Fatalf("second start on socket %s = %v, want ErrAlreadyRunning for the state dir", cfg.Socket, err)
+		if !errors.Is(err, localsock.ErrAlreadyRunning) || !strings.Contains(err.Error(), "state dir") {
+			t.Fatalf("second start on socket %s = %v, want localsock.ErrAlreadyRunning for the state dir", cfg.Socket, err)
 		}
 	}
 	if _, err := ctl.New(e.cfg.Socket).Status(context.Background()); err != nil {
@@ -146,7 +147,7 @@ func TestRefusesNonSocketAtPath(t *testing.T) {
 
 func TestRefusesSocketPathLongerThanSunPath(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Socket = filepath.Join(filepath.Dir(cfg.Socket), strings.Repeat("x", sunPathMax)+".sock")
+	cfg.Socket = filepath.Join(filepath.Dir(cfg.Socket), strings.Repeat("x", localsock.SunPathMax)+".sock")
 	if err := newEnv(t, cfg).start(); err == nil || !strings.Contains(err.Error(), "allows") {
 		t.Fatalf("start = %v, want a sun_path length error", err)
 	}
@@ -206,7 +207,7 @@ func TestForeignUIDIsRefused(t *testing.T) {
 func TestRefusedPeersAreRateLimitedPerUID(t *testing.T) {
 	var r refusedPeers
 	now := time.Unix(1e9, 0)
-	a, b := Peer{UID: 1001, PID: 10, Transport: "unix"}, Peer{UID: 1002, PID: 11, Transport: "unix"}
+	a, b := localsock.Peer{UID: 1001, PID: 10, Transport: "unix"}, localsock.Peer{UID: 1002, PID: 11, Transport: "unix"}
 	if _, ok := r.note(a, now); !ok {
 		t.Fatal("the first refusal of a uid is not recorded")
 	}
@@ -223,7 +224,7 @@ func TestRefusedPeersAreRateLimitedPerUID(t *testing.T) {
 		t.Fatalf("refusal a minute on = %+v, %v; want a record counting the 3 suppressed", rec, ok)
 	}
 	for uid := range maxRefusedUIDs + 10 {
-		r.note(Peer{UID: 5000 + uid}, now)
+		r.note(localsock.Peer{UID: 5000 + uid}, now)
 	}
 	if n := len(r.last); n > maxRefusedUIDs+1 {
 		t.Fatalf("the table holds %d uids, want at most %d", n, maxRefusedUIDs+1)

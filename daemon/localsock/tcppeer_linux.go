@@ -1,4 +1,4 @@
-package daemon
+package localsock
 
 import (
 	"encoding/binary"
@@ -8,14 +8,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tcpPeerUID returns the uid owning the client end of the loopback
+// TCPPeerUID returns the uid owning the client end of the loopback
 // connection c. On loopback both ends are on this machine, so the kernel
 // knows who dialled: one sock_diag query over netlink asks it for the
 // socket whose source is c's remote address and whose destination is
 // c's local one (reading /proc/net/tcp does the same, but costs a pass
 // over every socket: 13 ms with 3,000 in TIME_WAIT). This is what lets a
 // cap per uid stand on TCP, where every peer's address is 127.0.0.1.
-func tcpPeerUID(c net.Conn) (int, bool) {
+func TCPPeerUID(c net.Conn) (int, bool) {
 	local, ok1 := c.LocalAddr().(*net.TCPAddr)
 	remote, ok2 := c.RemoteAddr().(*net.TCPAddr)
 	if !ok1 || !ok2 {

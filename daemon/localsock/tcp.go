@@ -1,4 +1,4 @@
-package daemon
+package localsock
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"net"
 )
 
-// checkLoopbackAddr refuses a TCP listen address unless every address its
+// CheckLoopbackAddr refuses a TCP listen address unless every address its
 // host resolves to is loopback: the TCP listener has no peer credentials,
 // so it must never be reachable from another machine.
-func checkLoopbackAddr(addr string) error {
+func CheckLoopbackAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("tcp listen address %q: %w", addr, err)

@@ -1,4 +1,4 @@
-package daemon
+package localsock
 
 import (
 	"errors"
@@ -21,11 +21,11 @@ var ErrAlreadyRunning = errors.New("a tokfence daemon is already running")
 // permission checks.
 var ErrUnsafeDir = errors.New("unsafe directory")
 
-// secureDir creates dir (0700) if it is missing and then verifies it with
+// SecureDir creates dir (0700) if it is missing and then verifies it with
 // Lstat: it must be a real directory, not a symlink, owned by uid, and
 // neither group- nor world-accessible. The directory is the real guard of
 // the socket: a socket's own mode is not honoured on every platform.
-func secureDir(dir string, uid int) error {
+func SecureDir(dir string, uid int) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
 	}
@@ -59,37 +59,37 @@ func secureDir(dir string, uid int) error {
 	return nil
 }
 
-// socketLock is the flock held on a directory's lock file (the socket's,
+// Lock is the flock held on a directory's lock file (the socket's,
 // and the state directory's) for the daemon's lifetime, so two daemons can
 // never both believe they own the path or the state.
-type socketLock struct{ f *os.File }
+type Lock struct{ f *os.File }
 
-func (l *socketLock) release() { _ = l.f.Close() }
+func (l *Lock) Release() { _ = l.f.Close() }
 
-// checkSunPath refuses a socket path the kernel would truncate.
-func checkSunPath(path string) error {
-	if len(path) >= sunPathMax {
-		return fmt.Errorf("socket path %s is %d bytes; this platform allows %d (pick a shorter --socket)", path, len(path), sunPathMax-1)
+// CheckSunPath refuses a socket path the kernel would truncate.
+func CheckSunPath(path string) error {
+	if len(path) >= SunPathMax {
+		return fmt.Errorf("socket path %s is %d bytes; this platform allows %d (pick a shorter --socket)", path, len(path), SunPathMax-1)
 	}
 	return nil
 }
 
-// listenUnix prepares path's directory, takes the lock, clears a stale
+// ListenUnix prepares path's directory, takes the lock, clears a stale
 // socket and binds a 0600 socket whatever the process umask.
-func listenUnix(path string, uid int) (net.Listener, *socketLock, error) {
-	if err := checkSunPath(path); err != nil {
+func ListenUnix(path string, uid int) (net.Listener, *Lock, error) {
+	if err := CheckSunPath(path); err != nil {
 		return nil, nil, err
 	}
 	dir := filepath.Dir(path)
-	if err := secureDir(dir, uid); err != nil {
+	if err := SecureDir(dir, uid); err != nil {
 		return nil, nil, err
 	}
-	lock, err := lockDir(dir)
+	lock, err := LockDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := clearStale(path); err != nil {
-		lock.release()
+		lock.Release()
 		return nil, nil, err
 	}
 	// The umask is process-wide; this runs once at start, before any other
@@ -98,18 +98,18 @@ func listenUnix(path string, uid int) (net.Listener, *socketLock, error) {
 	ln, err := net.Listen("unix", path)
 	unix.Umask(old)
 	if err != nil {
-		lock.release()
+		lock.Release()
 		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		lock.release()
+		lock.Release()
 		return nil, nil, fmt.Errorf("chmod socket: %w", err)
 	}
 	return ln, lock, nil
 }
 
-func lockDir(dir string) (*socketLock, error) {
+func LockDir(dir string) (*Lock, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "tokfence.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
@@ -121,7 +121,7 @@ func lockDir(dir string) (*socketLock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	return &socketLock{f: f}, nil
+	return &Lock{f: f}, nil
 }
 
 // clearStale removes a leftover socket at path after dialling it: a live

@@ -1,4 +1,4 @@
-package daemon
+package localsock
 
 import (
 	"log/slog"
@@ -15,18 +15,18 @@ import (
 // kill`). Slow peers are cut by the header timeout and the body rate
 // (readBody); the caps bound how many they can hold at once.
 const (
-	// maxConnsPerPeer is what one process (on a Unix socket) or one uid
+	// MaxConnsPerPeer is what one process (on a Unix socket) or one uid
 	// (on TCP; one address off Linux) may hold open at once: far above
 	// an agent's concurrency, far below the descriptor limit.
-	maxConnsPerPeer = 256
-	// maxConnsPerListener bounds each listener whatever the peers.
-	maxConnsPerListener = 2048
+	MaxConnsPerPeer = 256
+	// MaxConnsPerListener bounds each listener whatever the peers.
+	MaxConnsPerListener = 2048
 )
 
-// capListener refuses, by closing at once, a connection past its peer's
+// CapListener refuses, by closing at once, a connection past its peer's
 // cap or the listener's. A refused connection costs no goroutine and
 // holds its descriptor only for the Accept.
-type capListener struct {
+type CapListener struct {
 	net.Listener
 	key   func(net.Conn) string // the peer a connection counts against
 	log   *slog.Logger
@@ -37,14 +37,14 @@ type capListener struct {
 	lastLog time.Time
 }
 
-func newCapListener(ln net.Listener, key func(net.Conn) string, log *slog.Logger) *capListener {
-	return &capListener{Listener: ln, key: key, log: log, n: map[string]int{}}
+func NewCapListener(ln net.Listener, key func(net.Conn) string, log *slog.Logger) *CapListener {
+	return &CapListener{Listener: ln, key: key, log: log, n: map[string]int{}}
 }
 
-// tcpPeerKey counts a TCP connection against the uid that dialled it
+// TCPPeerKey counts a TCP connection against the uid that dialled it
 // where the kernel says (Linux), else against its remote address.
-func tcpPeerKey(c net.Conn) string {
-	if uid, ok := tcpPeerUID(c); ok {
+func TCPPeerKey(c net.Conn) string {
+	if uid, ok := TCPPeerUID(c); ok {
 		return "uid:" + strconv.Itoa(uid)
 	}
 	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
@@ -54,15 +54,15 @@ func tcpPeerKey(c net.Conn) string {
 	return host
 }
 
-// pidPeerKey counts a socket connection against the process that opened it.
-func pidPeerKey(c net.Conn) string {
-	if p, ok := connPeer(c); ok {
+// PIDPeerKey counts a socket connection against the process that opened it.
+func PIDPeerKey(c net.Conn) string {
+	if p, ok := ConnPeer(c); ok {
 		return "pid:" + strconv.Itoa(p.PID)
 	}
 	return "?"
 }
 
-func (l *capListener) Accept() (net.Conn, error) {
+func (l *CapListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -70,7 +70,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		k := l.key(c)
 		l.mu.Lock()
-		over := l.n[k] >= maxConnsPerPeer || l.total >= maxConnsPerListener
+		over := l.n[k] >= MaxConnsPerPeer || l.total >= MaxConnsPerListener
 		if !over {
 			l.n[k]++
 			l.total++
@@ -82,7 +82,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		l.mu.Unlock()
 		if over {
 			if logNow {
-				l.log.Warn("refusing connections past the cap", "peer", k, "per_peer", maxConnsPerPeer, "per_listener", maxConnsPerListener)
+				l.log.Warn("refusing connections past the cap", "peer", k, "per_peer", MaxConnsPerPeer, "per_listener", MaxConnsPerListener)
 			}
 			c.Close()
 			continue
@@ -91,7 +91,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *capListener) release(k string) {
+func (l *CapListener) release(k string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n[k]--; l.n[k] <= 0 {
