@@ -94,11 +94,11 @@ fuzz:
 # bench runs the hot-path benchmarks, then the load harness (cmd/tfbench)
 # against a real daemon process; results land in bench/results.json.
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/ ./daemon/audit/ ./daemon/fence/
+	$(GO) test -run '^$$' -bench . -benchmem ./capability/ ./sensor/ ./daemon/...
 	$(GO) test -run '^$$' -bench Exec -benchtime 60x ./cmd/tokfence/
 	$(GO) run ./cmd/tfbench $(BENCHFLAGS)
 
-# prices regenerates daemon/prices/ from the npm package @pydantic/genai-prices
+# prices regenerates daemon/meter/prices/ from the npm package @pydantic/genai-prices
 # (the latest release, or GENAI_PRICES=0.1.8) and runs the pricing tests.
 # Needs node and npm.
 GENAI_PRICES ?= latest

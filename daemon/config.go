@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/tokfence/tokfence/daemon/fence"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -45,9 +46,9 @@ type Config struct {
 	// the embedded one.
 	PricingFile string `toml:"pricing_file"`
 	// Pricing overrides the price table, keyed "PROVIDER/MODEL".
-	Pricing map[string]PriceOverride `toml:"pricing"`
+	Pricing map[string]meter.PriceOverride `toml:"pricing"`
 	// Budgets caps spend per agent ("*": every agent without its own).
-	Budgets map[string]Budget `toml:"budgets"`
+	Budgets map[string]meter.Budget `toml:"budgets"`
 	// Fence is how `tokfence exec` fences agents (on by default).
 	Fence FenceConfig `toml:"fence"`
 
@@ -219,7 +220,7 @@ func (c *Config) Validate() error {
 	if c.PricingFile != "" && !filepath.IsAbs(c.PricingFile) {
 		return fmt.Errorf("config: pricing_file %q must be absolute", c.PricingFile)
 	}
-	if _, err := loadPrices(c.PricingFile, c.Pricing); err != nil {
+	if _, err := meter.LoadPrices(c.PricingFile, c.Pricing); err != nil {
 		return err
 	}
 	if err := c.Fence.validate(); err != nil {

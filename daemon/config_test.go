@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/daemon/meter"
 )
 
 func envMap(m map[string]string) func(string) string {
@@ -172,5 +174,58 @@ func TestProviderQuirksAreData(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "model_path") {
 			t.Errorf("model_path %q: err = %v, want one naming model_path", bad, err)
 		}
+	}
+}
+
+// TestEmbeddedPricesNameBuiltinProviders: every provider the embedded
+// price table prices is one the daemon has, so no price is unreachable.
+func TestEmbeddedPricesNameBuiltinProviders(t *testing.T) {
+	tb, err := meter.LoadPrices("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tb.Providers() {
+		if _, ok := builtinProviders[name]; !ok {
+			t.Errorf("the price table prices %q, which is no built-in provider", name)
+		}
+	}
+}
+
+// TestPricingFileFromConfigAndEnv: pricing_file comes from the config
+// file or TOKFENCE_PRICING_FILE, and must be absolute.
+func TestPricingFileFromConfigAndEnv(t *testing.T) {
+	path := fixturePrices(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(file, []byte("pricing_file = \""+path+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"from the config file", file, nil, path, ""},
+		{"from TOKFENCE_PRICING_FILE over the file", file, map[string]string{"TOKFENCE_PRICING_FILE": "/elsewhere.json"}, "/elsewhere.json", ""},
+		{"relative path refused", "", map[string]string{"TOKFENCE_CONFIG": "", "TOKFENCE_PRICING_FILE": "prices.json"}, "prices.json", "must be absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(tt.file, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.PricingFile != tt.want {
+				t.Errorf("PricingFile = %q, want %q", cfg.PricingFile, tt.want)
+			}
+			if tt.wantErr != "" {
+				if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+				}
+			}
+		})
 	}
 }

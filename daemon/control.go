@@ -27,7 +27,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Sessions:    len(d.sessions.List()),
 		Policy:      d.policy().Source(),
 		PolicyError: d.policyError(),
-		Prices:      d.prices.describe(),
+		Prices:      d.prices.Describe(),
 		Keys:        []string{},
 		Keychain:    "ok",
 	}

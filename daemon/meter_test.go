@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/meter"
 )
 
 // usageUpstream reports the given usage on every non-streaming reply.
@@ -65,7 +66,7 @@ func TestUnpricedModelsAreFlaggedNeverFree(t *testing.T) {
 
 func TestAgentBudgetSurvivesRestart(t *testing.T) {
 	e := startProxyEnv(t, usageUpstream(4000, 2000), func(c *Config) {
-		c.Budgets = map[string]Budget{"coder": {DailyTokens: 10000}}
+		c.Budgets = map[string]meter.Budget{"coder": {DailyTokens: 10000}}
 	})
 	g := e.grant(t, api.GrantRequest{Agent: "coder"})
 	for i, want := range []int{200, 200, 403} {
@@ -224,7 +225,7 @@ func TestCacheWritesArePriced(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"type":"message","usage":{"input_tokens":10,"cache_creation_input_tokens":100000,"cache_read_input_tokens":200000,"output_tokens":1000}}`)
 	}, func(c *Config) {
-		c.Pricing = map[string]PriceOverride{"anthropic/claude-test": {Input: 3, CachedInput: f(0.3), CacheWrite: f(3.75), Output: 15, Date: "2026-12-01"}}
+		c.Pricing = map[string]meter.PriceOverride{"anthropic/claude-test": {Input: 3, CachedInput: f(0.3), CacheWrite: f(3.75), Output: 15, Date: "2026-12-01"}}
 	})
 	g := e.grant(t, api.GrantRequest{Providers: []string{"anthropic"}, MaxSpendUSD: 1})
 	resp, body := e.do(t, false, "POST", "/anthropic/v1/messages", `{"model":"claude-test","messages":[]}`, map[string]string{"x-api-key": g.Token})
@@ -266,5 +267,29 @@ func TestPricingFileInTheDaemon(t *testing.T) {
 	}
 	if s := sessionRisk(t, e, g.Session); s.SpendUSD != (10*1+10*2)/1e6 {
 		t.Errorf("spend = $%v, want $%v at the pricing_file's rates", s.SpendUSD, (10*1+10*2)/1e6)
+	}
+}
+
+// fixturePrices is the meter package's hand-written genai-prices table.
+func fixturePrices(t testing.TB) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("meter", "testdata", "prices", "fixture.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestMissingPricingFileStopsTheDaemon: a pricing_file that cannot be
+// read is a config error, never an empty table.
+func TestMissingPricingFileStopsTheDaemon(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.PricingFile = filepath.Join(dir, "missing.json")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("Validate() with a missing pricing_file = %v, want an error naming it", err)
+	}
+	if _, err := New(cfg, Options{}); err == nil {
+		t.Error("New() with a missing pricing_file succeeded")
 	}
 }

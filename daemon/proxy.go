@@ -23,6 +23,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -388,7 +389,7 @@ func (d *Daemon) allowSpend(f *forward, c *capability.Claims, model string) *api
 	if err := d.checkBudget(c, f.p.Name, model); err != nil {
 		d.observe(f.sess, policy.Event{Kind: policy.LimitExceeded, Rule: "budget"}, f.rec)
 		code := codeBudget
-		if errors.Is(err, errUnpriced) {
+		if errors.Is(err, meter.ErrUnpriced) {
 			code = codeUnpriced
 		}
 		return &api.Error{Status: http.StatusForbidden, Type: errPermission, Code: code, Message: err.Error()}

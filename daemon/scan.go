@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 	"github.com/tokfence/tokfence/sensor"
@@ -339,12 +340,12 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 		return nil
 	}
 	ct := resp.Header.Get("Content-Type")
-	tap := newUsageTap(ct)
+	tap := meter.NewTap(ct)
 	sb := &scanBody{src: resp.Body, stream: d.sensors.Load().NewStream(sensor.Response, ct), d: d, f: f}
-	if tap.sse && f.stripUsage {
+	if tap.SSE() && f.stripUsage {
 		sb.strip = &usageStripper{}
 	}
-	if !tap.sse && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
+	if !tap.SSE() && resp.ContentLength >= 0 && resp.ContentLength <= maxWholeReply {
 		// A small, sized reply is scanned whole, so it keeps an exact
 		// Content-Length (and is not re-framed as chunked). Room for the
 		// whole body up front lets one upstream read fill it. Its usage
@@ -357,7 +358,7 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 		if err != nil {
 			return err
 		}
-		f.rec.Usage = tap.whole(out.Bytes())
+		f.rec.Usage = tap.Whole(out.Bytes())
 		d.meterResponse(f.rec)
 		resp.Body = io.NopCloser(bytes.NewReader(out.Bytes()))
 		resp.ContentLength = int64(out.Len())
@@ -387,8 +388,8 @@ type scanBody struct {
 	stream  *sensor.Stream
 	d       *Daemon
 	f       *forward
-	tap     *usageTap // nil when the reader of the whole reply meters it
-	pending []byte    // cleared bytes not yet read; aliases the sensor's buffers
+	tap     *meter.Tap // nil when the reader of the whole reply meters it
+	pending []byte     // cleared bytes not yet read; aliases the sensor's buffers
 	eof     bool
 	strip   *usageStripper
 }
@@ -418,7 +419,7 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			}
 			b.f.rec.BytesOut += int64(n) // as the upstream sent it
 			if b.tap != nil {
-				b.tap.write(p[:n])
+				b.tap.Write(p[:n])
 			}
 			fwd, hits := b.stream.Write(p[:n])
 			b.pending = fwd
@@ -437,7 +438,7 @@ func (b *scanBody) Read(p []byte) (int, error) {
 			b.hits(hits)
 			b.eof = true
 			if b.tap != nil {
-				b.f.rec.Usage = b.tap.usage()
+				b.f.rec.Usage = b.tap.Usage()
 				b.d.meterResponse(b.f.rec)
 			}
 		} else if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 	"github.com/tokfence/tokfence/sensor"
@@ -64,8 +65,8 @@ type Daemon struct {
 	book     secretBook
 	sensors  sensor.Set
 	audit    auditSink
-	prices   *priceTable
-	meter    *meter
+	prices   *meter.Table
+	meter    *meter.Meter
 	policyW  *policy.Watcher
 	tcpAddr  string
 	agents   agentRoots
@@ -99,12 +100,12 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	prices, err := loadPrices(cfg.PricingFile, cfg.Pricing)
+	prices, err := meter.LoadPrices(cfg.PricingFile, cfg.Pricing)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range prices.warnings {
-		opts.Logger.Warn("price table entry skipped", "table", prices.source, "reason", w)
+	for _, w := range prices.Warnings() {
+		opts.Logger.Warn("price table entry skipped", "table", prices.Source(), "reason", w)
 	}
 	d := &Daemon{
 		cfg:       cfg,
@@ -115,7 +116,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		ready:     make(chan struct{}),
 		providers: providers,
 		prices:    prices,
-		meter:     newMeter(),
+		meter:     meter.New(),
 		transport: opts.Transport,
 		runCtx:    context.Background(),
 		bodyGrace: bodyGrace,
@@ -211,7 +212,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", filepath.Join(d.cfg.StateDir, "audit"))
 	}
 	d.audit.log = alog
-	if err := d.meter.rebuild(filepath.Join(d.cfg.StateDir, "audit"), d.clock()); err != nil {
+	if err := d.meter.Rebuild(filepath.Join(d.cfg.StateDir, "audit"), d.clock()); err != nil {
 		return fmt.Errorf("rebuild usage counters from the audit trail: %w", err)
 	}
 	// Fill the key cache stamp, the sensors' keys and the audited key set.
@@ -247,9 +248,9 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 	d.startBackground(ctx)
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStart, Detail: map[string]string{
 		"version": Version, "socket": d.cfg.Socket, "tcp": d.tcpAddr, "policy": d.policy().Source(),
-		"prices": d.prices.describe()}})
+		"prices": d.prices.Describe()}})
 	d.log.Info("daemon listening", "socket", d.cfg.Socket, "tcp", d.tcpAddr, "state_dir", d.cfg.StateDir,
-		"allow_root", d.cfg.AllowRoot, "policy", d.policy().Source(), "prices", d.prices.describe(), "pid", os.Getpid())
+		"allow_root", d.cfg.AllowRoot, "policy", d.policy().Source(), "prices", d.prices.Describe(), "pid", os.Getpid())
 	close(d.ready)
 	var err error
 	select {

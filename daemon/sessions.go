@@ -12,6 +12,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -244,8 +245,8 @@ func (d *Daemon) handleSessions(w http.ResponseWriter, r *http.Request) {
 		info := api.SessionInfo{ID: s.ID, Agent: s.Agent, Scope: s.Scope, Created: s.Created, Expires: s.Expires(),
 			Requests: s.Requests(), Risk: policy.Green.String(), PeerPID: s.Peer.PID, PeerExe: s.Peer.Exe}
 		info.Fence = grants[s.ID].Fence
-		u := d.meter.session(s.ID)
-		info.Tokens, info.SpendUSD, info.Unpriced = u.Tokens, usd(u.MicroUSD), u.Unpriced
+		u := d.meter.Session(s.ID)
+		info.Tokens, info.SpendUSD, info.Unpriced = u.Tokens, meter.USD(u.MicroUSD), u.Unpriced
 		if st, ok := d.live.lookup(s.ID); ok {
 			info.Risk, info.RiskReason = st.risk.State().String(), st.risk.Reason()
 		}

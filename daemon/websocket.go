@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/jsonscan"
 )
 
 // WebSockets, for the provider APIs that use them: the OpenAI Responses
@@ -153,8 +154,8 @@ func wsCall(msg []byte) (call bool, model string, err error) {
 		return true, "", err // a model call whose model cannot be read
 	}
 	seen := false
-	err = members(msg, func(key, val []byte) error {
-		if !isKey(key, "type") {
+	err = jsonscan.Members(msg, func(key, val []byte) error {
+		if !jsonscan.IsKey(key, "type") {
 			return nil
 		}
 		if seen {
@@ -162,7 +163,7 @@ func wsCall(msg []byte) (call bool, model string, err error) {
 		}
 		seen = true
 		if val[0] == '"' {
-			t, _ := unquote(val)
+			t, _ := jsonscan.Unquote(val)
 			call = t == "response.create"
 		}
 		return nil

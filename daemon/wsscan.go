@@ -5,6 +5,7 @@ import (
 	"cmp"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/sensor"
 )
 
@@ -81,9 +82,9 @@ func (r *wsRelay) meter(msg []byte) {
 	if !bytes.Contains(msg, []byte("sage")) {
 		return
 	}
-	var t usageTap
-	t.merge(msg)
-	if u := t.result(); u != nil {
+	var t meter.Tap
+	t.Merge(msg)
+	if u := t.Result(); u != nil {
 		r.mu.Lock()
 		model := r.model
 		r.mu.Unlock()
@@ -96,12 +97,12 @@ func (r *wsRelay) account(model string, u audit.Usage) {
 	d, rec := r.d, r.f.rec
 	var micro int64
 	now := d.clock()
-	p, ok := d.prices.lookup(r.f.p.Name, model)
+	p, ok := d.prices.Lookup(r.f.p.Name, model)
 	if ok {
-		micro = p.costMicroUSD(u, now)
-		r.price = p.ref
+		micro = p.CostMicroUSD(u, now)
+		r.price = p.Ref
 	}
-	d.meter.add(rec.Session, rec.Agent, now, u.InputTokens+u.OutputTokens, micro, !ok)
+	d.meter.Add(rec.Session, rec.Agent, now, u.InputTokens+u.OutputTokens, micro, !ok)
 	r.usage.InputTokens += u.InputTokens
 	r.usage.OutputTokens += u.OutputTokens
 	r.usage.CachedTokens += u.CachedTokens

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/meter"
 )
 
 func usageCommand() *cli.Command {
@@ -55,11 +55,8 @@ func runUsage(c *cli.Context) error {
 		return err
 	}
 	rows := map[string]*usageRow{}
-	f := audit.Filter{Event: audit.EventResponse, Since: time.Now().Add(-c.Duration("since"))}
-	err = audit.Read(dir, f, func(r audit.Record) error {
-		if r.Usage == nil {
-			return nil
-		}
+	f := audit.Filter{Since: time.Now().Add(-c.Duration("since"))}
+	err = meter.ReadSpend(dir, f, func(r audit.Record, cost meter.Cost) error {
 		k := key(r)
 		row := rows[k]
 		if row == nil {
@@ -69,12 +66,11 @@ func runUsage(c *cli.Context) error {
 		row.Requests++
 		row.InputTokens += r.Usage.InputTokens
 		row.OutputTokens += r.Usage.OutputTokens
-		micro, _ := strconv.ParseInt(r.Detail["cost_micro_usd"], 10, 64)
-		row.SpendUSD += float64(micro) / 1e6
+		row.SpendUSD += meter.USD(cost.MicroUSD)
 		if r.Usage.Estimated {
 			row.Estimated++
 		}
-		if r.Detail["unpriced"] == "true" {
+		if cost.Unpriced {
 			row.Unpriced++
 		}
 		return nil

@@ -1,6 +1,6 @@
 #!/bin/sh
 # update.sh regenerates the price table embedded in the daemon
-# (daemon/prices/) from a release of the npm package @pydantic/genai-prices,
+# (daemon/meter/prices/) from a release of the npm package @pydantic/genai-prices,
 # then runs the pricing tests against it. Needs node and npm; no Go
 # dependencies.
 #
@@ -13,7 +13,7 @@ set -eu
 
 pkg=@pydantic/genai-prices
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out=$root/daemon/prices
+out=$root/daemon/meter/prices
 version=$(npm view "$pkg@${1:-latest}" version)
 published=$(npm view "$pkg" time --json | node -e '
   let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
@@ -31,4 +31,4 @@ grep -q '"license": "MIT"' "$tmp/package/package.json" ||
 
 node "$root/tools/prices/trim.mjs" "$tmp/package" "$out" "$version" "$published" "$integrity"
 cp "$tmp/package/LICENSE" "$out/LICENSE"
-cd "$root" && go test -count=1 -run 'Price|Pricing' ./daemon/
+cd "$root" && go test -count=1 -run 'Price|Pricing' ./daemon/ ./daemon/meter/

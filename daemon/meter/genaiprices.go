@@ -1,4 +1,4 @@
-package daemon
+package meter
 
 import (
 	"encoding/json"
@@ -162,7 +162,7 @@ func compileModel(rm gpModel, provider, source, date string) (e priceEntry, lack
 		return priceEntry{}, nil, fmt.Errorf("prices: %w", err)
 	}
 	p := Price{Provider: provider, Model: rm.ID, Date: date, Source: source, periods: periods}
-	p.ref = priceRef(provider, rm.ID, source, date)
+	p.Ref = priceRef(provider, rm.ID, source, date)
 	return priceEntry{match: m, price: p, priced: priced && rc.lacks == nil}, errors.Join(rc.lacks...), nil
 }
 

@@ -1,10 +1,11 @@
-package daemon
+package meter
 
 import (
 	"bytes"
 	"strings"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/jsonscan"
 )
 
 // maxUsageBody bounds how much of a non-streaming JSON reply is kept to
@@ -15,11 +16,11 @@ const maxUsageBody = 4 << 20
 // maxUsageLine bounds one SSE line kept while looking for usage events.
 const maxUsageLine = 256 << 10
 
-// usageTap watches a response body go by and extracts token usage: the
+// Tap watches a response body go by and extracts token usage: the
 // usage object of a JSON reply (OpenAI, Anthropic, Gemini usageMetadata),
 // or the usage events of an SSE stream (OpenAI's final chunk, Anthropic's
 // message_start and message_delta, the Responses API's response.completed).
-type usageTap struct {
+type Tap struct {
 	sse  bool
 	json bool
 	buf  bytes.Buffer // whole body (json) or the current partial line (sse)
@@ -28,12 +29,12 @@ type usageTap struct {
 	seen bool
 }
 
-func newUsageTap(contentType string) *usageTap {
+func NewTap(contentType string) *Tap {
 	ct := strings.ToLower(contentType)
-	return &usageTap{sse: strings.Contains(ct, "text/event-stream"), json: strings.Contains(ct, "json")}
+	return &Tap{sse: strings.Contains(ct, "text/event-stream"), json: strings.Contains(ct, "json")}
 }
 
-func (t *usageTap) write(p []byte) {
+func (t *Tap) Write(p []byte) {
 	switch {
 	case t.sse:
 		for len(p) > 0 {
@@ -55,7 +56,7 @@ func (t *usageTap) write(p []byte) {
 	}
 }
 
-func (t *usageTap) keep(p []byte) {
+func (t *Tap) keep(p []byte) {
 	limit := maxUsageLine
 	if !t.sse {
 		limit = maxUsageBody
@@ -83,14 +84,14 @@ type usageFields struct {
 // would for encoding/json decoding into int64. Keys match exactly.
 func (f *usageFields) set(key, val []byte) error {
 	var dst *int64
-	switch string(keyText(key)) {
+	switch string(jsonscan.KeyText(key)) {
 	case "prompt_tokens":
 		dst = &f.PromptTokens
 	case "completion_tokens":
 		dst = &f.CompletionTokens
 	case "prompt_tokens_details", "input_tokens_details": // Chat Completions, Responses
 		return objectMembers(val, func(k, v []byte) error {
-			if isKey(k, "cached_tokens") {
+			if jsonscan.IsKey(k, "cached_tokens") {
 				return jsonCount(v, &f.PromptCached)
 			}
 			return nil
@@ -125,12 +126,12 @@ func jsonCount(val []byte, dst *int64) error {
 		neg, digits = true, digits[1:]
 	}
 	if len(digits) == 0 || len(digits) > 18 { // 18 digits cannot overflow int64
-		return errBodyInvalid
+		return jsonscan.ErrInvalid
 	}
 	var n int64
 	for _, c := range digits {
 		if c < '0' || c > '9' {
-			return errBodyInvalid
+			return jsonscan.ErrInvalid
 		}
 		n = n*10 + int64(c-'0')
 	}
@@ -149,17 +150,17 @@ func objectMembers(val []byte, fn func(key, val []byte) error) error {
 	case 'n':
 		return nil
 	case '{':
-		return eachMember(val, fn)
+		return jsonscan.EachMember(val, fn)
 	}
-	return errBodyInvalid
+	return jsonscan.ErrInvalid
 }
 
-func (t *usageTap) line(l []byte) {
+func (t *Tap) line(l []byte) {
 	data, ok := bytes.CutPrefix(l, []byte("data:"))
 	if !ok || !bytes.Contains(data, []byte("sage")) {
 		return
 	}
-	t.merge(bytes.TrimSpace(data))
+	t.Merge(bytes.TrimSpace(data))
 }
 
 // merge folds the usage objects of the JSON document doc into t: the
@@ -168,22 +169,22 @@ func (t *usageTap) line(l []byte) {
 // OpenAI Responses API's response.completed event). Only those members are
 // read; a reply's content is skipped, not decoded. A document with any of
 // them malformed adds nothing.
-func (t *usageTap) merge(doc []byte) {
+func (t *Tap) Merge(doc []byte) {
 	var found [3]usageFields
 	var seen [3]bool
 	read := func(i int, val []byte) error {
 		seen[i] = val[0] == '{' // an empty object counts, as zeros; null does not
 		return objectMembers(val, found[i].set)
 	}
-	err := members(doc, func(key, val []byte) error {
-		switch string(keyText(key)) {
+	err := jsonscan.Members(doc, func(key, val []byte) error {
+		switch string(jsonscan.KeyText(key)) {
 		case "usage":
 			return read(0, val)
 		case "usageMetadata":
 			return read(1, val)
 		case "message", "response": // Anthropic's message_start, the Responses API's events
 			return objectMembers(val, func(k, v []byte) error {
-				if isKey(k, "usage") {
+				if jsonscan.IsKey(k, "usage") {
 					return read(2, v)
 				}
 				return nil
@@ -202,7 +203,7 @@ func (t *usageTap) merge(doc []byte) {
 }
 
 // fold adds one usage object's counts to t, in whichever dialect they came.
-func (t *usageTap) fold(f usageFields) {
+func (t *Tap) fold(f usageFields) {
 	t.seen = true
 	in := max(f.PromptTokens, f.InputTokens, f.PromptTokenCount)
 	written := int64(0)
@@ -222,27 +223,30 @@ func (t *usageTap) fold(f usageFields) {
 }
 
 // usage returns what was found, or nil when the body carried none.
-func (t *usageTap) usage() *audit.Usage {
+func (t *Tap) Usage() *audit.Usage {
 	if t.json && !t.sse && !t.over {
-		t.merge(t.buf.Bytes())
+		t.Merge(t.buf.Bytes())
 	}
-	return t.result()
+	return t.Result()
 }
 
 // whole returns the usage of a reply read whole into body, which the tap
 // was not given: a reply held whole is not copied a second time for it.
-func (t *usageTap) whole(body []byte) *audit.Usage {
+func (t *Tap) Whole(body []byte) *audit.Usage {
 	if t.json && !t.sse {
-		t.merge(body)
+		t.Merge(body)
 	}
-	return t.result()
+	return t.Result()
 }
 
 // result is the usage merged so far, or nil when none was seen.
-func (t *usageTap) result() *audit.Usage {
+func (t *Tap) Result() *audit.Usage {
 	if !t.seen {
 		return nil
 	}
 	u := t.u
 	return &u
 }
+
+// SSE reports whether the tapped reply is an event stream.
+func (t *Tap) SSE() bool { return t.sse }

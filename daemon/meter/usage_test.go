@@ -1,4 +1,4 @@
-package daemon
+package meter
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/jsonscan"
 )
 
 func TestUsageTapReadsEveryDialect(t *testing.T) {
@@ -25,23 +26,23 @@ func TestUsageTapReadsEveryDialect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("..", "testdata", "usage", tt.file))
+			b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "usage", tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, chunk := range []int{1, 7, 64, len(b)} { // usage must not depend on chunking
-				tap := newUsageTap(tt.ct)
+				tap := NewTap(tt.ct)
 				for i := 0; i < len(b); i += chunk {
-					tap.write(b[i:min(i+chunk, len(b))])
+					tap.Write(b[i:min(i+chunk, len(b))])
 				}
-				got := tap.usage()
+				got := tap.Usage()
 				if got == nil || *got != tt.want {
 					t.Fatalf("chunk %d: usage = %+v, want %+v", chunk, got, tt.want)
 				}
 			}
 		})
 	}
-	if u := newUsageTap("application/json"); func() *audit.Usage { u.write([]byte(`{"id":"x"}`)); return u.usage() }() != nil {
+	if u := NewTap("application/json"); func() *audit.Usage { u.Write([]byte(`{"id":"x"}`)); return u.Usage() }() != nil {
 		t.Fatal("a body without usage reported usage")
 	}
 }
@@ -49,16 +50,16 @@ func TestUsageTapReadsEveryDialect(t *testing.T) {
 // Only top-level usage members count: usage-shaped text inside a reply's
 // content, or a usage object nested elsewhere, is not the provider's count.
 func TestUsageTapIgnoresNestedUsage(t *testing.T) {
-	tap := newUsageTap("application/json")
-	tap.write([]byte(`{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":999}}","usage":{"prompt_tokens":888}}}],` +
+	tap := NewTap("application/json")
+	tap.Write([]byte(`{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":999}}","usage":{"prompt_tokens":888}}}],` +
 		"\n" + `"usage":{"prompt_tokens":5,"completion_tokens":7}}`))
-	u := tap.usage()
+	u := tap.Usage()
 	if u == nil || u.InputTokens != 5 || u.OutputTokens != 7 {
 		t.Fatalf("usage = %+v, want 5 in / 7 out", u)
 	}
-	tap = newUsageTap("application/json")
-	tap.write([]byte(`{"usage":{"prompt_tokens":5},`)) // cut short
-	if u := tap.usage(); u != nil {
+	tap = NewTap("application/json")
+	tap.Write([]byte(`{"usage":{"prompt_tokens":5},`)) // cut short
+	if u := tap.Usage(); u != nil {
 		t.Fatalf("usage of an invalid body = %+v, want none", u)
 	}
 }
@@ -98,9 +99,9 @@ func TestUsageMergeEdgeCases(t *testing.T) {
 		{`{"choices":[{"usage":{"prompt_tokens":999}}]}`, nil},
 	}
 	for _, tt := range tests {
-		tap := newUsageTap("application/json")
-		tap.merge([]byte(tt.doc))
-		got := tap.result()
+		tap := NewTap("application/json")
+		tap.Merge([]byte(tt.doc))
+		got := tap.Result()
 		if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
 			t.Errorf("%s: usage = %+v, want %+v", tt.doc, got, tt.want)
 		}
@@ -124,9 +125,9 @@ func FuzzUsageMerge(f *testing.F) {
 		if bytes.IndexByte(doc, '\\') >= 0 || longDigitRun(doc) || foldedKey(doc) {
 			t.Skip()
 		}
-		tap := newUsageTap("application/json")
-		tap.merge(doc)
-		got, want := tap.result(), refUsage(doc)
+		tap := NewTap("application/json")
+		tap.Merge(doc)
+		got, want := tap.Result(), refUsage(doc)
 		if (got == nil) != (want == nil) || (got != nil && *got != *want) {
 			t.Fatalf("%q: usage = %+v, encoding/json reads %+v", doc, got, want)
 		}
@@ -202,14 +203,14 @@ func refUsage(doc []byte) *audit.Usage {
 		UsageMetadata *fields
 		Message       *struct{ Usage *fields }
 	}
-	err := members(doc, func(key, val []byte) error {
+	err := jsonscan.Members(doc, func(key, val []byte) error {
 		var dst any
 		switch {
-		case isKey(key, "usage"):
+		case jsonscan.IsKey(key, "usage"):
 			dst = &e.Usage
-		case isKey(key, "usageMetadata"):
+		case jsonscan.IsKey(key, "usageMetadata"):
 			dst = &e.UsageMetadata
-		case isKey(key, "message"):
+		case jsonscan.IsKey(key, "message"):
 			dst = &e.Message
 		default:
 			return nil
@@ -223,7 +224,7 @@ func refUsage(doc []byte) *audit.Usage {
 	if e.Message != nil {
 		msg = e.Message.Usage
 	}
-	tap := newUsageTap("application/json")
+	tap := NewTap("application/json")
 	for _, f := range []*fields{e.Usage, e.UsageMetadata, msg} {
 		if f != nil {
 			tap.fold(usageFields{PromptTokens: f.PromptTokens, CompletionTokens: f.CompletionTokens, PromptCached: f.PromptDetails.Cached,
@@ -231,5 +232,5 @@ func refUsage(doc []byte) *audit.Usage {
 				PromptTokenCount: f.PromptTokenCount, CandidatesTokenCount: f.CandidatesTokenCount, CachedContentCount: f.CachedContentCount})
 		}
 	}
-	return tap.result()
+	return tap.Result()
 }

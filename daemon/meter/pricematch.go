@@ -1,4 +1,4 @@
-package daemon
+package meter
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package daemon
+package meter
 
 import (
 	"os"
@@ -21,11 +21,11 @@ func fixturePrices(t testing.TB) string {
 	return p
 }
 
-func loadFixturePrices(t testing.TB, over map[string]PriceOverride) *priceTable {
+func loadFixturePrices(t testing.TB, over map[string]PriceOverride) *Table {
 	t.Helper()
-	tb, err := loadPrices(fixturePrices(t), over)
+	tb, err := LoadPrices(fixturePrices(t), over)
 	if err != nil {
-		t.Fatalf("loadPrices(fixture) = %v", err)
+		t.Fatalf("LoadPrices(fixture) = %v", err)
 	}
 	return tb
 }
@@ -68,7 +68,7 @@ func TestGenAIPricesMatchRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, ok := tb.lookup(tt.provider, tt.model)
+			p, ok := tb.Lookup(tt.provider, tt.model)
 			got := ""
 			if ok {
 				got = p.Model
@@ -119,11 +119,11 @@ func TestGenAIPricesFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, ok := tb.lookup("openai", tt.model)
+			p, ok := tb.Lookup("openai", tt.model)
 			if !ok {
 				t.Fatalf("lookup(openai, %q) found no price", tt.model)
 			}
-			if got := p.costMicroUSD(tt.usage, tt.at); got != tt.want {
+			if got := p.CostMicroUSD(tt.usage, tt.at); got != tt.want {
 				t.Errorf("costMicroUSD(%+v) of %s at %s = %d, want %d", tt.usage, p.Model, tt.at.Format(time.RFC3339), got, tt.want)
 			}
 		})
@@ -167,22 +167,12 @@ func TestPricingFileErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.doc), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			tb, err := loadPrices(path, nil)
+			tb, err := LoadPrices(path, nil)
 			if err == nil || tb != nil || !strings.Contains(err.Error(), "config: pricing_file "+path+": ") || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("loadPrices(%s) = %v, %v; want an error naming the file and %q", tt.doc, tb, err, tt.want)
+				t.Errorf("LoadPrices(%s) = %v, %v; want an error naming the file and %q", tt.doc, tb, err, tt.want)
 			}
 		})
 	}
-	t.Run("the daemon does not start", func(t *testing.T) {
-		cfg := testConfig(t)
-		cfg.PricingFile = filepath.Join(dir, "missing.json")
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "missing.json") {
-			t.Errorf("Validate() with a missing pricing_file = %v, want an error naming it", err)
-		}
-		if _, err := New(cfg, Options{}); err == nil {
-			t.Error("New() with a missing pricing_file succeeded")
-		}
-	})
 }
 
 func TestDashDates(t *testing.T) {

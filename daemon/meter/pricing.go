@@ -1,4 +1,4 @@
-package daemon
+package meter
 
 import (
 	_ "embed"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ type Price struct {
 	Source   string // the table: package and version, pricing_file, or "config file"
 
 	periods []pricePeriod
-	ref     string // "PROVIDER/MODEL (SOURCE, DATE)", noted in audit records
+	Ref     string // "PROVIDER/MODEL (SOURCE, DATE)", noted in audit records
 }
 
 // pricePeriod is a set of rates and when it applies: from a date on,
@@ -99,16 +100,16 @@ func (p Price) ratesAt(t time.Time, inputTokens int64) rates {
 // separate counts in, as OpenAI and Gemini report them), so cache reads
 // are billed at the cached rate, cache writes at the write rate and the
 // rest at the input rate.
-func (p Price) costMicroUSD(u audit.Usage, t time.Time) int64 {
+func (p Price) CostMicroUSD(u audit.Usage, t time.Time) int64 {
 	r := p.ratesAt(t, u.InputTokens)
 	cached := min(u.CachedTokens, u.InputTokens)
 	written := min(u.CacheWriteTokens, u.InputTokens-cached)
-	usd := float64(u.InputTokens-cached-written)*r.input + float64(cached)*r.cachedInput +
+	USD := float64(u.InputTokens-cached-written)*r.input + float64(cached)*r.cachedInput +
 		float64(written)*r.cacheWrite + float64(u.OutputTokens)*r.output
 	// Per-million price × tokens = micro-USD, rounded up; the nano-dollar
 	// off keeps float error (0.3 × 100000 = 30000.000000000004) from
 	// rounding an exact figure up.
-	return int64(math.Ceil(usd - 1e-3))
+	return int64(math.Ceil(USD - 1e-3))
 }
 
 // PriceOverride is a [pricing."PROVIDER/MODEL"] entry of the config file,
@@ -126,10 +127,10 @@ type PriceOverride struct {
 	Source      string   `toml:"source"`
 }
 
-// priceTable finds a model's price: the config's overrides first, then
+// Table finds a model's price: the config's overrides first, then
 // the table (the embedded one or pricing_file). A table is immutable once
 // loaded, so one daemon's lookups share it without locks.
-type priceTable struct {
+type Table struct {
 	source    string // "@pydantic/genai-prices 0.1.8", or "pricing_file PATH"
 	date      string
 	providers map[string]*priceProvider // by Tokfence provider name
@@ -182,7 +183,7 @@ type pricesSource struct {
 
 // builtinTable is the embedded table, parsed once: every daemon (and every
 // Config.Validate) shares it.
-var builtinTable = sync.OnceValues(func() (*priceTable, error) {
+var builtinTable = sync.OnceValues(func() (*Table, error) {
 	var src pricesSource
 	if err := json.Unmarshal(builtinPricesSource, &src); err != nil {
 		return nil, fmt.Errorf("embedded price table source: %w", err)
@@ -192,12 +193,12 @@ var builtinTable = sync.OnceValues(func() (*priceTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded price table: %w", err)
 	}
-	return &priceTable{source: name, date: src.Published, providers: provs, warnings: warns}, nil
+	return &Table{source: name, date: src.Published, providers: provs, warnings: warns}, nil
 })
 
 // readPricesFile reads a table in genai-prices format. Its prices are
 // dated by the file's modification time.
-func readPricesFile(file string) (*priceTable, error) {
+func readPricesFile(file string) (*Table, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -216,13 +217,13 @@ func readPricesFile(file string) (*priceTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &priceTable{source: name, date: date, providers: provs, warnings: warns}, nil
+	return &Table{source: name, date: date, providers: provs, warnings: warns}, nil
 }
 
-// loadPrices returns the price table: file (in genai-prices format) or,
+// LoadPrices returns the price table: file (in genai-prices format) or,
 // when file is "", the embedded one, under the config's overrides keyed
 // "PROVIDER/MODEL".
-func loadPrices(file string, overrides map[string]PriceOverride) (*priceTable, error) {
+func LoadPrices(file string, overrides map[string]PriceOverride) (*Table, error) {
 	base, err := builtinTable()
 	if file != "" {
 		base, err = readPricesFile(file)
@@ -270,7 +271,7 @@ func (o PriceOverride) price(key string) (Price, error) {
 	if p.Source == "" {
 		p.Source = "config file"
 	}
-	p.ref = priceRef(prov, p.Model, p.Source, p.Date)
+	p.Ref = priceRef(prov, p.Model, p.Source, p.Date)
 	return p, nil
 }
 
@@ -290,7 +291,7 @@ func priceRef(provider, model, source, date string) string {
 // and failing that, with a compact date spelled out (claude-x-20250514
 // as claude-x-2025-05-14). A model the table lists without a token
 // price is not priced: ok is false, so it is never counted as free.
-func (t *priceTable) lookup(provider, model string) (p Price, ok bool) {
+func (t *Table) Lookup(provider, model string) (p Price, ok bool) {
 	m := strings.ToLower(strings.TrimSpace(model))
 	if m == "" {
 		return Price{}, false
@@ -362,7 +363,7 @@ func allDigits(s string) bool {
 }
 
 // describe names the table for status and logs.
-func (t *priceTable) describe() string {
+func (t *Table) Describe() string {
 	s := t.source + " (" + t.date + ")"
 	if n := len(t.overrides); n > 0 {
 		k := 0
@@ -375,4 +376,20 @@ func (t *priceTable) describe() string {
 		s += fmt.Sprintf(", %d models skipped (see the daemon log)", n)
 	}
 	return s
+}
+
+// Source names where t came from: the embedded release or pricing_file.
+func (t *Table) Source() string { return t.source }
+
+// Warnings are the entries of t's source skipped at load, and why.
+func (t *Table) Warnings() []string { return t.warnings }
+
+// Providers are the provider names t prices, sorted.
+func (t *Table) Providers() []string {
+	out := make([]string, 0, len(t.providers))
+	for name := range t.providers {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
