@@ -200,11 +200,11 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 	}
 	e.kr = kr
 	step(ctx, "starting tokfence daemons")
-	if e.tf, err = startTokfence(ctx, r, kr, bin, dir, "nosync", e.upstream, false); err != nil {
+	if e.tf, err = startTokfence(ctx, r, kr, bin, dir, "nosync", e.upstream, fsyncOff); err != nil {
 		return nil, err
 	}
 	if o.fsync {
-		if e.tfSync, err = startTokfence(ctx, r, kr, bin, dir, "fsync", e.upstream, true); err != nil {
+		if e.tfSync, err = startTokfence(ctx, r, kr, bin, dir, "fsync", e.upstream, fsyncOn); err != nil {
 			return nil, err
 		}
 	}

@@ -67,7 +67,7 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 		return st.Goroutines, "runtime.NumGoroutine() of the bare proxy process"
 	})
 	bareChild.stop(5 * time.Second)
-	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, false)
+	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, fsyncOff)
 	if err != nil {
 		return nil, err
 	}
