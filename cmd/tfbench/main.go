@@ -51,6 +51,9 @@ type options struct {
 	tokfence   string
 }
 
+// errReported is a flag error the flag package has already printed.
+var errReported = errors.New("flag error")
+
 func parseFlags(args []string) (options, string, string, error) {
 	var o options
 	fs := flag.NewFlagSet("tfbench", flag.ContinueOnError)
@@ -75,7 +78,13 @@ func parseFlags(args []string) (options, string, string, error) {
 	role := fs.String("role", "", "internal: run as the fake upstream or the bare proxy")
 	target := fs.String("target", "", "internal: the bare proxy's upstream")
 	if err := fs.Parse(args); err != nil {
-		return o, "", "", err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, "", "", err
+		}
+		return o, "", "", errReported
+	}
+	if fs.NArg() > 0 {
+		return o, "", "", fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -99,6 +108,12 @@ func parseFlags(args []string) (options, string, string, error) {
 		}
 		o.conc = append(o.conc, c)
 	}
+	switch {
+	case o.seq < 1 || o.batch < 1 || o.rounds < 1:
+		return o, "", "", fmt.Errorf("-seq, -batch and -rounds: want at least 1 (have %d, %d, %d)", o.seq, o.batch, o.rounds)
+	case o.slice <= 0:
+		return o, "", "", fmt.Errorf("-slice %s: want a positive duration", o.slice)
+	}
 	return o, *role, *target, nil
 }
 
@@ -108,6 +123,9 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(os.Stderr, "tfbench: error: %v\n", err)
+		}
 		os.Exit(2)
 	}
 	if role != "" {
