@@ -92,8 +92,10 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 // sanity sends one request per variant and checks that the reply is the
 // fake completion and that the upstream received what the path implies:
 // the agent's token when nothing sits between (direct, bare proxy), the
-// provider key when Tokfence swapped it in. A benchmark of a path that
-// silently fails or skips the key injection would measure nothing.
+// provider key when Tokfence swapped it in or the client sent it itself
+// (a peer that forwards the client's key). A benchmark of a path that
+// silently fails, answers from elsewhere or skips the key injection would
+// measure nothing.
 func sanity(ctx context.Context, vs []*variant) error {
 	for _, v := range vs {
 		resp, err := v.client.Do(v.request(ctx, chatBody, ""))
@@ -109,7 +111,7 @@ func sanity(ctx context.Context, vs []*variant) error {
 			return fmt.Errorf("sanity %s: status %d, body %.200q", v.name, resp.StatusCode, b)
 		}
 		want := "capability-token"
-		if v.isTokfence() {
+		if v.isTokfence() || v.token == fakeKey {
 			want = "provider-key"
 		}
 		if got := resp.Header.Get(sawHeader); got != want {
