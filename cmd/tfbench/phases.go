@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"time"
 )
 
@@ -67,7 +68,15 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 		return st.Goroutines, "runtime.NumGoroutine() of the bare proxy process"
 	})
 	bareChild.stop(5 * time.Second)
-	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, fsyncOff)
+	// A keyring of its own: the keychain anchors one daemon's revocation
+	// list, and the kill phase has just moved the anchor to the first
+	// daemon's list, so a fresh state directory on the same keychain
+	// looks rolled back and the daemon refuses to start.
+	kr, err := startKeyring(ctx, e.r, filepath.Join(e.dir, "streams-home"))
+	if err != nil {
+		return nil, err
+	}
+	tf, err := startTokfence(ctx, e.r, kr, e.bin, e.dir, "streams", e.upstream, fsyncOff)
 	if err != nil {
 		return nil, err
 	}
