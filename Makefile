@@ -3,6 +3,7 @@
 #   make run    build, make sure a Secret Service exists, run the daemon
 #   make test   vet, gofmt, and the whole test suite under -race
 #   make bench  the benchmarks of the hot paths
+#   make bench-peers the load harness beside Portkey's gateway (needs node and npm)
 #   make prices the embedded price table from a genai-prices release (GENAI_PRICES=VERSION)
 
 SHELL       := /bin/bash
@@ -14,7 +15,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
 APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
-.PHONY: build deps run test unit soak fuzz vet fmt bench prices clean
+.PHONY: build deps run test unit soak fuzz vet fmt bench prices clean bench-peers
 
 FUZZEXECS := testdata/fuzz-execs
 FUZZSCALE ?= 1
@@ -107,3 +108,11 @@ prices:
 
 clean:
 	rm -rf bin
+
+# bench-peers runs the load harness's peer comparison (cmd/tfbench -peers):
+# direct, the bare proxy, Portkey's open-source gateway (npm-installed into
+# a throwaway directory; needs node and npm) and Tokfence with its default
+# config and with audit_fsync = false, in interleaved rounds. Results land
+# in bench/peers.json; BENCHFLAGS passes more flags (-portkey-version ...).
+bench-peers: deps
+	$(GO) run ./cmd/tfbench -peers $(BENCHFLAGS)

@@ -19,8 +19,9 @@ type variant struct {
 	base   string // URL up to and excluding /v1/...
 	client *http.Client
 	token  string
-	tf     *tokfence // nil for the baselines
-	pid    int       // the proxy process, 0 for direct
+	tf     *tokfence   // nil for the baselines and the peer
+	pid    int         // the proxy process, 0 for direct
+	header http.Header // sent besides Authorization and Content-Type (a peer's routing)
 }
 
 func (v *variant) isTokfence() bool { return v.tf != nil }
@@ -30,20 +31,16 @@ func (v *variant) isTokfence() bool { return v.tf != nil }
 // on TCP with the audit trail synced on every record, the default, and the
 // bare proxy again on a Unix socket.
 func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokfence) []*variant {
-	tcp := func() *http.Client {
-		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil,
-			MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
-	}
 	vs := []*variant{
-		{name: "direct", base: upstream, client: tcp(), token: tf.token},
-		{name: "bare-proxy", base: bare + "/openai", client: tcp(), token: tf.token, pid: barePID},
+		{name: "direct", base: upstream, client: tcpClient(), token: tf.token},
+		{name: "bare-proxy", base: bare + "/openai", client: tcpClient(), token: tf.token, pid: barePID},
 		{name: "tokfence-unix", base: "http://tokfence/openai", token: tf.token, tf: tf, pid: tf.pid,
 			client: &http.Client{Timeout: 60 * time.Second, Transport: unixTransport(tf.socket, 2048)}},
-		{name: "tokfence-tcp", base: "http://" + tf.tcp + "/openai", client: tcp(), token: tf.token, tf: tf, pid: tf.pid},
+		{name: "tokfence-tcp", base: "http://" + tf.tcp + "/openai", client: tcpClient(), token: tf.token, tf: tf, pid: tf.pid},
 	}
 	if fsyncTF != nil {
 		vs = append(vs, &variant{name: "tokfence-tcp-fsync", base: "http://" + fsyncTF.tcp + "/openai",
-			client: tcp(), token: fsyncTF.token, tf: fsyncTF, pid: fsyncTF.pid})
+			client: tcpClient(), token: fsyncTF.token, tf: fsyncTF, pid: fsyncTF.pid})
 	}
 	// The same bare proxy on a Unix socket: the floor for tokfence-unix.
 	vs = append(vs, &variant{name: "bare-proxy-unix", base: "http://bare/openai", token: tf.token, pid: barePID,
@@ -60,6 +57,9 @@ func (v *variant) request(ctx context.Context, body, query string) *http.Request
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+v.token) // every variant carries the same headers
 	req.Header.Set("Content-Type", "application/json")
+	for k, vv := range v.header { // but a peer's routing
+		req.Header[k] = vv
+	}
 	return req
 }
 
@@ -80,6 +80,13 @@ func (v *variant) doSmall(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: status %d", v.name, resp.StatusCode)
 	}
 	return d, nil
+}
+
+// tcpClient is one variant's client over loopback TCP, with as many idle
+// connections as the heaviest load needs.
+func tcpClient() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil,
+		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
 }
 
 // rotate returns vs starting at index i mod len(vs): each round starts

@@ -6,10 +6,12 @@
 //
 //	go run ./cmd/tfbench -quick        # CI smoke, under a minute
 //	go run ./cmd/tfbench               # a few minutes on 2 cores
+//	go run ./cmd/tfbench -peers        # beside Portkey's gateway (npm, node)
 //
 // It prints a table with ratios to direct and to the bare proxy, writes the
-// same as JSON (bench/results.json), and stops every child it started, on
-// success, error or SIGINT.
+// same as JSON (bench/results.json; bench/peers.json for -peers), and stops
+// every child it started and removes every directory it made, on success,
+// error or SIGINT.
 package main
 
 import (
@@ -29,27 +31,32 @@ import (
 	"time"
 )
 
-// options are the run's knobs; -quick changes the defaults of those not
-// given explicitly.
+// options are the run's knobs; -quick and -peers change the defaults of
+// those not given explicitly.
 type options struct {
-	quick      bool
-	out        string
-	seq, batch int
-	conc       []int
-	rounds     int
-	slice      time.Duration
-	streams    int
-	events     int
-	every      time.Duration
-	open       int
-	kills      int
-	cliKills   int
-	fsync      bool
-	goroutines bool
-	timeout    time.Duration
-	keep       bool
-	tokfence   string
+	quick          bool
+	out            string
+	seq, batch     int
+	conc           []int
+	rounds         int
+	slice          time.Duration
+	streams        int
+	events         int
+	every          time.Duration
+	open           int
+	kills          int
+	cliKills       int
+	fsync          bool
+	goroutines     bool
+	timeout        time.Duration
+	keep           bool
+	tokfence       string
+	peers          bool
+	portkeyVersion string
 }
+
+// errReported is a flag error the flag package has already printed.
+var errReported = errors.New("flag error")
 
 func parseFlags(args []string) (options, string, string, error) {
 	var o options
@@ -71,15 +78,31 @@ func parseFlags(args []string) (options, string, string, error) {
 	fs.BoolVar(&o.goroutines, "goroutines", true, "count the daemon's goroutines with a SIGQUIT dump at the end (ends the daemon)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
 	fs.StringVar(&o.tokfence, "tokfence", "", "use this prebuilt tokfence `BINARY` instead of building ./cmd/tokfence")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (daemon logs, audit trail)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (daemon logs, audit trail, the peer's install)")
+	fs.BoolVar(&o.peers, "peers", false, "run only the peer comparison: Tokfence (default config and audit_fsync = false) beside "+
+		"Portkey's gateway, installed with npm into a throwaway directory, the bare proxy and direct; needs node and npm")
+	fs.StringVar(&o.portkeyVersion, "portkey-version", portkeyPin, "with -peers, the `VERSION` (or dist-tag) of "+portkeyPackage+" to install")
 	role := fs.String("role", "", "internal: run as the fake upstream or the bare proxy")
 	target := fs.String("target", "", "internal: the bare proxy's upstream")
 	if err := fs.Parse(args); err != nil {
-		return o, "", "", err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, "", "", err
+		}
+		return o, "", "", errReported
+	}
+	if fs.NArg() > 0 {
+		return o, "", "", fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if o.quick {
+	if o.peers {
+		if err := peerDefaults(&o, concs, set); err != nil {
+			return o, "", "", err
+		}
+	} else if set["portkey-version"] {
+		return o, "", "", errors.New("-portkey-version needs -peers")
+	}
+	if o.quick && !o.peers {
 		quick := map[string]func(){
 			"seq": func() { o.seq = 300 }, "batch": func() { o.batch = 25 }, "conc": func() { *concs = "16,64" },
 			"rounds": func() { o.rounds = 1 }, "slice": func() { o.slice = 400 * time.Millisecond },
@@ -99,7 +122,45 @@ func parseFlags(args []string) (options, string, string, error) {
 		}
 		o.conc = append(o.conc, c)
 	}
+	switch {
+	case o.seq < 1 || o.batch < 1 || o.rounds < 1:
+		return o, "", "", fmt.Errorf("-seq, -batch and -rounds: want at least 1 (have %d, %d, %d)", o.seq, o.batch, o.rounds)
+	case o.slice <= 0:
+		return o, "", "", fmt.Errorf("-slice %s: want a positive duration", o.slice)
+	case o.peers && len(o.conc) != 1:
+		return o, "", "", fmt.Errorf("-conc %q: -peers measures one concurrency level", *concs)
+	}
 	return o, *role, *target, nil
+}
+
+// peerDefaults sets the -peers defaults of the flags not given (those of
+// the measurement the README quotes, or a smoke run's with -quick) and
+// refuses the flags of the phases -peers does not run.
+func peerDefaults(o *options, concs *string, set map[string]bool) error {
+	for _, name := range []string{"streams", "events", "every", "open", "kills", "cli-kills", "fsync", "goroutines"} {
+		if set[name] {
+			return fmt.Errorf("-%s has no effect with -peers, which runs only the peer comparison", name)
+		}
+	}
+	if !portkeyVersionRE.MatchString(o.portkeyVersion) {
+		return fmt.Errorf("-portkey-version %q: want a version such as %s or a dist-tag such as latest", o.portkeyVersion, portkeyPin)
+	}
+	defaults := map[string]func(){
+		"seq": func() { o.seq = 2000 }, "conc": func() { *concs = "16" }, "rounds": func() { o.rounds = 3 },
+		"slice": func() { o.slice = 8 * time.Second }, "out": func() { o.out = "bench/peers.json" },
+	}
+	if o.quick {
+		defaults["seq"] = func() { o.seq = 300 }
+		defaults["rounds"] = func() { o.rounds = 1 }
+		defaults["slice"] = func() { o.slice = time.Second }
+		defaults["timeout"] = func() { o.timeout = 4 * time.Minute } // npm install included
+	}
+	for name, apply := range defaults {
+		if !set[name] {
+			apply()
+		}
+	}
+	return nil
 }
 
 func main() {
@@ -108,6 +169,9 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(os.Stderr, "tfbench: error: %v\n", err)
+		}
 		os.Exit(2)
 	}
 	if role != "" {
@@ -162,6 +226,27 @@ type env struct {
 }
 
 func setup(ctx context.Context, r *reaper, o options) (*env, error) {
+	e, err := setupCommon(ctx, r, o)
+	if err != nil {
+		return nil, err
+	}
+	step(ctx, "starting tokfence daemons")
+	if e.tf, err = startTokfence(ctx, r, e.kr, e.bin, e.dir, "nosync", e.upstream, fsyncOff); err != nil {
+		return nil, err
+	}
+	if o.fsync {
+		if e.tfSync, err = startTokfence(ctx, r, e.kr, e.bin, e.dir, "fsync", e.upstream, fsyncOn); err != nil {
+			return nil, err
+		}
+	}
+	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync)
+	return e, nil
+}
+
+// setupCommon builds (or takes) the tokfence binary and starts the fake
+// upstream, the bare proxy and the private keyring; the daemons are the
+// caller's.
+func setupCommon(ctx context.Context, r *reaper, o options) (*env, error) {
 	if _, err := os.Stat("cmd/tokfence"); err != nil && o.tokfence == "" {
 		return nil, errors.New("run tfbench from the module root (it builds ./cmd/tokfence), or pass -tokfence BINARY")
 	}
@@ -194,21 +279,9 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 		return nil, fmt.Errorf("bare child: its socket: %w", err)
 	}
 	step(ctx, "starting a private D-Bus and gnome-keyring")
-	kr, err := startKeyring(ctx, r, dir)
-	if err != nil {
+	if e.kr, err = startKeyring(ctx, r, dir); err != nil {
 		return nil, err
 	}
-	e.kr = kr
-	step(ctx, "starting tokfence daemons")
-	if e.tf, err = startTokfence(ctx, r, kr, bin, dir, "nosync", e.upstream, false); err != nil {
-		return nil, err
-	}
-	if o.fsync {
-		if e.tfSync, err = startTokfence(ctx, r, kr, bin, dir, "fsync", e.upstream, true); err != nil {
-			return nil, err
-		}
-	}
-	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync)
 	return e, nil
 }
 
@@ -251,6 +324,9 @@ func step(ctx context.Context, msg string) {
 func bench(ctx context.Context, r *reaper, o options) (*results, error) {
 	res := &results{Meta: meta{Started: time.Now(), Args: os.Args[1:], Quick: o.quick, GoVersion: runtime.Version(),
 		NumCPU: runtime.NumCPU(), LoadBefore: loadavg(), Commit: gitCommit()}}
+	if o.peers {
+		return benchPeers(ctx, r, o, res)
+	}
 	e, err := setup(ctx, r, o)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"time"
 )
 
@@ -67,7 +68,15 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 		return st.Goroutines, "runtime.NumGoroutine() of the bare proxy process"
 	})
 	bareChild.stop(5 * time.Second)
-	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, false)
+	// A keyring of its own: the keychain anchors one daemon's revocation
+	// list, and the kill phase has just moved the anchor to the first
+	// daemon's list, so a fresh state directory on the same keychain
+	// looks rolled back and the daemon refuses to start.
+	kr, err := startKeyring(ctx, e.r, filepath.Join(e.dir, "streams-home"))
+	if err != nil {
+		return nil, err
+	}
+	tf, err := startTokfence(ctx, e.r, kr, e.bin, e.dir, "streams", e.upstream, fsyncOff)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +101,10 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 // sanity sends one request per variant and checks that the reply is the
 // fake completion and that the upstream received what the path implies:
 // the agent's token when nothing sits between (direct, bare proxy), the
-// provider key when Tokfence swapped it in. A benchmark of a path that
-// silently fails or skips the key injection would measure nothing.
+// provider key when Tokfence swapped it in or the client sent it itself
+// (a peer that forwards the client's key). A benchmark of a path that
+// silently fails, answers from elsewhere or skips the key injection would
+// measure nothing.
 func sanity(ctx context.Context, vs []*variant) error {
 	for _, v := range vs {
 		resp, err := v.client.Do(v.request(ctx, chatBody, ""))
@@ -109,7 +120,7 @@ func sanity(ctx context.Context, vs []*variant) error {
 			return fmt.Errorf("sanity %s: status %d, body %.200q", v.name, resp.StatusCode, b)
 		}
 		want := "capability-token"
-		if v.isTokfence() {
+		if v.isTokfence() || v.token == fakeKey {
 			want = "provider-key"
 		}
 		if got := resp.Header.Get(sawHeader); got != want {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,4 +192,81 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of the whole line
 	st, _ := strconv.ParseInt(f[12], 10, 64) // field 15
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// treePIDs returns root and its descendants, found through the parent
+// field of every /proc/PID/stat: a peer such as a Node gateway may run
+// workers, and its memory and CPU are the whole tree's.
+func treePIDs(root int) []int {
+	entries, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if pp, ok := parsePPID(b); ok {
+			parent[pid] = pp
+		}
+	}
+	return descendants(parent, root)
+}
+
+// parsePPID returns the parent pid from the text of /proc/PID/stat.
+func parsePPID(stat []byte) (int, bool) {
+	i := bytes.LastIndexByte(stat, ')') // the command name may hold spaces and parentheses
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pp, err := strconv.Atoi(f[1]) // field 4 of the whole line, after the state
+	return pp, err == nil
+}
+
+// descendants returns root followed by every pid below it in parent
+// (pid → parent pid), breadth first.
+func descendants(parent map[int]int, root int) []int {
+	children := map[int][]int{}
+	for pid, pp := range parent {
+		children[pp] = append(children[pp], pid)
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		kids := children[out[i]]
+		slices.Sort(kids)
+		out = append(out, kids...)
+	}
+	return out
+}
+
+// treeRSS sums VmRSS and VmHWM (KiB) over root's process tree. The sum of
+// peaks is an upper bound of the tree's peak: the processes need not have
+// peaked at once.
+func treeRSS(root int) (rssKiB, hwmKiB int64) {
+	for _, pid := range treePIDs(root) {
+		rss, hwm, _, err := procStatus(pid)
+		if err == nil {
+			rssKiB, hwmKiB = rssKiB+rss, hwmKiB+hwm
+		}
+	}
+	return rssKiB, hwmKiB
+}
+
+// treeCPU sums procCPU over root's process tree, or 0 for pid 0.
+func treeCPU(root int) time.Duration {
+	if root == 0 {
+		return 0
+	}
+	var d time.Duration
+	for _, pid := range treePIDs(root) {
+		d += procCPU(pid)
+	}
+	return d
 }

@@ -20,6 +20,7 @@ type results struct {
 	OpenStreams []openResult `json:"open_streams"`
 	Kill        []killResult `json:"kill_to_cut"`
 	Goals       []goal       `json:"goals"`
+	Peers       []peerRow    `json:"peers,omitempty"` // -peers, which runs nothing else
 }
 
 type meta struct {
@@ -33,6 +34,8 @@ type meta struct {
 	LoadAfter   string    `json:"loadavg_after"`
 	Commit      string    `json:"commit,omitempty"`
 	AuditFsync  string    `json:"audit_fsync"`
+	Peer        string    `json:"peer,omitempty"`   // -peers: what was installed
+	Method      string    `json:"method,omitempty"` // -peers: the rounds
 	Note        string    `json:"note"`
 	DaemonRSSKB int64     `json:"daemon_idle_rss_kib"`
 	// The fsync-off daemon after phases 1-3: what the load left behind.
@@ -94,6 +97,10 @@ type goal struct {
 }
 
 func (r *results) print(w io.Writer) {
+	if r.Peers != nil {
+		r.printPeers(w)
+		return
+	}
 	fmt.Fprintf(w, "\ntfbench %s  (%d CPUs, load before %s, after %s; %s)\n", r.Meta.Started.Format(time.RFC3339),
 		r.Meta.NumCPU, r.Meta.LoadBefore, r.Meta.LoadAfter, r.Meta.AuditFsync)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)

@@ -35,6 +35,7 @@ const statsPath = "/_tfbench/stats"
 // childStats is what a child reports about itself.
 type childStats struct {
 	ConnsOpened int64 `json:"conns_opened"`
+	Served      int64 `json:"served"` // provider requests answered (the upstream only)
 	Goroutines  int   `json:"goroutines"`
 	RSSKiB      int64 `json:"rss_kib"`
 }
@@ -55,11 +56,11 @@ func runChild(role, target string) error {
 	if err != nil {
 		return err
 	}
-	var conns atomic.Int64
+	var conns, served atomic.Int64
 	var h http.Handler
 	switch role {
 	case "upstream":
-		h = upstreamHandler(&conns)
+		h = upstreamHandler(&conns, &served)
 	case "bare":
 		if h, err = bareProxy(target, &conns); err != nil {
 			return err
@@ -99,21 +100,26 @@ func runChild(role, target string) error {
 	return nil
 }
 
-func serveStats(w http.ResponseWriter, conns *atomic.Int64) {
+func serveStats(w http.ResponseWriter, conns, served *atomic.Int64) {
 	rss, _, _, _ := procStatus(os.Getpid())
+	st := childStats{ConnsOpened: conns.Load(), Goroutines: runtime.NumGoroutine(), RSSKiB: rss}
+	if served != nil {
+		st.Served = served.Load()
+	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(childStats{ConnsOpened: conns.Load(), Goroutines: runtime.NumGoroutine(), RSSKiB: rss})
+	json.NewEncoder(w).Encode(st)
 }
 
 // upstreamHandler plays the provider. A body with "stream":true gets SSE:
 // ?events=N&every=D sends N events D apart (then [DONE]); ?hold=D sends
 // one event, then one a second until D has passed or the client is gone.
-func upstreamHandler(conns *atomic.Int64) http.Handler {
+func upstreamHandler(conns, served *atomic.Int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == statsPath {
-			serveStats(w, conns)
+			serveStats(w, conns, served)
 			return
 		}
+		served.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set(sawHeader, credentialSeen(r.Header.Get("Authorization")))
 		if !strings.Contains(string(body), `"stream":true`) {
@@ -208,7 +214,7 @@ func bareProxy(target string, conns *atomic.Int64) (http.Handler, error) {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == statsPath {
-			serveStats(w, conns)
+			serveStats(w, conns, nil)
 			return
 		}
 		rp.ServeHTTP(w, r)

@@ -52,18 +52,42 @@ type tokfence struct {
 	ctl     *ctl.Client
 }
 
+// auditFsync is what a daemon's config file says about audit_fsync.
+type auditFsync int
+
+const (
+	fsyncDefault auditFsync = iota // no audit_fsync line: whatever the daemon defaults to
+	fsyncOff                       // audit_fsync = false
+	fsyncOn                        // audit_fsync = true
+)
+
+// daemonConfig is the config file of a bench daemon: its own state
+// directory, the openai provider at the fake upstream, and an audit_fsync
+// line unless f is fsyncDefault.
+func daemonConfig(stateDir, upstream string, f auditFsync) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir = %q\n", stateDir)
+	switch f {
+	case fsyncOff:
+		b.WriteString("audit_fsync = false\n")
+	case fsyncOn:
+		b.WriteString("audit_fsync = true\n")
+	}
+	fmt.Fprintf(&b, "\n[providers.openai]\nbase_url = %q\n", upstream)
+	return b.String()
+}
+
 // startTokfence writes a config whose openai provider points at the fake
 // upstream, stores the fake key with `tokfence key set`, starts `tokfence
 // daemon`, waits until it answers, and mints the bench token.
-func startTokfence(ctx context.Context, r *reaper, kr *keyring, bin, dir, name, upstream string, fsync bool) (*tokfence, error) {
+func startTokfence(ctx context.Context, r *reaper, kr *keyring, bin, dir, name, upstream string, fsync auditFsync) (*tokfence, error) {
 	t := &tokfence{name: name, bin: bin, dir: filepath.Join(dir, name), kr: kr}
 	t.socket = filepath.Join(kr.Home, "run", name, "tf.sock")
 	t.config = filepath.Join(t.dir, "config.toml")
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf("state_dir = %q\naudit_fsync = %t\n\n[providers.openai]\nbase_url = %q\n",
-		filepath.Join(t.dir, "state"), fsync, upstream)
+	cfg := daemonConfig(filepath.Join(t.dir, "state"), upstream, fsync)
 	if err := os.WriteFile(t.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
