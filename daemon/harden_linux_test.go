@@ -3,11 +3,13 @@ package daemon
 import (
 	"syscall"
 	"testing"
+
+	"github.com/tokfence/tokfence/daemon/proc"
 )
 
 func TestProcessIsNotDumpable(t *testing.T) {
 	startEnv(t, testConfig(t))
-	v, err := dumpable()
+	v, err := proc.Dumpable()
 	if err != nil || v != 0 {
 		t.Fatalf("PR_GET_DUMPABLE = %d, %v; want 0", v, err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/proc"
 )
 
 // kill revokes what req names. The revocation is on disk before any
@@ -75,12 +76,12 @@ func writeFileAtomic(path string, b []byte) error {
 // is owned by the session: it ends when the process exits, the session
 // ends, or the daemon stops.
 func (d *Daemon) bindToProcess(sess *capability.Session, pid int) {
-	d.agents.add(pid, sess.ID)
+	d.agents.Add(pid, sess.ID)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer d.agents.remove(pid)
-		if waitProcessExit(d.runCtx, sess.Context(), pid) {
+		defer d.agents.Remove(pid)
+		if proc.WaitExit(d.runCtx, sess.Context(), pid) {
 			if _, err := d.endSession(sess.ID, fmt.Sprintf("bound process %d exited", pid)); err != nil {
 				d.log.Error("kill session of exited process", "session", sess.ID, "err", err)
 			}

@@ -250,7 +250,7 @@ func (d *Daemon) authFailure(r *http.Request, rec *requestRecord) {
 	case peer.Transport == "agent":
 		sid = peer.Session
 	case peer.Transport == "unix" && peer.PID > 0:
-		sid, _ = d.agents.sessionOf(peer.PID)
+		sid, _ = d.agents.SessionOf(peer.PID)
 	}
 	if sid == "" {
 		return

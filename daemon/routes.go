@@ -162,7 +162,7 @@ func (d *Daemon) permit(w http.ResponseWriter, r *http.Request, p perm) bool {
 			writeError(w, http.StatusForbidden, errPermission, "the control API is served only to the daemon's own user on its Unix socket")
 			return false
 		}
-		if peer.PID > 0 && d.agents.under(peer.PID) {
+		if peer.PID > 0 && d.agents.Under(peer.PID) {
 			writeError(w, http.StatusForbidden, errPermission, "the control API is not served to processes running under `tokfence exec`: an agent cannot mint, list or revive tokens")
 			return false
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
+	"github.com/tokfence/tokfence/daemon/proc"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/policy"
 	"github.com/tokfence/tokfence/sensor"
@@ -69,7 +70,7 @@ type Daemon struct {
 	meter    *meter.Meter
 	policyW  *policy.Watcher
 	tcpAddr  string
-	agents   agentRoots
+	agents   proc.Roots
 	refused  refusedPeers
 	// bodyGrace is bodyGrace; tests shorten it.
 	bodyGrace time.Duration
@@ -186,7 +187,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // prepare does everything that can fail before a listener exists.
 func (d *Daemon) prepare(ctx context.Context) error {
-	if err := harden(); err != nil {
+	if err := proc.Harden(); err != nil {
 		return fmt.Errorf("harden process: %w", err)
 	}
 	if err := d.keys.Probe(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
+	"github.com/tokfence/tokfence/daemon/proc"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -47,9 +48,9 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	peer, _ := localsock.PeerFrom(r.Context())
-	var fh *fenceHandle
+	var fh *proc.Handle
 	if req.Fence == api.FenceFenced {
-		h, err := openFence(req.FencePID, peer.PID)
+		h, err := proc.OpenChild(req.FencePID, peer.PID)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, errInvalid, "fenced grant: "+err.Error())
 			return
@@ -57,7 +58,7 @@ func (d *Daemon) handleGrant(w http.ResponseWriter, r *http.Request) {
 		fh = h
 		defer func() {
 			if fh != nil { // the grant failed before the fence was bound
-				fh.close()
+				fh.Close()
 			}
 		}()
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -384,12 +383,12 @@ func (t *Table) Source() string { return t.source }
 // Warnings are the entries of t's source skipped at load, and why.
 func (t *Table) Warnings() []string { return t.warnings }
 
-// Providers are the provider names t prices, sorted.
-func (t *Table) Providers() []string {
-	out := make([]string, 0, len(t.providers))
-	for name := range t.providers {
-		out = append(out, name)
+// ProviderNames are the Tokfence provider names the embedded table's
+// providers are read as.
+func ProviderNames() []string {
+	out := make([]string, 0, len(genaiProviderIDs))
+	for _, id := range genaiProviderIDs {
+		out = append(out, tokfenceProviderName(id))
 	}
-	slices.Sort(out)
 	return out
 }

@@ -1,54 +1,56 @@
-package daemon
+package proc
 
 import "sync"
 
-// agentRoots are the `tokfence exec` processes the daemon has bound
+// Roots are the `tokfence exec` processes the daemon has bound
 // sessions to, by pid with their start time (so a recycled pid does not
 // inherit the mark). Their descendants are agents: the control API is not
 // served to them, so an agent under exec cannot mint, list or revive
 // tokens even though it runs as the user.
-type agentRoots struct {
+type Roots struct {
 	mu   sync.Mutex
-	pids map[int]agentRoot
+	pids map[int]root
 }
 
-type agentRoot struct {
+type root struct {
 	start   uint64
 	session string
 }
 
-func (a *agentRoots) add(pid int, session string) {
-	start, ok := procStart(pid)
+// Add marks pid, which runs now, as the root of session's agents.
+func (a *Roots) Add(pid int, session string) {
+	start, ok := Start(pid)
 	if !ok {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pids == nil {
-		a.pids = map[int]agentRoot{}
+		a.pids = map[int]root{}
 	}
-	a.pids[pid] = agentRoot{start: start, session: session}
+	a.pids[pid] = root{start: start, session: session}
 }
 
-func (a *agentRoots) remove(pid int) {
+// Remove unmarks pid (its session ended or it exited).
+func (a *Roots) Remove(pid int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.pids, pid)
 }
 
-// under reports whether pid descends from an agent root (the root itself
+// Under reports whether pid descends from an agent root (the root itself
 // is not under it: exec must be able to kill its own session).
-func (a *agentRoots) under(pid int) bool {
-	_, under := a.sessionOf(pid)
+func (a *Roots) Under(pid int) bool {
+	_, under := a.SessionOf(pid)
 	return under
 }
 
-// sessionOf returns the session of the agent root pid descends from, if
+// SessionOf returns the session of the agent root pid descends from, if
 // it descends from one ("" for an absurdly deep chain, which counts as
 // under a root: it is refused rather than trusted).
-func (a *agentRoots) sessionOf(pid int) (string, bool) {
+func (a *Roots) SessionOf(pid int) (string, bool) {
 	a.mu.Lock()
-	roots := make(map[int]agentRoot, len(a.pids))
+	roots := make(map[int]root, len(a.pids))
 	for k, v := range a.pids {
 		roots[k] = v
 	}
@@ -58,12 +60,12 @@ func (a *agentRoots) sessionOf(pid int) (string, bool) {
 	}
 	cur := pid
 	for depth := 0; depth < 128; depth++ { // a process tree is never this deep
-		parent, ok := procParent(cur)
+		parent, ok := Parent(cur)
 		if !ok || parent <= 1 {
 			return "", false
 		}
 		if root, isRoot := roots[parent]; isRoot {
-			if s, ok := procStart(parent); ok && s == root.start {
+			if s, ok := Start(parent); ok && s == root.start {
 				return root.session, true
 			}
 		}

@@ -1,4 +1,4 @@
-package daemon
+package proc
 
 import (
 	"fmt"
@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// harden makes the daemon's memory unreadable to other processes of the
+// Harden makes the daemon's memory unreadable to other processes of the
 // same uid: PR_SET_DUMPABLE=0 forbids ptrace attach and /proc/PID/mem by
 // non-root, and a zero RLIMIT_CORE keeps keys out of core files.
-func harden() error {
+func Harden() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
@@ -19,8 +19,8 @@ func harden() error {
 	return nil
 }
 
-// dumpable reports the process's PR_GET_DUMPABLE value (for tests).
-func dumpable() (int, error) {
+// Dumpable reports the process's PR_GET_DUMPABLE value (for tests).
+func Dumpable() (int, error) {
 	v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 	return v, err
 }

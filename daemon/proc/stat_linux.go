@@ -1,4 +1,4 @@
-package daemon
+package proc
 
 import (
 	"os"
@@ -21,8 +21,8 @@ func procStat(pid int) ([]string, bool) {
 	return strings.Fields(s[i+1:]), true
 }
 
-// procParent returns pid's parent pid.
-func procParent(pid int) (int, bool) {
+// Parent returns pid's parent pid.
+func Parent(pid int) (int, bool) {
 	f, ok := procStat(pid)
 	if !ok || len(f) < 2 {
 		return 0, false
@@ -31,9 +31,9 @@ func procParent(pid int) (int, bool) {
 	return ppid, err == nil
 }
 
-// procStart returns pid's start time in clock ticks since boot: with the
+// Start returns pid's start time in clock ticks since boot: with the
 // pid it names one process for the life of the system.
-func procStart(pid int) (uint64, bool) {
+func Start(pid int) (uint64, bool) {
 	f, ok := procStat(pid)
 	if !ok || len(f) < 20 {
 		return 0, false
