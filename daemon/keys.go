@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -16,38 +15,28 @@ import (
 )
 
 // keyCache holds provider keys read from the keychain. `tokfence key set`
-// and `key rm` rewrite the key index; a change of the index file's size or
-// mtime drops the cache, reloads the sensors' copy of the keys and audits
-// the change, so a rotated key is used (and watched for) without a restart
-// and without a keychain round trip per request. The CLI tells a running
-// daemon at once (POST /v1/keys/reload); otherwise the index is looked at
-// again at most keyIndexRecheck after the last look, so requests do not pay
-// a stat each.
+// and `key rm` rewrite the key index; a new version of the index file
+// (keystore.IndexStamp) drops the cache, reloads the sensors' copy of the
+// keys and audits the change, so a rotated key is used (and watched for)
+// without a restart and without a keychain round trip per request. The
+// CLI tells a running daemon at once (POST /v1/keys/reload), and the
+// index's own change signal (keystore.Index.Watch) marks the cache stale
+// whoever wrote it; requests pay neither a stat nor a poll.
 type keyCache struct {
 	mu      sync.Mutex
-	stamp   indexStamp
+	stamp   keystore.IndexStamp
 	keys    map[string]keystore.Secret
-	recheck time.Time            // when the index is next looked at
+	stale   bool                 // the index changed since it was last looked at
 	refresh sync.Mutex           // one index refresh at a time
 	seen    map[string]time.Time // provider -> index "updated", as last audited
 }
 
-// keyIndexRecheck bounds how long a key changed without telling the daemon
-// (the CLI could not reach it) goes unnoticed.
-const keyIndexRecheck = time.Second
-
-type indexStamp struct {
-	mod  time.Time
-	size int64
-	ok   bool
-}
-
-func statIndex(path string) indexStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return indexStamp{}
-	}
-	return indexStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+// markKeysStale is the key index's change signal: the next request looks
+// at the index again.
+func (d *Daemon) markKeysStale() {
+	d.keyCache.mu.Lock()
+	d.keyCache.stale = true
+	d.keyCache.mu.Unlock()
 }
 
 // providerKey returns the key for provider, from the cache when the index
@@ -55,7 +44,7 @@ func statIndex(path string) indexStamp {
 func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Secret, error) {
 	c := &d.keyCache
 	c.mu.Lock()
-	due := c.keys == nil || !time.Now().Before(c.recheck)
+	due := c.keys == nil || c.stale
 	c.mu.Unlock()
 	if due {
 		d.checkKeyIndex(ctx)
@@ -85,10 +74,10 @@ func (d *Daemon) providerKey(ctx context.Context, provider string) (keystore.Sec
 // checkKeyIndex looks at the key index now: if it changed since the cache
 // was filled, the cache is dropped and the keys reloaded (see refreshKeys).
 func (d *Daemon) checkKeyIndex(ctx context.Context) {
-	st := statIndex(d.keys.Index().Path())
+	st := d.keys.Index().Stamp()
 	c := &d.keyCache
 	c.mu.Lock()
-	c.recheck = time.Now().Add(keyIndexRecheck)
+	c.stale = false
 	changed := st != c.stamp || c.keys == nil
 	if changed {
 		c.keys, c.stamp = map[string]keystore.Secret{}, st

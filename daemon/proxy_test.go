@@ -425,7 +425,7 @@ func TestStreamHeaderIsNotHeldForTheFirstEvent(t *testing.T) {
 }
 
 // A key changed without telling the daemon (the CLI could not reach it) is
-// still picked up, within keyIndexRecheck, with no restart.
+// still picked up, through the key index's change signal, with no restart.
 func TestKeyChangedBehindTheDaemonsBackIsNoticed(t *testing.T) {
 	const rotated = "sk-proj-SILENTLYrotated0123456789abcdefghijklmnopqrst"
 	e, g := rotateAfterARequest(t, rotated)

@@ -216,8 +216,17 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.meter.Rebuild(filepath.Join(d.cfg.StateDir, "audit"), d.clock()); err != nil {
 		return fmt.Errorf("rebuild usage counters from the audit trail: %w", err)
 	}
-	// Fill the key cache stamp, the sensors' keys and the audited key set.
-	d.keyCache.stamp = statIndex(d.keys.Index().Path())
+	// Watch the key index before the first look, so no change falls
+	// between them; then fill the key cache stamp, the sensors' keys and
+	// the audited key set.
+	watched, err := d.keys.Index().Watch(d.runCtx, d.markKeysStale)
+	if err != nil {
+		return withHintf(err, "tokfence must see keys change to stop using a removed one; "+
+			"raise fs.inotify.max_user_watches or max_user_instances if they are used up")
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); <-watched }()
+	d.keyCache.stamp = d.keys.Index().Stamp()
 	d.keyCache.keys = map[string]keystore.Secret{}
 	d.keyCache.seen = nil
 	d.refreshKeys(ctx)

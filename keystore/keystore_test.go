@@ -121,3 +121,45 @@ func TestScrubRemovesEchoedSecret(t *testing.T) {
 		t.Fatalf("scrub left the secret: %v", err)
 	}
 }
+
+// TestIndexWatchSeesAnotherProcessesChange: a write to the index through
+// another Index value (as another process's `key set` would make) is
+// signalled, and its stamp differs.
+func TestIndexWatchSeesAnotherProcessesChange(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.json")
+	watched, other := NewIndex(path), NewIndex(path)
+	before := watched.Stamp()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 16)
+	done, err := watched.Watch(ctx, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Add("openai"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change signalled after another Index wrote the file")
+	}
+	if watched.Stamp() == before {
+		t.Error("the stamp did not change with the file")
+	}
+	if _, err := NewIndex(filepath.Join(dir, "missing", "keys.json")).Watch(ctx, func() {}); err == nil {
+		t.Error("Watch of a missing directory succeeded; it must say it cannot watch")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not stop when its context ended")
+	}
+}
