@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -32,7 +32,7 @@ var installIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // state dir, creating it on first start. It is not secret: it only makes
 // another install's tokens fail verification here.
 func loadInstallID(stateDir string) (string, error) {
-	p := filepath.Join(stateDir, "install-id")
+	p := layout.StateDir(stateDir).InstallID()
 	b, err := os.ReadFile(p)
 	if err == nil {
 		id := strings.TrimSpace(string(b))
@@ -99,7 +99,7 @@ func (d *Daemon) setupCapabilities(ctx context.Context) error {
 		return err
 	}
 	d.fpKey = fp
-	revs, err := capability.OpenAnchoredRevocations(filepath.Join(d.cfg.StateDir, "revocations.json"), d.clock,
+	revs, err := capability.OpenAnchoredRevocations(layout.StateDir(d.cfg.StateDir).Revocations(), d.clock,
 		keychainAnchor{ks: d.keys, ctx: ctx}, d.cfg.ResetRevocations)
 	if errors.Is(err, capability.ErrAnchorMismatch) {
 		return withHintf(fmt.Errorf("revocation list: %w (refusing to start: it would revive killed sessions)", err),

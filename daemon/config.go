@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/tokfence/tokfence/daemon/fence"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/policy"
@@ -79,8 +80,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
-		Socket:                DefaultSocketPath(),
-		StateDir:              DefaultStateDir(),
+		Socket:                layout.DefaultSocketPath(),
+		StateDir:              layout.DefaultStateDir(),
 		AuditSync:             true,
 		MaxTTL:                Duration{24 * time.Hour},
 		KeychainTimeout:       Duration{5 * time.Second},
@@ -91,16 +92,6 @@ func Defaults() Config {
 		LogLevel:              "info",
 		Fence:                 FenceConfig{Enabled: true, Port: fence.DefaultPort},
 	}
-}
-
-// DefaultConfigFile returns $XDG_CONFIG_HOME/tokfence/config.toml.
-func DefaultConfigFile() string {
-	dir := os.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".config")
-	}
-	return filepath.Join(dir, "tokfence", "config.toml")
 }
 
 // Load builds a Config from defaults, the config file and the environment.
@@ -114,7 +105,7 @@ func Load(file string, getenv func(string) string) (Config, error) {
 		explicit = file != ""
 	}
 	if file == "" {
-		file = DefaultConfigFile()
+		file = layout.DefaultConfigFile()
 	}
 	b, err := os.ReadFile(file)
 	switch {

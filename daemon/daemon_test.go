@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -75,7 +76,7 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 // restart in tests is a new daemon on the same state dir, keychain and clock.
 func newEnvWith(t testing.TB, cfg Config, mem *keystore.Memory, clock *fakeClock) *testEnv {
 	t.Helper()
-	keys := keystore.New(mem, keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json")), time.Second)
+	keys := keystore.New(mem, keystore.NewIndex(layout.StateDir(cfg.StateDir).KeyIndex()), time.Second)
 	logs := &syncBuffer{}
 	level := slog.LevelDebug // tests read the debug lines
 	if _, ok := t.(*testing.B); ok {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 func TestUpstreamDyingMidStreamGivesACleanError(t *testing.T) {
@@ -50,7 +51,7 @@ func TestUpstreamDyingMidStreamGivesACleanError(t *testing.T) {
 		t.Fatalf("the session after an upstream failure = %d, want 200", resp.StatusCode)
 	}
 	e.stop()
-	if _, err := audit.Verify(filepath.Join(e.cfg.StateDir, "audit")); err != nil {
+	if _, err := audit.Verify(layout.StateDir(e.cfg.StateDir).Audit()); err != nil {
 		t.Fatalf("audit after the upstream died: %v", err)
 	}
 }
@@ -120,7 +121,7 @@ func TestAuditDiskFullFailsClosedAndRecovers(t *testing.T) {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	cfg := testConfig(t)
-	dir := filepath.Join(cfg.StateDir, "audit")
+	dir := layout.StateDir(cfg.StateDir).Audit()
 	must(t, os.MkdirAll(dir, 0o700))
 	must(t, os.Chmod(cfg.StateDir, 0o700))
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
@@ -97,7 +98,7 @@ func TestOwnAndNominatedHeadersStayBehind(t *testing.T) {
 // killed or not, is dead.
 func TestRevocationsTamperedWithRefuseToStart(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	path := filepath.Join(e.cfg.StateDir, "revocations.json")
+	path := layout.StateDir(e.cfg.StateDir).Revocations()
 	g := e.grant(t, api.GrantRequest{Agent: "victim"})
 	other := e.grant(t, api.GrantRequest{Agent: "bystander"})
 	e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token))
@@ -263,7 +264,7 @@ func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
 	}
 	e.do(t, false, "POST", "/openai/v1/chat/completions?trace=abc", chatBody, map[string]string{"Authorization": "Bearer " + g.Token, "X-Trace": "t-1"})
 	var recs []audit.Record
-	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventRequest, Session: g.Session}, func(r audit.Record) error {
+	audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventRequest, Session: g.Session}, func(r audit.Record) error {
 		recs = append(recs, r)
 		return nil
 	})
@@ -527,7 +528,7 @@ func TestSensorHitRecordsAreBoundedPerRequest(t *testing.T) {
 	}
 	var counted string
 	waitUntil(t, "the response record", func() bool {
-		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse, Session: g.Session}, func(r audit.Record) error {
+		audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventResponse, Session: g.Session}, func(r audit.Record) error {
 			counted = r.Detail["sensor_hits"]
 			return nil
 		})

@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokfence/tokfence/daemon/api"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 // slowStream is an upstream that sends an SSE event every 20 ms until the
@@ -158,7 +158,7 @@ func TestCorruptRevocationListRefusesToStart(t *testing.T) {
 	g := e.grant(t, api.GrantRequest{})
 	e.client.Kill(context.Background(), api.KillRequest{Session: g.Session})
 	e.stop()
-	p := filepath.Join(e.cfg.StateDir, "revocations.json")
+	p := layout.StateDir(e.cfg.StateDir).Revocations()
 	if err := os.WriteFile(p, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,13 @@ package daemon
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 // TestBoundSessionLivesAsLongAsItsProcess: a session bound to its
@@ -123,7 +123,7 @@ func TestKillEndsEveryTokenOfARenewedSession(t *testing.T) {
 func countEvents(t *testing.T, e *proxyEnv, ev string) int {
 	t.Helper()
 	n := 0
-	if err := audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: ev}, func(audit.Record) error { n++; return nil }); err != nil {
+	if err := audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: ev}, func(audit.Record) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/meter"
 )
 
@@ -202,7 +203,7 @@ func TestResponsesStreamUsageIsRead(t *testing.T) {
 	var rec []audit.Record
 	waitUntil(t, "the response record", func() bool {
 		rec = nil
-		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+		audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
 			rec = append(rec, r)
 			return nil
 		})
@@ -239,7 +240,7 @@ func TestCacheWritesArePriced(t *testing.T) {
 	// The response record is written after the reply's last byte.
 	var ref string
 	waitUntil(t, "the response record", func() bool {
-		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
+		audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventResponse}, func(r audit.Record) error {
 			ref = r.Detail["price"]
 			return nil
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 func sessionRisk(t *testing.T, e *proxyEnv, sid string) api.SessionInfo {
@@ -115,7 +116,7 @@ func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.Contains(body, "audit") || e.up.count() != before {
 		t.Fatalf("with the audit trail down = %d %s (upstream +%d), want 503 and nothing forwarded", resp.StatusCode, body, e.up.count()-before)
 	}
-	l, err := audit.Open(filepath.Join(e.cfg.StateDir, "audit"), audit.Options{NoSync: true})
+	l, err := audit.Open(layout.StateDir(e.cfg.StateDir).Audit(), audit.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestUnwritableAuditFailsClosedAndRecovers(t *testing.T) {
 		t.Fatalf("after recovery = %d %s", resp.StatusCode, body)
 	}
 	e.stop()
-	if _, err := audit.Verify(filepath.Join(e.cfg.StateDir, "audit")); err != nil {
+	if _, err := audit.Verify(layout.StateDir(e.cfg.StateDir).Audit()); err != nil {
 		t.Fatalf("audit verify after the outage: %v", err)
 	}
 }
@@ -160,7 +161,7 @@ func TestPolicyHotReloadThroughTheDaemon(t *testing.T) {
 		t.Fatalf("status after a bad edit = %+v, %v; want the error reported and the old policy kept", st, err)
 	}
 	var reloads int
-	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventPolicyReload}, func(r audit.Record) error {
+	audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventPolicyReload}, func(r audit.Record) error {
 		reloads++
 		return nil
 	})

@@ -20,12 +20,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
 	"github.com/tokfence/tokfence/daemon/proc"
@@ -196,7 +196,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.setupCapabilities(ctx); err != nil {
 		return err
 	}
-	g, err := openGrants(filepath.Join(d.cfg.StateDir, "sessions.json"))
+	g, err := openGrants(layout.StateDir(d.cfg.StateDir).Grants())
 	if err != nil {
 		return err
 	}
@@ -204,16 +204,16 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.setupPolicy(); err != nil {
 		return err
 	}
-	alog, err := audit.Open(filepath.Join(d.cfg.StateDir, "audit"), audit.Options{Clock: d.clock, NoSync: !d.cfg.AuditSync,
+	alog, err := audit.Open(layout.StateDir(d.cfg.StateDir).Audit(), audit.Options{Clock: d.clock, NoSync: !d.cfg.AuditSync,
 		OnAsyncFail: func(r audit.Record, err error) {
 			d.log.Error("audit record lost: its commit failed", "event", r.Event, "seq", r.Seq, "session", r.Session, "err", err)
 		}})
 	if err != nil {
 		return withHintf(fmt.Errorf("audit trail: %w", err),
-			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", filepath.Join(d.cfg.StateDir, "audit"))
+			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", layout.StateDir(d.cfg.StateDir).Audit())
 	}
 	d.audit.log = alog
-	if err := d.meter.Rebuild(filepath.Join(d.cfg.StateDir, "audit"), d.clock()); err != nil {
+	if err := d.meter.Rebuild(layout.StateDir(d.cfg.StateDir).Audit(), d.clock()); err != nil {
 		return fmt.Errorf("rebuild usage counters from the audit trail: %w", err)
 	}
 	// Watch the key index before the first look, so no change falls

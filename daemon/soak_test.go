@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 var soakFor = flag.Duration("soak", 0, "run TestSoak for this long (make test runs it for 2m; longer by hand)")
@@ -147,12 +148,12 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("open fds %d, started with %d", fd, baseFD)
 	}
 	e.stop()
-	res, err := audit.Verify(filepath.Join(e.cfg.StateDir, "audit"))
+	res, err := audit.Verify(layout.StateDir(e.cfg.StateDir).Audit())
 	if err != nil {
 		t.Fatalf("audit verify after soak: %v", err)
 	}
 	var requests, responses, interrupted int64
-	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{}, func(r audit.Record) error {
+	audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{}, func(r audit.Record) error {
 		switch r.Event {
 		case audit.EventRequest:
 			requests++

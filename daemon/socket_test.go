@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/ctl"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 )
 
@@ -108,7 +109,7 @@ func TestSecondDaemonSaysAlreadyRunning(t *testing.T) {
 		t.Fatal("the refused daemon created its socket")
 	}
 	e.d.appendAudit(audit.Record{Event: audit.EventKill}) // the first daemon writes on
-	if _, err := audit.Verify(filepath.Join(e.cfg.StateDir, "audit")); err != nil {
+	if _, err := audit.Verify(layout.StateDir(e.cfg.StateDir).Audit()); err != nil {
 		t.Fatalf("the first daemon's audit chain after a second start: %v", err)
 	}
 }
@@ -193,7 +194,7 @@ func TestForeignUIDIsRefused(t *testing.T) {
 	var recs []audit.Record
 	waitUntil(t, "the refusal on the audit trail", func() bool {
 		recs = nil
-		audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: audit.EventPeerRefused}, func(r audit.Record) error {
+		audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: audit.EventPeerRefused}, func(r audit.Record) error {
 			recs = append(recs, r)
 			return nil
 		})

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/ctl"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore/keystoretest"
 )
 
@@ -298,7 +298,7 @@ func readResponse(t testing.TB, p *wsPeer) string {
 // auditRecords returns the trail's records of event (every event if "").
 func auditRecords(e *proxyEnv, event string) []audit.Record {
 	var out []audit.Record
-	audit.Read(filepath.Join(e.cfg.StateDir, "audit"), audit.Filter{Event: event}, func(r audit.Record) error {
+	audit.Read(layout.StateDir(e.cfg.StateDir).Audit(), audit.Filter{Event: event}, func(r audit.Record) error {
 		out = append(out, r)
 		return nil
 	})

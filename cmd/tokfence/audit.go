@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 func auditCommand() *cli.Command {
@@ -55,7 +55,7 @@ func auditDir(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(cfg.StateDir, "audit"), nil
+	return layout.StateDir(cfg.StateDir).Audit(), nil
 }
 
 func runAudit(c *cli.Context) error {

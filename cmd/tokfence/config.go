@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon"
 	"github.com/tokfence/tokfence/daemon/ctl"
+	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore"
 )
 
@@ -86,7 +87,7 @@ func loadConfig(c *cli.Context) (daemon.Config, error) {
 // openKeystore returns the OS keychain store with the provider index in the
 // state directory.
 func openKeystore(cfg daemon.Config) *keystore.Store {
-	idx := keystore.NewIndex(filepath.Join(cfg.StateDir, "keys.json"))
+	idx := keystore.NewIndex(layout.StateDir(cfg.StateDir).KeyIndex())
 	return keystore.New(keystore.OS{}, idx, cfg.KeychainTimeout.Duration)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/ctl"
 	"github.com/tokfence/tokfence/daemon/fence"
+	"github.com/tokfence/tokfence/daemon/layout"
 )
 
 func execCommand() *cli.Command {
@@ -104,7 +105,7 @@ func fenceSpec(c *cli.Context, cfg daemon.Config) (fence.Spec, []string, error) 
 	if err != nil {
 		return fence.Spec{}, nil, fmt.Errorf("working directory: %w", err)
 	}
-	own := []string{cfg.StateDir, filepath.Dir(cfg.Socket), filepath.Dir(daemon.DefaultConfigFile())}
+	own := []string{cfg.StateDir, filepath.Dir(cfg.Socket), filepath.Dir(layout.DefaultConfigFile())}
 	if cfg.File != "" {
 		own = append(own, filepath.Dir(cfg.File))
 	}
