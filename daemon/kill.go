@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/keystore/durable"
 )
 
 var sessionIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -160,7 +160,7 @@ func (g *grantStore) add(sid string, rec grantRecord, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(g.path, b)
+	return durable.WriteFile(g.path, b, 0o600)
 }
 
 func (g *grantStore) snapshot(now time.Time) map[string]grantRecord {
@@ -173,26 +173,6 @@ func (g *grantStore) snapshot(now time.Time) map[string]grantRecord {
 		}
 	}
 	return out
-}
-
-// writeFileAtomic writes b to path via a synced temp file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }
 
 // bindToProcess kills sess when process pid exits. The watcher goroutine
