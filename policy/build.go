@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 // maxCount bounds per_minute, burst and min_count. Larger numbers are almost
@@ -29,7 +31,7 @@ func build(ps *problems, raw *rawFile) *Policy {
 	if raw.ReadOnly != nil {
 		p.readOnly = nil
 		for i, s := range *raw.ReadOnly {
-			e, err := parseEndpoint(s)
+			e, err := pathglob.ParseEndpoint(s)
 			if err != nil {
 				ps.add(path("read_only").at(i), "%v", err)
 			}
@@ -200,11 +202,16 @@ func floorName(k Kind, class string) string {
 	return k.String()
 }
 
-// checkRuleGlob reports why glob is not a usable sensor-rule glob, or nil.
-// As in endpoint globs, only '*' is special.
+// checkRuleGlob reports why glob is not a usable sensor-rule glob, or nil:
+// it must be a glob of the one language (pathglob.Check), and have no '/',
+// which no sensor rule or violation name has, so such a glob would never
+// match and the rule would silently never apply.
 func checkRuleGlob(glob string) error {
-	if i := strings.IndexAny(glob, "[]?\\{} \t/"); i >= 0 {
-		return fmt.Errorf("bad glob %q: %q is not allowed (only '*' is special)", glob, glob[i])
+	if err := pathglob.Check(glob); err != nil {
+		return err
+	}
+	if strings.Contains(glob, "/") {
+		return fmt.Errorf("glob %q: sensor rule names have no '/', so it would never match", glob)
 	}
 	return nil
 }
