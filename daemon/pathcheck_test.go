@@ -37,3 +37,27 @@ func TestCheckRequestURI(t *testing.T) {
 		})
 	}
 }
+
+func TestProviderPathsMustBeClean(t *testing.T) {
+	tests := []struct {
+		name string
+		pc   ProviderConfig
+		ok   bool
+	}{
+		{"clean prefixes pass", ProviderConfig{Paths: []string{"/v1/", "/models"}, VersionPrefix: "/v1", WebSocketPaths: []string{"/v1/ws"}}, true},
+		{"a relative prefix is refused", ProviderConfig{Paths: []string{"v1/"}}, false},
+		{"a prefix with a dot segment is refused", ProviderConfig{Paths: []string{"/v1/../"}}, false},
+		{"a prefix with an empty segment is refused", ProviderConfig{Paths: []string{"/v1//"}}, false},
+		{"a prefix with a path parameter is refused", ProviderConfig{Paths: []string{"/v1;x/"}}, false},
+		{"a version prefix with a dot segment is refused", ProviderConfig{Paths: []string{"/"}, VersionPrefix: "/v1/.."}, false},
+		{"a websocket path with a backslash is refused", ProviderConfig{Paths: []string{"/v1/"}, WebSocketPaths: []string{"/v1/a\\b"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.pc.AuthHeader = "Authorization"
+			if _, err := resolveProvider("custom", tt.pc); (err == nil) != tt.ok {
+				t.Fatalf("resolveProvider(%+v) = %v, want ok=%v", tt.pc, err, tt.ok)
+			}
+		})
+	}
+}
