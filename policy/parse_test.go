@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 const testdata = "../testdata/policy"
@@ -96,9 +98,9 @@ func TestParseErrorLines(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse error:\n got %s\nwant it to contain %s", err, tt.want)
 			}
-			var pe *Error
+			var pe *tomlfile.Error
 			if !errors.As(err, &pe) || pe.File != "p.toml" {
-				t.Errorf("errors.As(*Error) = %v, want an *Error for p.toml", pe)
+				t.Errorf("errors.As(*tomlfile.Error) = %v, want one for p.toml", pe)
 			}
 		})
 	}
@@ -107,7 +109,7 @@ func TestParseErrorLines(t *testing.T) {
 func TestParseReportsEveryProblemInLineOrder(t *testing.T) {
 	src := "version = 1\n[[rule]]\nmatch = { kind = \"nope\" }\nto = \"PINK\"\nextra = 1\n"
 	_, err := Parse([]byte(src), "p.toml")
-	var es Errors
+	var es tomlfile.Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Parse error %T, want Errors", err)
 	}
