@@ -10,10 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tokfence/tokfence/keystore/durable"
 )
 
 const (
@@ -332,7 +333,7 @@ func (r *Revocations) update(change func()) error {
 		return nil // a prune that removed nothing: the file is this already
 	}
 	if r.anchor == nil {
-		if err := writeFileAtomic(r.path, data); err != nil {
+		if err := durable.WriteFile(r.path, data, 0o600); err != nil {
 			return err
 		}
 		r.digest = next
@@ -344,7 +345,7 @@ func (r *Revocations) update(change func()) error {
 	if err := r.anchor.Store(AnchorState{Digests: []string{r.digest, next}, Epoch: epoch}); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
-	if err := writeFileAtomic(r.path, data); err != nil {
+	if err := durable.WriteFile(r.path, data, 0o600); err != nil {
 		return err
 	}
 	r.digest = next
@@ -364,43 +365,4 @@ func (r *Revocations) pruneLocked(now time.Time) {
 			}
 		}
 	}
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old file or the new one: temp file in the same directory, fsync, rename,
-// fsync the directory. The file is 0600.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -4,16 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
+	"slices"
+
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 // Limits on a scope. They exist so that any valid scope fits in a token well
 // under maxTokenSize, and so that matching a request costs a bounded amount.
 const (
-	maxProviders   = 16  // more providers than any install configures
-	maxPatterns    = 32  // per list; a grant is a few globs, not a policy file
-	maxPatternLen  = 128 // longest model id we know is ~60 bytes
-	maxProviderLen = 32  // provider names are short table keys ("openai")
+	maxProviders   = 16 // more providers than any install configures
+	maxPatterns    = 32 // per list; a grant is a few globs, not a policy file
+	maxProviderLen = 32 // provider names are short table keys ("openai")
 )
 
 // Scope errors. Each wraps ErrScope, so callers can branch on the family or on
@@ -25,19 +26,14 @@ var (
 	ErrScopeEndpoint = fmt.Errorf("%w: endpoint", ErrScope)
 )
 
-var (
-	providerRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	methodRE   = regexp.MustCompile(`^(\*|[A-Z]+)$`)
-)
+var providerRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // Scope is what a capability token allows. It is signed into the token, so it
 // cannot be widened by its holder.
 //
-// Models and Endpoints hold globs in which '*' matches any run of bytes,
-// including '/' (model ids such as "meta-llama/Llama-3*" contain slashes, and
-// "POST /v1/chat/*" should cover nested paths); every other byte is literal.
-// There are no character classes or escapes. An endpoint glob is
-// "METHOD /path", where METHOD is an upper-case HTTP method or "*".
+// Models holds globs and Endpoints "METHOD GLOB" entries, in the one glob
+// language of package pathglob, the same as the policy file's: '*' matches
+// any run of bytes, including '/', and every other byte is literal.
 type Scope struct {
 	Providers        []string `json:"providers"`
 	Models           []string `json:"models,omitempty"`
@@ -48,7 +44,9 @@ type Scope struct {
 }
 
 // Validate reports whether s is well formed: at least one provider, bounded
-// lists of printable globs, and no negative limits.
+// lists of globs valid under pathglob.Check and endpoints valid under
+// pathglob.ParseEndpoint, and no negative limits. Mint and Verify both call
+// it, so a token whose scope this version would refuse is refused.
 func (s Scope) Validate() error {
 	if len(s.Providers) == 0 {
 		return errors.New("scope: no providers")
@@ -61,16 +59,17 @@ func (s Scope) Validate() error {
 			return fmt.Errorf("scope: invalid provider name %q", p)
 		}
 	}
-	if err := validatePatterns("model", s.Models); err != nil {
-		return err
+	if len(s.Models) > maxPatterns || len(s.Endpoints) > maxPatterns {
+		return fmt.Errorf("scope: %d model globs and %d endpoints, at most %d of each", len(s.Models), len(s.Endpoints), maxPatterns)
 	}
-	if err := validatePatterns("endpoint", s.Endpoints); err != nil {
-		return err
+	for _, m := range s.Models {
+		if err := pathglob.Check(m); err != nil {
+			return fmt.Errorf("scope: model %w", err)
+		}
 	}
 	for _, e := range s.Endpoints {
-		method, p, ok := strings.Cut(e, " ")
-		if !ok || !methodRE.MatchString(method) || (p != "*" && !strings.HasPrefix(p, "/")) {
-			return fmt.Errorf("scope: endpoint %q is not \"METHOD /path\"", e)
+		if _, err := pathglob.ParseEndpoint(e); err != nil {
+			return fmt.Errorf("scope: %w", err)
 		}
 	}
 	if s.MaxRequests < 0 || s.MaxTokens < 0 || s.MaxSpendMicroUSD < 0 {
@@ -79,65 +78,35 @@ func (s Scope) Validate() error {
 	return nil
 }
 
-func validatePatterns(kind string, pats []string) error {
-	if len(pats) > maxPatterns {
-		return fmt.Errorf("scope: %d %s globs, at most %d", len(pats), kind, maxPatterns)
-	}
-	for _, p := range pats {
-		if p == "" || len(p) > maxPatternLen {
-			return fmt.Errorf("scope: %s glob of length %d, want 1..%d", kind, len(p), maxPatternLen)
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < 0x20 || p[i] == 0x7f {
-				return fmt.Errorf("scope: %s glob %q has a control byte", kind, p)
-			}
-		}
-	}
-	return nil
-}
-
 // Allow reports whether a request for model at "method path" on provider is
 // inside s. It returns nil or an error wrapping ErrScopeProvider,
 // ErrScopeModel or ErrScopeEndpoint. An empty model (a request that names
 // none, such as GET /v1/models) passes the model check. path must be the
-// request's decoded URL path; a path that is not absolute and clean (dot
-// segments, doubled slashes, backslashes) is refused, so a glob such as
-// "/v1/chat/*" cannot be escaped with "/v1/chat/../admin".
+// request's decoded URL path; a path that is not clean under
+// pathglob.CheckPath (dot segments, doubled slashes, backslashes, path
+// parameters, encoded separators) is refused whatever the globs say, so a
+// glob such as "/v1/chat/*" cannot be escaped with "/v1/chat/../admin".
 func (s Scope) Allow(provider, model, method, path string) error {
 	if !contains(s.Providers, provider) {
 		return fmt.Errorf("allow provider %q: %w", provider, ErrScopeProvider)
 	}
-	if model != "" && len(s.Models) > 0 && !matchAny(s.Models, model) {
+	if model != "" && len(s.Models) > 0 && !slices.ContainsFunc(s.Models, func(g string) bool { return pathglob.Match(g, model) }) {
 		return fmt.Errorf("allow model %q: %w", model, ErrScopeModel)
 	}
-	if !cleanPath(path) {
-		return fmt.Errorf("allow path %q: not a clean absolute path: %w", path, ErrScopeEndpoint)
+	if err := pathglob.CheckPath(path); err != nil {
+		return fmt.Errorf("allow path %q: %w: %w", path, err, ErrScopeEndpoint)
 	}
 	if len(s.Endpoints) == 0 {
 		return nil
 	}
 	for _, e := range s.Endpoints {
-		m, p, _ := strings.Cut(e, " ")
-		if (m == "*" || m == method) && glob(p, path) {
+		// An entry that does not parse allows nothing; Validate has
+		// already refused it in any token that got this far.
+		if ep, err := pathglob.ParseEndpoint(e); err == nil && ep.Match(method, path) {
 			return nil
 		}
 	}
 	return fmt.Errorf("allow endpoint %q: %w", method+" "+path, ErrScopeEndpoint)
-}
-
-// cleanPath reports whether p is absolute and has no empty or dot segments
-// and no backslash.
-func cleanPath(p string) bool {
-	if !strings.HasPrefix(p, "/") || strings.ContainsRune(p, '\\') {
-		return false
-	}
-	segs := strings.Split(p[1:], "/")
-	for i, seg := range segs {
-		if seg == "." || seg == ".." || (seg == "" && i != len(segs)-1) {
-			return false
-		}
-	}
-	return true
 }
 
 func contains(list []string, s string) bool {
@@ -147,41 +116,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func matchAny(globs []string, s string) bool {
-	for _, g := range globs {
-		if glob(g, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// glob reports whether s matches pattern, where '*' matches any run of bytes
-// (including '/') and every other byte matches itself. It backtracks only to
-// the last star, so it runs in O(len(pattern)*len(s)) at worst.
-func glob(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }

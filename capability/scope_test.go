@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 func TestScopeAllow(t *testing.T) {
@@ -37,6 +39,9 @@ func TestScopeAllow(t *testing.T) {
 		{"a doubled slash is refused", "openai", "", "GET", "//v1/models", ErrScopeEndpoint},
 		{"a backslash is refused", "openai", "", "POST", "/v1/chat/x\\..\\y", ErrScopeEndpoint},
 		{"a relative path is refused", "openai", "", "GET", "v1/models", ErrScopeEndpoint},
+		{"a path parameter is refused", "openai", "", "POST", "/v1/chat/x;y", ErrScopeEndpoint},
+		{"a decoded encoded slash is refused", "openai", "", "POST", "/v1/chat/%2f", ErrScopeEndpoint},
+		{"a control byte is refused", "openai", "", "POST", "/v1/chat/x\n", ErrScopeEndpoint},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,13 +83,21 @@ func TestScopeValidate(t *testing.T) {
 		{"a provider star is invalid", Scope{Providers: []string{"*"}}, false},
 		{"too many providers is invalid", Scope{Providers: many(maxProviders+1, "p")}, false},
 		{"an empty model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{""}}, false},
-		{"a long model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{strings.Repeat("m", maxPatternLen+1)}}, false},
+		{"a long model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{strings.Repeat("m", pathglob.MaxLen+1)}}, false},
 		{"a control byte in a glob is invalid", Scope{Providers: []string{"p"}, Models: []string{"a\nb"}}, false},
 		{"too many model globs is invalid", Scope{Providers: []string{"p"}, Models: many(maxPatterns+1, "m")}, false},
+		{"too many endpoints is invalid", Scope{Providers: []string{"p"}, Endpoints: many(maxPatterns+1, "GET *")}, false},
+		{"a '?' in a model glob is invalid, as in the policy file", Scope{Providers: []string{"p"}, Models: []string{"gpt-4o-?"}}, false},
+		{"a bracket class in a model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{"gpt-[34]*"}}, false},
+		{"a double star in a model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{"gpt-**"}}, false},
+		{"a space in a model glob is invalid", Scope{Providers: []string{"p"}, Models: []string{"gpt 4o"}}, false},
+		{"a bracket class in an endpoint glob is invalid", Scope{Providers: []string{"p"}, Endpoints: []string{"GET /v1/[a-z]*"}}, false},
 		{"an endpoint without a method is invalid", Scope{Providers: []string{"p"}, Endpoints: []string{"/v1/x"}}, false},
 		{"a lower-case method is invalid", Scope{Providers: []string{"p"}, Endpoints: []string{"post /v1/x"}}, false},
+		{"an unknown method is invalid", Scope{Providers: []string{"p"}, Endpoints: []string{"GTE /v1/x"}}, false},
 		{"a relative endpoint path is invalid", Scope{Providers: []string{"p"}, Endpoints: []string{"GET v1"}}, false},
 		{"an any-path endpoint is valid", Scope{Providers: []string{"p"}, Endpoints: []string{"GET *"}}, true},
+		{"an endpoint glob starting with a star is valid, as in the policy file", Scope{Providers: []string{"p"}, Endpoints: []string{"GET */models"}}, true},
 		{"a negative limit is invalid", Scope{Providers: []string{"p"}, MaxTokens: -1}, false},
 	}
 	for _, tt := range tests {
@@ -93,30 +106,5 @@ func TestScopeValidate(t *testing.T) {
 				t.Fatalf("Validate(%+v) = %v, want ok=%v", tt.scope, err, tt.ok)
 			}
 		})
-	}
-}
-
-func TestGlob(t *testing.T) {
-	tests := []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"*", "", true},
-		{"*", "a/b", true},
-		{"", "", true},
-		{"", "a", false},
-		{"a*b*c", "abc", true},
-		{"a*b*c", "aXbYbZc", true},
-		{"a*b*c", "aXbYc/d", false},
-		{"a**", "a", true},
-		{"?", "?", true},
-		{"?", "x", false},
-		{"[a]", "a", false},
-		{"*x", strings.Repeat("a", 100), false},
-	}
-	for _, tt := range tests {
-		if got := glob(tt.pattern, tt.s); got != tt.want {
-			t.Errorf("glob(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
-		}
 	}
 }

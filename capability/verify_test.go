@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 func TestVerifyAcceptsMintedToken(t *testing.T) {
@@ -76,6 +78,12 @@ func TestVerifyAttacks(t *testing.T) {
 		{"a token without jti is malformed", forged(func(m jwt.MapClaims) { delete(m, "jti") }), ErrMalformed},
 		{"a token without sub is malformed", forged(func(m jwt.MapClaims) { delete(m, "sub") }), ErrMalformed},
 		{"a token with an empty scope is malformed", forged(func(m jwt.MapClaims) { m["scope"] = map[string]any{} }), ErrMalformed},
+		{"a signed scope with a glob the language refuses is malformed", forged(func(m jwt.MapClaims) {
+			m["scope"] = map[string]any{"providers": []string{"openai"}, "models": []string{"gpt-4o-?"}}
+		}), ErrMalformed},
+		{"a signed scope with a bad endpoint is malformed", forged(func(m jwt.MapClaims) {
+			m["scope"] = map[string]any{"providers": []string{"openai"}, "endpoints": []string{"GET /v1/[a-z]*"}}
+		}), ErrMalformed},
 		{"a future nbf is not yet valid", forged(func(m jwt.MapClaims) { m["nbf"] = now + 60 }), ErrNotYetValid},
 		{"a future iat is not yet valid", forged(func(m jwt.MapClaims) { m["iat"] = now + 60 }), ErrNotYetValid},
 		{"an exp in the past is expired", forged(func(m jwt.MapClaims) { m["exp"] = now - 60 }), ErrExpired},
@@ -200,7 +208,7 @@ func TestMintRefusals(t *testing.T) {
 	fx := newFixture(t)
 	big := Scope{Providers: []string{"openai"}}
 	for range maxPatterns {
-		big.Models = append(big.Models, strings.Repeat("m", maxPatternLen))
+		big.Models = append(big.Models, strings.Repeat("m", pathglob.MaxLen))
 	}
 	tests := []struct {
 		name  string
@@ -224,6 +232,14 @@ func TestMintRefusals(t *testing.T) {
 	}
 	if _, _, err := fx.a.Mint("coder", Scope{}, 0); err == nil {
 		t.Fatal("Mint with an empty scope succeeded")
+	}
+	for _, s := range []Scope{
+		{Providers: []string{"openai"}, Models: []string{"gpt-4o-?"}},
+		{Providers: []string{"openai"}, Endpoints: []string{"GET /v1/[a-z]*"}},
+	} {
+		if _, _, err := fx.a.Mint("coder", s, 0); err == nil || !strings.Contains(err.Error(), "only '*' is special") {
+			t.Fatalf("Mint(%+v) = %v, want the glob refused, saying only '*' is special", s, err)
+		}
 	}
 	if _, _, err := fx.a.Mint("coder", testScope, -time.Second); err == nil {
 		t.Fatal("Mint with a negative ttl succeeded")

@@ -17,6 +17,7 @@ import (
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/keystore/durable"
 )
 
 // Names of the daemon-internal secrets in the keychain.
@@ -49,7 +50,7 @@ func loadInstallID(stateDir string) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(raw)
-	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write install id: %w", err)
 	}
 	return id, nil

@@ -14,7 +14,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
-	"github.com/tokfence/tokfence/policy"
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 // Config is the daemon's merged configuration. Precedence is flags >
@@ -127,11 +127,11 @@ func Load(file string, getenv func(string) string) (Config, error) {
 func decodeConfig(b []byte, file string, cfg *Config) error {
 	md, err := toml.Decode(string(b), cfg)
 	if err != nil {
-		return policy.FileError(file, b, err)
+		return tomlfile.DecodeError(file, b, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return fmt.Errorf("%s:%d: unknown key %q", file, policy.KeyLine(b, k), k.String())
+		return fmt.Errorf("%s:%d: unknown key %q", file, tomlfile.KeyLine(b, k), k.String())
 	}
 	return nil
 }

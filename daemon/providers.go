@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tokfence/tokfence/keystore"
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 // ProviderConfig is a provider entry in the config file: a new provider, or
@@ -190,18 +191,18 @@ func resolveProvider(name string, pc ProviderConfig) (*Provider, error) {
 		p.Paths = []string{"/"}
 	}
 	for _, pre := range p.Paths {
-		if !strings.HasPrefix(pre, "/") || strings.Contains(pre, "..") {
-			return nil, fmt.Errorf("config: provider %s: path prefix %q must start with / and have no dot segments", name, pre)
+		if err := pathglob.CheckPath(pre); err != nil {
+			return nil, fmt.Errorf("config: provider %s: path prefix %q must be a clean path such as /v1/: %w", name, pre, err)
 		}
 	}
-	if v := p.VersionPrefix; v != "" && (!strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || strings.Contains(v, "..") || !allowedPath(p, v+"/x")) {
+	if v := p.VersionPrefix; v != "" && (pathglob.CheckPath(v) != nil || strings.HasSuffix(v, "/") || !allowedPath(p, v+"/x")) {
 		return nil, fmt.Errorf("config: provider %s: version_prefix %q must be a path such as /v1, under one of its paths", name, v)
 	}
 	if m := p.ModelPath; m != "" && (!strings.HasPrefix(m, "/") || !strings.HasSuffix(m, "/") || len(m) < 3 || strings.Contains(m, "..")) {
 		return nil, fmt.Errorf("config: provider %s: model_path %q must be a segment such as /models/", name, m)
 	}
 	for _, ws := range p.WebSocketPaths {
-		if !allowedPath(p, ws) || strings.Contains(ws, "..") || strings.Contains(ws, "//") {
+		if !allowedPath(p, ws) || pathglob.CheckPath(ws) != nil {
 			return nil, fmt.Errorf("config: provider %s: websocket path %q must be a clean path under its paths", name, ws)
 		}
 	}

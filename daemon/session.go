@@ -14,6 +14,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/keystore/durable"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -266,7 +267,7 @@ func (g *grantStore) change(now time.Time, edit func(map[string]grantRecord)) er
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(g.path, b); err != nil {
+	if err := durable.WriteFile(g.path, b, 0o600); err != nil {
 		return err
 	}
 	g.m = next

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tokfence/tokfence/keystore/durable"
 )
 
 // Index records which providers have a key in the keychain, because the
@@ -106,32 +108,5 @@ func (x *Index) update(fn func(*indexFile)) error {
 	if err != nil {
 		return fmt.Errorf("encode key index: %w", err)
 	}
-	return writeFileAtomic(x.path, append(b, '\n'))
-}
-
-// writeFileAtomic writes b to path through a synced temp file and a rename,
-// so a reader sees the old content or the new, never a torn one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.WriteFile(x.path, append(b, '\n'), 0o600)
 }

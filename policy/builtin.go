@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/tokfence/tokfence/policy/pathglob"
+
 // builtinRules are the last layer Decide consults, and the whole policy when
 // there is no file. The floors (see applyFloor) sit on top of every layer;
 // the RED rules are repeated here so that the table reads as the full story.
@@ -84,7 +86,7 @@ func newDefault() *Policy {
 		auditFrom: Yellow,
 	}
 	for _, s := range defaultReadOnly {
-		e, err := parseEndpoint(s)
+		e, err := pathglob.ParseEndpoint(s)
 		if err != nil {
 			panic("policy: bad built-in endpoint: " + err.Error())
 		}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 // FuzzParse feeds Parse arbitrary bytes: a policy file may be written by an
@@ -30,7 +32,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("Parse returned a policy and an error")
 			}
 			lines := bytes.Count(data, []byte("\n")) + 1
-			var es Errors
+			var es tomlfile.Errors
 			if !errors.As(err, &es) || len(es) == 0 {
 				t.Fatalf("Parse error %T %v, want a non-empty Errors", err, err)
 			}

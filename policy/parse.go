@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 // maxFileSize bounds a policy file: a real one is a few KiB, and Parse is
@@ -81,18 +83,18 @@ func LoadFile(name string) (*Policy, error) {
 // Parse builds a Policy from the TOML in data; filename is used only in
 // error messages and Source. Parsing is strict: unknown keys, unknown
 // states, kinds or classes, bad globs and out-of-range limits are all
-// errors, and the returned error (an Errors) lists every problem with its
-// line. On error the returned Policy is nil: nothing is half-applied.
+// errors, and the returned error (a tomlfile.Errors) lists every problem
+// with its line. On error the returned Policy is nil: nothing is half-applied.
 func Parse(data []byte, filename string) (*Policy, error) {
 	if len(data) > maxFileSize {
-		return nil, Errors{{File: filename, Msg: fmt.Sprintf("file is larger than %d bytes", maxFileSize)}}
+		return nil, tomlfile.Errors{{File: filename, Msg: fmt.Sprintf("file is larger than %d bytes", maxFileSize)}}
 	}
 	var raw rawFile
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
-		return nil, decodeError(filename, data, err)
+		return nil, tomlfile.DecodeError(filename, data, err)
 	}
-	ps := &problems{file: filename, ix: indexKeys(data)}
+	ps := &problems{file: filename, ix: tomlfile.NewIndex(data)}
 	undecoded(ps, md.Undecoded())
 	p := build(ps, &raw)
 	if err := ps.err(); err != nil {
@@ -113,7 +115,7 @@ func undecoded(ps *problems, keys []toml.Key) {
 		if len(k) > 1 && seen[toml.Key(k[:len(k)-1]).String()] {
 			continue
 		}
-		ps.add(ps.ix.locate(k), "unknown key%s", hint(k))
+		ps.add(ps.ix.Locate(k), "unknown key%s", hint(k))
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 const testdata = "../testdata/policy"
@@ -58,7 +60,11 @@ func TestParseErrorLines(t *testing.T) {
 		{"bad kind", "version = 1\n[[rule]]\nmatch = { kind = \"sensorhit\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.kind: unknown kind "sensorhit"`},
 		{"bad class", "version = 1\n[[rule]]\nto = \"RED\"\n[rule.match]\nclass = \"api_key\"\n", `p.toml:5: rule[1].match.class: unknown class "api_key"`},
 		{"bad direction", "version = 1\n[[rule]]\nmatch = { direction = \"out\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.direction: unknown direction "out"`},
-		{"bad rule glob", "version = 1\n[[rule]]\nmatch = { rule = \"aws-[a-z]\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.rule: bad glob "aws-[a-z]"`},
+		{"bad rule glob", "version = 1\n[[rule]]\nmatch = { rule = \"aws-[a-z]\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.rule: glob "aws-[a-z]": '[' is not supported (only '*' is special)`},
+		{"double star in a rule glob", "version = 1\n[[rule]]\nmatch = { rule = \"aws-**\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.rule: glob "aws-**": use a single '*'`},
+		{"slash in a rule glob", "version = 1\n[[rule]]\nmatch = { rule = \"aws/*\" }\nto = \"RED\"\n", `p.toml:3: rule[1].match.rule: glob "aws/*": sensor rule names have no '/'`},
+		{"control byte in an endpoint glob", "version = 1\nread_only = [\"GET /v1/\\u0001\"]\n", `p.toml:2: read_only[1]: bad endpoint "GET /v1/\x01": glob "/v1/\x01": byte 0x01 at offset 4 is not printable ASCII`},
+		{"double star in an endpoint glob", "version = 1\nread_only = [\"GET /v1/**\"]\n", `p.toml:2: read_only[1]: bad endpoint "GET /v1/**": glob "/v1/**": use a single '*'`},
 		{"empty match", "version = 1\n[[rule]]\nto = \"RED\"\nmatch = {}\n", "p.toml:4: rule[1].match: missing or empty"},
 		{"class on a non-sensor kind", "version = 1\n[[rule]]\nmatch = { kind = \"scope_violation\", class = \"format\" }\nto = \"RED\"\n",
 			"p.toml:3: rule[1].match.class: only sensor_hit events have a class"},
@@ -92,9 +98,9 @@ func TestParseErrorLines(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse error:\n got %s\nwant it to contain %s", err, tt.want)
 			}
-			var pe *Error
+			var pe *tomlfile.Error
 			if !errors.As(err, &pe) || pe.File != "p.toml" {
-				t.Errorf("errors.As(*Error) = %v, want an *Error for p.toml", pe)
+				t.Errorf("errors.As(*tomlfile.Error) = %v, want one for p.toml", pe)
 			}
 		})
 	}
@@ -103,7 +109,7 @@ func TestParseErrorLines(t *testing.T) {
 func TestParseReportsEveryProblemInLineOrder(t *testing.T) {
 	src := "version = 1\n[[rule]]\nmatch = { kind = \"nope\" }\nto = \"PINK\"\nextra = 1\n"
 	_, err := Parse([]byte(src), "p.toml")
-	var es Errors
+	var es tomlfile.Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Parse error %T, want Errors", err)
 	}

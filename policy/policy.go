@@ -28,6 +28,8 @@ package policy
 import (
 	"slices"
 	"strconv"
+
+	"github.com/tokfence/tokfence/policy/pathglob"
 )
 
 // Policy is a parsed, validated policy. It is immutable and safe for
@@ -38,7 +40,7 @@ type Policy struct {
 	rules     []rule // the file's top-level rules, in file order
 	agents    map[string]*agentPolicy
 	limits    [numStates]Limit
-	readOnly  []endpoint
+	readOnly  []pathglob.Endpoint
 	canaryEnv []string
 	auditFrom State // FullAudit is true from this state up
 }
@@ -70,7 +72,7 @@ func (r *rule) matches(ev Event, count int) bool {
 		(r.kind == 0 || r.kind == ev.Kind) &&
 		(r.class == "" || r.class == ev.Class) &&
 		(r.direction == "" || r.direction == ev.Direction) &&
-		(r.glob == "" || globMatch(r.glob, ev.Rule))
+		(r.glob == "" || pathglob.Match(r.glob, ev.Rule))
 }
 
 // Source returns the file the policy was read from, or "built-in".
@@ -179,18 +181,19 @@ func applyFloor(ev Event, d Decision) Decision {
 // Allows reports whether a session in state s may call method on path.
 // GREEN and YELLOW allow everything (the grant's scope is checked
 // elsewhere); ORANGE allows only the read-only endpoints, and never a path
-// with dot segments or encoded separators; RED allows nothing.
+// that pathglob.CheckPath refuses (dot segments, encoded separators, path
+// parameters), whatever the globs say; RED allows nothing.
 func (p *Policy) Allows(s State, method, path string) bool {
 	p = p.orDefault()
 	switch {
 	case s <= Yellow:
 		return true
 	case s == Orange:
-		if suspiciousPath(path) {
+		if pathglob.CheckPath(path) != nil {
 			return false
 		}
 		for _, e := range p.readOnly {
-			if e.matches(method, path) {
+			if e.Match(method, path) {
 				return true
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokfence/tokfence/policy/tomlfile"
 )
 
 // policyWith returns a valid policy whose YELLOW rate tells versions apart.
@@ -113,7 +115,7 @@ func TestWatcherKeepsLastGoodPolicy(t *testing.T) {
 	if w.Current() != good {
 		t.Error("an invalid edit replaced the policy")
 	}
-	var pe *Error
+	var pe *tomlfile.Error
 	if err := w.LastError(); !errors.As(err, &pe) || pe.Line != 3 {
 		t.Errorf("LastError() = %v, want a policy error at line 3", err)
 	}

@@ -1,33 +1,33 @@
-package policy
+package tomlfile
 
 import (
 	"strconv"
 	"strings"
 )
 
-// path names a key in a policy file the way errors show it:
+// Path names a key in a TOML file the way errors show it:
 // `agent.coder.rule[2].match.class`, with 1-based indexes and components
 // quoted when they are not bare TOML keys.
-type path string
+type Path string
 
-// key returns p extended by the component k.
-func (p path) key(k string) path {
+// Key returns p extended by the component k.
+func (p Path) Key(k string) Path {
 	if !isBareKey(k) {
 		k = strconv.Quote(k)
 	}
 	if p == "" {
-		return path(k)
+		return Path(k)
 	}
-	return p + "." + path(k)
+	return p + "." + Path(k)
 }
 
-// at returns p extended by the 0-based index i, shown 1-based.
-func (p path) at(i int) path { return p + "[" + path(strconv.Itoa(i+1)) + "]" }
+// At returns p extended by the 0-based index i, shown 1-based.
+func (p Path) At(i int) Path { return p + "[" + Path(strconv.Itoa(i+1)) + "]" }
 
-// parent returns p without its last component or index, or "".
-func (p path) parent() path {
-	if strings.HasSuffix(string(p), "]") {
-		return p[:strings.LastIndexByte(string(p), '[')]
+// Parent returns p without its last component or index, or "".
+func (p Path) Parent() Path {
+	if i := strings.LastIndexByte(string(p), '['); i >= 0 && strings.HasSuffix(string(p), "]") {
+		return p[:i]
 	}
 	cut, quoted := -1, false
 	for i := 0; i < len(p); i++ {
@@ -55,19 +55,21 @@ func isBareKey(k string) bool {
 	return k != ""
 }
 
-// keyIndex maps the keys of a TOML document to the lines that define them.
+// Index maps the keys of a TOML document to the lines that define them.
 // BurntSushi/toml keeps key positions private, so semantic errors found after
 // decoding are placed by this light line scanner. It only has to be right for
 // documents the decoder already accepted; where it cannot tell, lookups fall
-// back to the nearest enclosing key.
-type keyIndex struct {
-	lines  map[path]int    // indexed path → line
-	plain  map[string]path // unindexed dotted path → first indexed path
-	tables map[string]int  // array-table plain path → tables seen so far
+// back to the nearest enclosing key. On any other input it gives wrong
+// lines, never a panic (FuzzIndex).
+type Index struct {
+	lines  map[Path]int    // indexed Path → line
+	plain  map[string]Path // unindexed dotted Path → first indexed Path
+	tables map[string]int  // array-table plain Path → tables seen so far
 }
 
-func indexKeys(data []byte) *keyIndex {
-	ix := &keyIndex{lines: map[path]int{}, plain: map[string]path{}, tables: map[string]int{}}
+// NewIndex scans data, a TOML document, for the lines of its keys.
+func NewIndex(data []byte) *Index {
+	ix := &Index{lines: map[Path]int{}, plain: map[string]Path{}, tables: map[string]int{}}
 	var prefix []string // plain components of the current table
 	var arr *arrayScan  // set while inside a multi-line array
 	mlEnd := ""         // set while inside a multi-line string
@@ -105,7 +107,7 @@ func indexKeys(data []byte) *keyIndex {
 			case strings.HasPrefix(v, `'''`) && !strings.Contains(v[3:], `'''`):
 				mlEnd = `'''`
 			case strings.HasPrefix(v, "["):
-				arr = &arrayScan{path: p}
+				arr = &arrayScan{Path: p}
 				if arr.feed(v, lineNo, ix) {
 					arr = nil
 				}
@@ -116,13 +118,13 @@ func indexKeys(data []byte) *keyIndex {
 }
 
 // add records the key with plain components comps at line, inserting the
-// current index of every array table on the way, and returns its path.
-func (ix *keyIndex) add(comps []string, line int) path {
-	var p path
+// current index of every array table on the way, and returns its Path.
+func (ix *Index) add(comps []string, line int) Path {
+	var p Path
 	for i, c := range comps {
-		p = p.key(c)
+		p = p.Key(c)
 		if n := ix.tables[strings.Join(comps[:i+1], ".")]; n > 0 {
-			p = p.at(n - 1)
+			p = p.At(n - 1)
 		}
 	}
 	if _, ok := ix.lines[p]; !ok {
@@ -135,9 +137,9 @@ func (ix *keyIndex) add(comps []string, line int) path {
 	return p
 }
 
-// line returns the line defining p or its nearest enclosing key, or 0.
-func (ix *keyIndex) line(p path) int {
-	for ; p != ""; p = p.parent() {
+// Line returns the line defining p or its nearest enclosing key, or 0.
+func (ix *Index) Line(p Path) int {
+	for ; p != ""; p = p.Parent() {
 		if l, ok := ix.lines[p]; ok {
 			return l
 		}
@@ -145,28 +147,29 @@ func (ix *keyIndex) line(p path) int {
 	return 0
 }
 
-// locate returns the indexed path of the first definition of a key the
-// decoder reported by its plain components.
-func (ix *keyIndex) locate(comps []string) path {
+// Locate returns the indexed Path of the first definition of a key the
+// decoder reported by its plain components (a toml.Key, as
+// toml.MetaData.Undecoded lists them).
+func (ix *Index) Locate(comps []string) Path {
 	for i := len(comps); i > 0; i-- {
 		if p, ok := ix.plain[strings.Join(comps[:i], ".")]; ok {
 			for _, c := range comps[i:] {
-				p = p.key(c)
+				p = p.Key(c)
 			}
 			return p
 		}
 	}
-	var p path
+	var p Path
 	for _, c := range comps {
-		p = p.key(c)
+		p = p.Key(c)
 	}
 	return p
 }
 
 // arrayScan follows an array value across lines, recording the line of each
-// top-level element as path[i].
+// top-level element as Path[i].
 type arrayScan struct {
-	path   path
+	Path   Path
 	depth  int
 	n      int
 	inElem bool
@@ -174,7 +177,7 @@ type arrayScan struct {
 }
 
 // feed scans one line and reports whether the array closed on it.
-func (a *arrayScan) feed(s string, line int, ix *keyIndex) bool {
+func (a *arrayScan) feed(s string, line int, ix *Index) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if a.quote != 0 {
@@ -203,7 +206,7 @@ func (a *arrayScan) feed(s string, line int, ix *keyIndex) bool {
 			continue
 		}
 		if a.depth == 1 && !a.inElem {
-			ix.lines[a.path.at(a.n)] = line
+			ix.lines[a.Path.At(a.n)] = line
 			a.n++
 			a.inElem = true
 		}
@@ -223,15 +226,18 @@ func splitKey(s string) []string {
 	for s = strings.TrimSpace(s); s != ""; {
 		var part string
 		if s[0] == '"' || s[0] == '\'' {
-			end := strings.IndexByte(s[1:], s[0]) + 1
-			if end <= 0 {
-				end = len(s) - 1
+			end := strings.IndexByte(s[1:], s[0]) + 1 // the closing quote, or 0
+			if end == 0 {
+				// Unterminated (only in a file the decoder refused):
+				// the rest is the key.
+				part, s = s[1:], ""
+			} else {
+				part = s[1:end]
+				if u, err := strconv.Unquote(s[:end+1]); err == nil && s[0] == '"' {
+					part = u
+				}
+				s = s[end+1:]
 			}
-			part = s[1:end]
-			if u, err := strconv.Unquote(s[:end+1]); err == nil && s[0] == '"' {
-				part = u
-			}
-			s = s[end+1:]
 		} else {
 			i := strings.IndexByte(s, '.')
 			if i < 0 {
