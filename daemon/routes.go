@@ -66,7 +66,8 @@ func (d *Daemon) buildMux(routes ...[]route) *http.ServeMux {
 // stack, the stack doubles to 16 KiB and stays so. So each layer below is
 // one small frame whose checks run in a callee that has returned before the
 // next layer runs, and handlers are called directly, not through method
-// values. BenchmarkHeldStreams and the load harness measure the result.
+// values. TestHeldStreamStackStaysSmall asserts the result (a doubled
+// stack fails it); BenchmarkHeldStreams and the load harness measure it.
 
 // frontDoor is a listener's handler. It refuses what no route may see,
 // then routes through mux.
