@@ -42,3 +42,17 @@ func newCanary(name string) (string, error) {
 	s, err := randomString(base62, 64)
 	return "sk-admin-" + s, err
 }
+
+// canaryEnv builds the session's decoy credentials, one per configured
+// env name, shaped like the credential that name suggests.
+func canaryEnv(names []string) (map[string]string, error) {
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		v, err := newCanary(n)
+		if err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, nil
+}

@@ -4,12 +4,12 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tokfence/tokfence/daemon/proc"
+	"golang.org/x/sys/unix"
 )
 
 func TestProcessIsNotDumpable(t *testing.T) {
 	startEnv(t, testConfig(t))
-	v, err := proc.Dumpable()
+	v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 	if err != nil || v != 0 {
 		t.Fatalf("PR_GET_DUMPABLE = %d, %v; want 0", v, err)
 	}

@@ -296,7 +296,7 @@ func TestFullAuditFromRecordsMoreOfASuspectSession(t *testing.T) {
 // control socket, with its own budget, still answers another process.
 func TestSlowBodiesAndConnectionFloodsDoNotStarveTheOwner(t *testing.T) {
 	e := startProxyEnv(t, nil)
-	e.d.bodyGrace = 300 * time.Millisecond
+	e.d.testOnlyBodyGrace = 300 * time.Millisecond
 	g := e.grant(t, api.GrantRequest{})
 	slow := make([]net.Conn, 0, 300)
 	for range 300 {

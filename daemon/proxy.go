@@ -442,7 +442,7 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request, rec *requestRe
 		return nil, false
 	}
 	rc := http.NewResponseController(w)
-	body, err := io.ReadAll(&rateReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, start: time.Now(), grace: d.bodyGrace})
+	body, err := io.ReadAll(&rateReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, start: time.Now(), grace: d.testOnlyBodyGrace})
 	if err == nil {
 		// The deadline must not outlive the body: net/http's background
 		// read, which notices a client leaving, would take it for one

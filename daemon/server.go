@@ -39,9 +39,6 @@ type Options struct {
 	Logger   *slog.Logger
 	Keystore *keystore.Store
 	Clock    func() time.Time // nil: time.Now
-	// Transport replaces the upstream transport (tests: to trust a TLS
-	// test server). Nil builds the hardened default.
-	Transport http.RoundTripper
 }
 
 // Daemon is one running tokfence daemon.
@@ -72,8 +69,8 @@ type Daemon struct {
 	tcpAddr  string
 	agents   proc.Roots
 	refused  refusedPeers
-	// bodyGrace is bodyGrace; tests shorten it.
-	bodyGrace time.Duration
+	// testOnlyBodyGrace is bodyGrace; tests shorten it.
+	testOnlyBodyGrace time.Duration
 	// agentSocks are the fenced sessions' agent sockets.
 	agentSocks agentSockets
 	relays     relaySet
@@ -109,21 +106,18 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 		opts.Logger.Warn("price table entry skipped", "table", prices.Source(), "reason", w)
 	}
 	d := &Daemon{
-		cfg:       cfg,
-		log:       opts.Logger,
-		keys:      opts.Keystore,
-		clock:     opts.Clock,
-		uid:       os.Getuid(),
-		ready:     make(chan struct{}),
-		providers: providers,
-		prices:    prices,
-		meter:     meter.New(),
-		transport: opts.Transport,
-		runCtx:    context.Background(),
-		bodyGrace: bodyGrace,
-	}
-	if d.transport == nil {
-		d.transport = newUpstreamTransport(cfg)
+		cfg:               cfg,
+		log:               opts.Logger,
+		keys:              opts.Keystore,
+		clock:             opts.Clock,
+		uid:               os.Getuid(),
+		ready:             make(chan struct{}),
+		providers:         providers,
+		prices:            prices,
+		meter:             meter.New(),
+		transport:         newUpstreamTransport(cfg),
+		runCtx:            context.Background(),
+		testOnlyBodyGrace: bodyGrace,
 	}
 	d.proxy = d.newReverseProxy()
 	return d, nil

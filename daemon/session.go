@@ -14,6 +14,7 @@ import (
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
+	"github.com/tokfence/tokfence/daemon/proc"
 	"github.com/tokfence/tokfence/keystore/durable"
 	"github.com/tokfence/tokfence/policy"
 )
@@ -175,6 +176,23 @@ func (d *Daemon) endAllSessions() (api.KillResult, error) {
 	d.appendAudit(audit.Record{Event: audit.EventKill, Reason: "kill --all", Detail: map[string]string{"epoch": fmt.Sprint(epoch)}})
 	d.log.Warn("killed all sessions", "epoch", epoch, "count", len(res.Killed))
 	return res, nil
+}
+
+// bindToProcess kills sess when process pid exits. The watcher goroutine
+// is owned by the session: it ends when the process exits, the session
+// ends, or the daemon stops.
+func (d *Daemon) bindToProcess(sess *capability.Session, pid int) {
+	d.agents.Add(pid, sess.ID)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer d.agents.Remove(pid)
+		if proc.WaitExit(d.runCtx, sess.Context(), pid) {
+			if _, err := d.endSession(sess.ID, fmt.Sprintf("bound process %d exited", pid)); err != nil {
+				d.log.Error("kill session of exited process", "session", sess.ID, "err", err)
+			}
+		}
+	}()
 }
 
 // sessionsOf returns the ids of agent's sessions: live in this run, or

@@ -57,13 +57,13 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `
 // so TOML, XML and map keys cannot leak it either.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
-// Hint returns a human fingerprint such as "sk-…AbCd": the known key prefix
+// Fingerprint returns a human fingerprint such as "sk-…AbCd": the known key prefix
 // (up to the last '-' or '_' within the first 12 bytes) and the last four
 // characters. It is what dashboards of the providers show, so it tells two
 // keys apart without weakening either. Secrets shorter than 16 bytes show
 // only "…" and their length, since four characters of a short secret are too
 // large a share of it.
-func (s Secret) Hint() string {
+func (s Secret) Fingerprint() string {
 	if len(s.b) < 16 {
 		return fmt.Sprintf("…(%d bytes)", len(s.b))
 	}

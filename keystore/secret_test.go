@@ -62,7 +62,7 @@ func TestSecretHint(t *testing.T) {
 		{"short-key", "…(9 bytes)"},
 	}
 	for _, tt := range tests {
-		if got := NewSecret([]byte(tt.in)).Hint(); got != tt.want {
+		if got := NewSecret([]byte(tt.in)).Fingerprint(); got != tt.want {
 			t.Errorf("Hint(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

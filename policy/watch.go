@@ -25,8 +25,8 @@ type Watcher struct {
 	onReload func(*Policy, error)
 	cur      atomic.Pointer[Policy]
 
-	ready     chan struct{} // closed once Run is watching; for tests
-	readyOnce sync.Once
+	testOnlyReady chan struct{} // closed once Run is watching
+	readyOnce     sync.Once
 
 	reloading sync.Mutex // held for a whole reload
 	mu        sync.Mutex // guards lastErr
@@ -48,7 +48,7 @@ func NewWatcher(path string, onReload func(p *Policy, err error)) (*Watcher, err
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{path: abs, onReload: onReload, ready: make(chan struct{})}
+	w := &Watcher{path: abs, onReload: onReload, testOnlyReady: make(chan struct{})}
 	w.cur.Store(p)
 	return w, nil
 }
@@ -103,7 +103,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err := fw.Add(filepath.Dir(w.path)); err != nil {
 		return fmt.Errorf("watch policy %s: %w", w.path, err)
 	}
-	w.readyOnce.Do(func() { close(w.ready) })
+	w.readyOnce.Do(func() { close(w.testOnlyReady) })
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()

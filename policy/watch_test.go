@@ -66,7 +66,7 @@ func startWatcher(t *testing.T, content string) (*Watcher, string, *reloads) {
 		}
 	})
 	select {
-	case <-w.ready:
+	case <-w.testOnlyReady:
 	case err := <-done:
 		t.Fatalf("Run failed before watching: %v", err)
 	}

@@ -83,7 +83,7 @@ func runKeySet(c *cli.Context) error {
 	if err := store.SetProviderKey(c.Context, provider, key); err != nil {
 		return fmt.Errorf("store %s key: %w", provider, err)
 	}
-	fmt.Fprintf(c.App.Writer, "stored the %s key %s in the OS keychain\n", provider, key.Hint())
+	fmt.Fprintf(c.App.Writer, "stored the %s key %s in the OS keychain\n", provider, key.Fingerprint())
 	tellDaemon(c, cfg, "uses it")
 	return nil
 }
@@ -156,7 +156,7 @@ func runKeyLs(c *cli.Context) error {
 		k, err := store.ProviderKey(c.Context, e.Provider)
 		switch {
 		case err == nil:
-			row.Fingerprint = k.Hint()
+			row.Fingerprint = k.Fingerprint()
 		case errors.Is(err, keystore.ErrUnavailable):
 			return fmt.Errorf("list keys: %w", err)
 		default:

@@ -18,9 +18,3 @@ func Harden() error {
 	}
 	return nil
 }
-
-// Dumpable reports the process's PR_GET_DUMPABLE value (for tests).
-func Dumpable() (int, error) {
-	v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-	return v, err
-}
