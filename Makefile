@@ -2,6 +2,8 @@
 #
 #   make run    build, make sure a Secret Service exists, run the daemon
 #   make test   vet, gofmt, and the whole test suite under -race
+#   make check  the fast loop: vet, gofmt and the unit tests (no -race, soak or fuzz)
+#   make fmt    gofmt the tree
 #   make bench  the benchmarks of the hot paths
 #   make bench-peers the load harness beside Portkey's gateway (needs node and npm)
 #   make prices the embedded price table from a genai-prices release (GENAI_PRICES=VERSION)
@@ -15,7 +17,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
 APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
 
-.PHONY: build deps run test unit soak fuzz vet fmt bench prices clean bench-peers
+.PHONY: build deps run test check unit soak fuzz vet fmt bench prices clean bench-peers
 
 FUZZEXECS := testdata/fuzz-execs
 FUZZSCALE ?= 1
@@ -66,6 +68,15 @@ vet:
 	GOOS=darwin $(GO) vet ./daemon/fence/
 	GOOS=darwin $(GO) build -o /dev/null ./cmd/tokfence
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# check is the edit-compile-test loop: what vet checks and the unit tests
+# without the race detector, the soak or the fuzzers (a few minutes here).
+# The keychain and SDK tests run when their prerequisites are installed.
+check: vet
+	$(GO) test -count=1 -timeout 15m ./...
 
 # test is what CI runs: the whole suite under -race (the keychain and SDK
 # tests fail rather than skip), then a bounded soak, then every fuzz target
