@@ -84,15 +84,7 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 func BenchmarkHeldStreams(b *testing.B) {
 	const streams = 200
 	release := make(chan struct{})
-	e := startProxyEnv(b, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	e := startProxyEnv(b, heldStream(release))
 	defer close(release)
 	e.up.record = false
 	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
@@ -182,4 +174,18 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heldStream is an upstream that sends one SSE event and holds the stream
+// open until release is closed or the request ends.
+func heldStream(release <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
 }

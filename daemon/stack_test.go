@@ -72,15 +72,7 @@ func TestHeldStreamStackStaysSmall(t *testing.T) {
 func stackProbe(t *testing.T, variant string) {
 	release := make(chan struct{})
 	defer close(release)
-	e := startProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	e := startProxyEnv(t, heldStream(release))
 	e.up.record = false
 	g := e.grant(t, api.GrantRequest{Agent: "probe", TTL: "1h"})
 	url := e.up.URL + "/v1/chat/completions"
