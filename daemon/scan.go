@@ -24,12 +24,24 @@ import (
 func (d *Daemon) scanRequest(w http.ResponseWriter, r *http.Request, f *forward, body []byte) bool {
 	m := d.sensors.Load()
 	s := m.NewStream(sensor.Request, r.Header.Get("Content-Type"))
-	// Write's and Close's results are only valid until the next call: copy.
+	// Write's and Close's results are only valid until the next call. A
+	// Write without hits released its input unchanged (only a hit changes
+	// bytes), so nothing need be copied unless a hit comes: the common
+	// case forwards body itself.
 	fwd, h := s.Write(body)
-	out := append([]byte(nil), fwd...)
+	var out []byte
+	released := len(fwd)
+	if len(h) > 0 {
+		out = append(out, fwd...)
+	}
 	hits := append([]sensor.Hit(nil), h...)
 	fwd, h = s.Close()
-	out = append(out, fwd...)
+	if len(hits) > 0 || len(h) > 0 {
+		if out == nil {
+			out = append(out, body[:released]...)
+		}
+		out = append(out, fwd...)
+	}
 	hits = append(hits, h...)
 	s.Release()
 	// Header values and the query string are scanned as one text: a

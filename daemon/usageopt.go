@@ -41,27 +41,53 @@ func (d *Daemon) requestUsage(f *forward, body []byte) []byte {
 // usageStripper removes the usage-only chunk (`"choices":[]` with a usage
 // object) from an SSE stream the agent did not ask usage of. It holds at
 // most one event, which upstreams send whole, so no event is delayed in
-// practice.
+// practice. Events pass without a copy unless a partial one is held or
+// the usage chunk is in sight.
 type usageStripper struct {
-	ev []byte
+	ev  []byte // the start of an event whose end has not arrived
+	out []byte // filter's result when it had to be assembled
 }
 
+var (
+	sseEventEnd = []byte("\n\n")
+	usageChunk  = []byte(`"choices":[]`)
+)
+
 // filter returns the bytes of p to forward: every complete event that is
-// not the usage chunk; a partial event stays until its end arrives.
+// not the usage chunk; a partial event stays until its end arrives. The
+// result is valid until the next call.
 func (s *usageStripper) filter(p []byte) []byte {
-	var out []byte
-	s.ev = append(s.ev, p...)
-	for {
-		i := bytes.Index(s.ev, []byte("\n\n"))
-		if i < 0 {
-			return out
-		}
-		ev := s.ev[:i+2]
-		if !(bytes.Contains(ev, []byte(`"choices":[]`)) && bytes.Contains(ev, []byte(`"usage":{`))) {
-			out = append(out, ev...)
-		}
-		s.ev = s.ev[i+2:]
+	buf := p
+	if len(s.ev) > 0 {
+		s.ev = append(s.ev, p...)
+		buf = s.ev
 	}
+	k := bytes.LastIndex(buf, sseEventEnd)
+	if k < 0 {
+		if len(s.ev) == 0 {
+			s.ev = append(s.ev, p...)
+		}
+		return nil
+	}
+	done, rest := buf[:k+2], buf[k+2:]
+	var out []byte
+	switch {
+	case !bytes.Contains(done, usageChunk) && len(s.ev) == 0:
+		out = done // p's own bytes: nothing held, nothing to drop
+	default:
+		s.out = s.out[:0]
+		for len(done) > 0 {
+			i := bytes.Index(done, sseEventEnd)
+			ev := done[:i+2]
+			if !(bytes.Contains(ev, usageChunk) && bytes.Contains(ev, []byte(`"usage":{`))) {
+				s.out = append(s.out, ev...)
+			}
+			done = done[i+2:]
+		}
+		out = s.out
+	}
+	s.ev = append(s.ev[:0], rest...) // out never aliases s.ev
+	return out
 }
 
 // flush returns whatever is left at the end of the stream.

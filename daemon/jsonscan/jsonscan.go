@@ -24,7 +24,7 @@ var ErrInvalid = errors.New("request body starts as a JSON object but is not val
 // is not a valid JSON object, and stops at fn's first error.
 func Members(doc []byte, fn func(key, val []byte) error) error {
 	i := SkipSpace(doc, 0)
-	if i == len(doc) || doc[i] != '{' || !json.Valid(doc) {
+	if i == len(doc) || doc[i] != '{' || !Valid(doc) {
 		return ErrInvalid
 	}
 	return EachMember(doc[i:], fn)

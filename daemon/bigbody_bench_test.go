@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tokfence/tokfence/daemon/api"
+)
+
+// bigChatBody is a chat request of about n bytes whose one user message is
+// source code and prose, as an agent sends when it pastes files into its
+// context: JSON-escaped newlines, quotes and tabs throughout.
+func bigChatBody(n int) []byte {
+	const chunk = "func handle(w http.ResponseWriter, r *http.Request) {\n\tif r.Method != \"POST\" {\n\t\thttp.Error(w, \"no\", 405)\n\t\treturn\n\t}\n\t// The agent explains what it changed and why, at length, in prose.\n}\n"
+	var text strings.Builder
+	for text.Len() < n {
+		text.WriteString(chunk)
+	}
+	b, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "messages": []map[string]string{{"role": "user", "content": text.String()}}})
+	return b
+}
+
+// BenchmarkProxyLargeBody sends one 1 MiB request body directly, through a
+// bare httputil.ReverseProxy and through Tokfence on TCP, in one run; a
+// variant's time minus direct's is what it adds per MiB, to be set beside
+// the sensors' own figure (BenchmarkScanAll in ./sensor):
+//
+//	go test -run '^$' -bench 'ProxyLarge' -benchmem ./daemon/
+func BenchmarkProxyLargeBody(b *testing.B) {
+	body := bigChatBody(1 << 20)
+	e := startProxyEnv(b, nil)
+	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
+	e.up.record = false
+	for _, c := range largeCases(b, e) {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for range b.N {
+				req, _ := http.NewRequest("POST", c.url, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+g.Token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := e.tcp.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProxyLargeStream streams a 1 MiB SSE reply (1,024 events of
+// 1 KiB of content each) to a small request, as BenchmarkProxyLargeBody
+// does for a request body.
+func BenchmarkProxyLargeStream(b *testing.B) {
+	var stream bytes.Buffer
+	content := strings.Repeat("token text ", 93) // ~1 KiB of delta per event
+	for stream.Len() < 1<<20 {
+		fmt.Fprintf(&stream, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", content)
+	}
+	stream.WriteString("data: [DONE]\n\n")
+	e := startProxyEnv(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for b := stream.Bytes(); len(b) > 0; { // in 64 KiB flushes, as a fast upstream sends
+			n := min(64<<10, len(b))
+			w.Write(b[:n])
+			w.(http.Flusher).Flush()
+			b = b[n:]
+		}
+	})
+	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
+	e.up.record = false
+	for _, c := range largeCases(b, e) {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(stream.Len()))
+			for range b.N {
+				req, _ := http.NewRequest("POST", c.url, strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[]}`))
+				req.Header.Set("Authorization", "Bearer "+g.Token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := e.tcp.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || n < 1<<20 {
+					b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+				}
+			}
+		})
+	}
+}
+
+type largeCase struct{ name, url string }
+
+// largeCases are the three ways a large request is sent.
+func largeCases(b *testing.B, e *proxyEnv) []largeCase {
+	target, _ := url.Parse(e.up.URL)
+	tr := &http.Transport{}
+	bare := httptest.NewServer(&httputil.ReverseProxy{Transport: tr, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
+	}})
+	b.Cleanup(func() { bare.Close(); tr.CloseIdleConnections() })
+	return []largeCase{
+		{"direct", e.up.URL + "/v1/chat/completions"},
+		{"bare-reverseproxy", bare.URL + "/openai/v1/chat/completions"},
+		{"tokfence-tcp", e.baseURL() + "/openai/v1/chat/completions"},
+	}
+}
+
+// TestUsageStripperAtEveryChunking: however the stream is cut into reads,
+// the stripper forwards every event but the usage chunk, in order, once.
+func TestUsageStripperAtEveryChunking(t *testing.T) {
+	var in, want bytes.Buffer
+	for i := range 40 {
+		ev := fmt.Sprintf("data: {\"choices\":[{\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
+		in.WriteString(ev)
+		want.WriteString(ev)
+	}
+	in.WriteString("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5}}\n\n")
+	in.WriteString("data: [DONE]\n\n")
+	want.WriteString("data: [DONE]\n\n")
+	for _, size := range []int{1, 2, 3, 7, 13, 64, 100, 1 << 20} {
+		var s usageStripper
+		var got bytes.Buffer
+		for b := in.Bytes(); len(b) > 0; {
+			n := min(size, len(b))
+			chunk := append([]byte(nil), b[:n]...) // the caller's buffer is reused
+			got.Write(s.filter(chunk))
+			clear(chunk)
+			b = b[n:]
+		}
+		got.Write(s.flush())
+		if got.String() != want.String() {
+			t.Errorf("reads of %d bytes: forwarded\n%q\nwant\n%q", size, got.String(), want.String())
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package jsonscan
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var validCases = []string{
+	``, ` `, `{}`, `[]`, `{"a":1}`, `{"a":1,}`, `[1,2,]`, `{"a" 1}`, `{"a":}`, `{,}`, `[,1]`, `{"a":1}}`, `{"a":1} x`,
+	`"a"`, `"a`, `"\u00e9"`, `"\u00g9"`, `"\u00e"`, `"\x"`, `"\/\b\f\n\r\t\"\\"`, "\"a\x1fb\"", "\"a\x7fb\"", "\"\xff\xfe\"",
+	`0`, `-0`, `01`, `-`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1e+5`, `1E-5`, `-12.5e10`, `1.5e`, `+1`,
+	`true`, `tru`, `truex`, `false`, `null`, `nul`, `[true,false,null]`, ` {"a" : [ 1 , {"b":"c"} ] } `,
+	"{\"a\":\"b\"}\n", "\t[]\r\n", `{"a":"` + strings.Repeat("x\\n\\\"", 50) + `"}`,
+	`{"model":"gpt","messages":[{"role":"user","content":"` + strings.Repeat("func f() {\\n\\treturn \\\"x\\\"\\n}\\n", 40) + `"}]}`,
+}
+
+func TestValidAgreesWithEncodingJSON(t *testing.T) {
+	for _, c := range validCases {
+		if got, want := Valid([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("Valid(%q) = %v, encoding/json says %v", c, got, want)
+		}
+	}
+	deep := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
+	for _, n := range []int{maxDepth, maxDepth + 1} {
+		if got, want := Valid(deep(n)), json.Valid(deep(n)); got != want {
+			t.Errorf("%d nested arrays: Valid %v, encoding/json %v", n, got, want)
+		}
+	}
+}
+
+// FuzzValid holds Valid to encoding/json.Valid on every input.
+func FuzzValid(f *testing.F) {
+	for _, c := range validCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	doc := []byte(validCases[len(validCases)-1])
+	for len(doc) < 1<<20 {
+		doc = []byte(`{"model":"gpt","messages":[{"role":"user","content":"` + strings.Repeat("func f() {\\n\\treturn \\\"x\\\"\\n}\\n // some prose here, plain bytes ", 1<<20/60) + `"}]}`)
+	}
+	for _, v := range []struct {
+		name string
+		fn   func([]byte) bool
+	}{{"jsonscan", Valid}, {"encoding-json", json.Valid}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(doc)))
+			for range b.N {
+				if !v.fn(doc) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
