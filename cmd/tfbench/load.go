@@ -26,10 +26,10 @@ type variant struct {
 func (v *variant) isTokfence() bool { return v.tf != nil }
 
 // newVariants returns the variants of the run: direct, the bare proxy,
-// Tokfence on its socket and on TCP, (when fsyncTF is not nil) Tokfence
-// on TCP with the audit trail synced on every record, the default, and the
-// bare proxy again on a Unix socket.
-func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokfence) []*variant {
+// Tokfence on its socket and on TCP, Tokfence on TCP with the audit trail
+// synced (one variant per daemon of synced, named after it), and the bare
+// proxy again on a Unix socket.
+func newVariants(upstream, bare, bareSock string, barePID int, tf *tokfence, synced ...*tokfence) []*variant {
 	tcp := func() *http.Client {
 		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil,
 			MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
@@ -41,9 +41,9 @@ func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokf
 			client: &http.Client{Timeout: 60 * time.Second, Transport: unixTransport(tf.socket, 2048)}},
 		{name: "tokfence-tcp", base: "http://" + tf.tcp + "/openai", client: tcp(), token: tf.token, tf: tf, pid: tf.pid},
 	}
-	if fsyncTF != nil {
-		vs = append(vs, &variant{name: "tokfence-tcp-fsync", base: "http://" + fsyncTF.tcp + "/openai",
-			client: tcp(), token: fsyncTF.token, tf: fsyncTF, pid: fsyncTF.pid})
+	for _, s := range synced {
+		vs = append(vs, &variant{name: "tokfence-tcp-" + s.name, base: "http://" + s.tcp + "/openai",
+			client: tcp(), token: s.token, tf: s, pid: s.pid})
 	}
 	// The same bare proxy on a Unix socket: the floor for tokfence-unix.
 	vs = append(vs, &variant{name: "bare-proxy-unix", base: "http://bare/openai", token: tf.token, pid: barePID,

@@ -67,7 +67,7 @@ func parseFlags(args []string) (options, string, string, error) {
 	fs.IntVar(&o.open, "open", 1000, "streams held open at once for the memory measurement")
 	fs.IntVar(&o.kills, "kills", 20, "kill-to-cut repetitions through the control API")
 	fs.IntVar(&o.cliKills, "cli-kills", 5, "kill-to-cut repetitions through `tokfence kill`")
-	fs.BoolVar(&o.fsync, "fsync", true, "also run a daemon with audit_fsync = true (the default) as a variant")
+	fs.BoolVar(&o.fsync, "fsync", true, "also run daemons with the default audit_fsync (interval) and with \"always\" as variants")
 	fs.BoolVar(&o.goroutines, "goroutines", true, "count the daemon's goroutines with a SIGQUIT dump at the end (ends the daemon)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
 	fs.StringVar(&o.tokfence, "tokfence", "", "use this prebuilt tokfence `BINARY` instead of building ./cmd/tokfence")
@@ -153,7 +153,8 @@ type env struct {
 	bareSock       string // the bare proxy's Unix socket
 	upChild        *child
 	bareChild      *child
-	tf, tfSync     *tokfence
+	tf             *tokfence
+	tfSync         []*tokfence // with the audit trail synced: interval, always
 	vs             []*variant
 	// for the fresh processes of the open-streams phase
 	r        *reaper
@@ -200,15 +201,19 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 	}
 	e.kr = kr
 	step(ctx, "starting tokfence daemons")
-	if e.tf, err = startTokfence(ctx, r, kr, bin, dir, "nosync", e.upstream, false); err != nil {
+	if e.tf, err = startTokfence(ctx, r, kr, bin, dir, "nosync", e.upstream, "false"); err != nil {
 		return nil, err
 	}
 	if o.fsync {
-		if e.tfSync, err = startTokfence(ctx, r, kr, bin, dir, "fsync", e.upstream, true); err != nil {
-			return nil, err
+		for _, s := range []struct{ name, fsync string }{{"interval", ""}, {"always", `"always"`}} {
+			tf, err := startTokfence(ctx, r, kr, bin, dir, s.name, e.upstream, s.fsync)
+			if err != nil {
+				return nil, err
+			}
+			e.tfSync = append(e.tfSync, tf)
 		}
 	}
-	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync)
+	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync...)
 	return e, nil
 }
 
@@ -258,7 +263,7 @@ func bench(ctx context.Context, r *reaper, o options) (*results, error) {
 	res.Meta.DaemonRSSKB = e.tf.idleRSS
 	res.Meta.AuditFsync = "tokfence-* variants run with audit_fsync = false"
 	if e.tfSync != nil {
-		res.Meta.AuditFsync += "; tokfence-tcp-fsync runs with audit_fsync = true, the default"
+		res.Meta.AuditFsync += "; tokfence-tcp-interval runs with the default (interval), tokfence-tcp-always with audit_fsync = \"always\""
 	}
 	res.Meta.Note = "loopback only, on a machine shared with other processes; the harness (load generator), the fake " +
 		"upstream, the bare proxy and the daemons all compete for the same CPUs, so absolute numbers are noisy and the " +

@@ -28,7 +28,7 @@ func phases(ctx context.Context, o options, e *env, res *results) error {
 		}
 		res.Concurrent = append(res.Concurrent, concRows(e.vs, c, m)...)
 	}
-	sv := e.vs[:4] // streaming: the fsync variant adds nothing here (one audit record per stream)
+	sv := e.vs[:4] // streaming: the fsync variants add nothing here (one audit record per stream)
 	step(ctx, fmt.Sprintf("(3) SSE: %d streams per variant of %d events every %s", o.streams, o.events, o.every))
 	sse, err := sseRun(ctx, sv, o.streams, o.events, o.every)
 	if err != nil {
@@ -67,7 +67,7 @@ func openPhase(ctx context.Context, o options, e *env) ([]openResult, error) {
 		return st.Goroutines, "runtime.NumGoroutine() of the bare proxy process"
 	})
 	bareChild.stop(5 * time.Second)
-	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, false)
+	tf, err := startTokfence(ctx, e.r, e.kr, e.bin, e.dir, "streams", e.upstream, "false")
 	if err != nil {
 		return nil, err
 	}

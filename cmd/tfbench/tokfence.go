@@ -53,16 +53,21 @@ type tokfence struct {
 
 // startTokfence writes a config whose openai provider points at the fake
 // upstream, stores the fake key with `tokfence key set`, starts `tokfence
-// daemon`, waits until it answers, and mints the bench token.
-func startTokfence(ctx context.Context, r *reaper, kr *keyring, bin, dir, name, upstream string, fsync bool) (*tokfence, error) {
+// daemon`, waits until it answers, and mints the bench token. fsync is the
+// config's audit_fsync value as TOML (`false`, `"always"`), "" for the
+// default.
+func startTokfence(ctx context.Context, r *reaper, kr *keyring, bin, dir, name, upstream string, fsync string) (*tokfence, error) {
 	t := &tokfence{name: name, bin: bin, dir: filepath.Join(dir, name), kr: kr}
 	t.socket = filepath.Join(kr.Home, "run", name, "tf.sock")
 	t.config = filepath.Join(t.dir, "config.toml")
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf("state_dir = %q\naudit_fsync = %t\n\n[providers.openai]\nbase_url = %q\n",
-		filepath.Join(t.dir, "state"), fsync, upstream)
+	cfg := fmt.Sprintf("state_dir = %q\n", filepath.Join(t.dir, "state"))
+	if fsync != "" {
+		cfg += "audit_fsync = " + fsync + "\n"
+	}
+	cfg += fmt.Sprintf("\n[providers.openai]\nbase_url = %q\n", upstream)
 	if err := os.WriteFile(t.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
