@@ -64,7 +64,7 @@ func parseFlags(args []string) (options, string, string, error) {
 	fs.IntVar(&o.streams, "streams", 15, "SSE streams per variant")
 	fs.IntVar(&o.events, "events", 200, "events per SSE stream")
 	fs.DurationVar(&o.every, "every", 2*time.Millisecond, "upstream interval between SSE events")
-	fs.IntVar(&o.open, "open", 1000, "streams held open at once for the memory measurement")
+	fs.IntVar(&o.open, "open", 1000, "streams held open at once for the memory measurement (0: skip it)")
 	fs.IntVar(&o.kills, "kills", 20, "kill-to-cut repetitions through the control API")
 	fs.IntVar(&o.cliKills, "cli-kills", 5, "kill-to-cut repetitions through `tokfence kill`")
 	fs.BoolVar(&o.fsync, "fsync", true, "also run daemons with the default audit_fsync (interval) and with \"always\" as variants")

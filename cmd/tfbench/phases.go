@@ -45,6 +45,9 @@ func phases(ctx context.Context, o options, e *env, res *results) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if o.open == 0 {
+		return nil // -open 0: no open-streams phase
+	}
 	res.OpenStreams, err = openPhase(ctx, o, e)
 	return err
 }
