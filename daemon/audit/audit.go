@@ -8,9 +8,9 @@
 // line (without its newline); the first record carries 64 zeros. The chain
 // runs across files: the first record of a new file links to the last record
 // of the one before. A sidecar file, audit.head (0600), holds the sequence
-// number and hash of the newest acknowledged record, rewritten at most every
-// 100 ms while records arrive and at Close, so that the end of the chain is
-// anchored too.
+// number and hash of the newest committed record (synced, unless NoSync),
+// or seq 0 before the first, rewritten at most every 100 ms while records
+// arrive and at Close, so that the end of the chain is anchored too.
 //
 // Threat model. The trail makes visible any edit, deletion, reordering or
 // truncation of records, and the deletion of an archived file, made by
