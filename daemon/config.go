@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/fence"
 	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
@@ -22,14 +23,17 @@ import (
 // three and the CLI applies flags, then Validate runs once on the result.
 // Secrets are never configuration: keys enter only through `tokfence key set`.
 type Config struct {
-	Socket          string   `toml:"socket"`
-	StateDir        string   `toml:"state_dir"`
-	AllowRoot       bool     `toml:"allow_root"`
-	TCP             string   `toml:"tcp"`
-	AuditSync       bool     `toml:"audit_fsync"`
-	MaxTTL          Duration `toml:"max_ttl"`
-	KeychainTimeout Duration `toml:"keychain_timeout"`
-	MaxBodyBytes    int64    `toml:"max_body_bytes"`
+	Socket    string `toml:"socket"`
+	StateDir  string `toml:"state_dir"`
+	AllowRoot bool   `toml:"allow_root"`
+	TCP       string `toml:"tcp"`
+	// AuditSync is when the audit trail is fsynced (see AuditSyncMode);
+	// AuditSyncWindow bounds the wait in interval mode.
+	AuditSync       AuditSyncMode `toml:"audit_fsync"`
+	AuditSyncWindow Duration      `toml:"audit_fsync_window"`
+	MaxTTL          Duration      `toml:"max_ttl"`
+	KeychainTimeout Duration      `toml:"keychain_timeout"`
+	MaxBodyBytes    int64         `toml:"max_body_bytes"`
 	// UpstreamHeaderTimeout bounds the wait for an upstream's response
 	// headers. Non-streaming completions of long outputs can take minutes.
 	UpstreamHeaderTimeout Duration `toml:"upstream_header_timeout"`
@@ -77,12 +81,80 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// AuditSyncMode is when the daemon fsyncs its audit trail (audit_fsync).
+// In every mode a request's record is written to the trail before a byte
+// of the request goes upstream, so a crash of the daemon loses no record;
+// the modes differ in what an OS crash or power loss can lose.
+type AuditSyncMode string
+
+const (
+	// AuditSyncInterval (the default) fsyncs in the background, within
+	// audit_fsync_window of each record: a power loss can lose the records
+	// of about the last window, and requests never wait for the disk.
+	AuditSyncInterval AuditSyncMode = "interval"
+	// AuditSyncAlways fsyncs each record before the request goes upstream
+	// (concurrent requests share fsyncs): a power loss loses no record of
+	// a forwarded request, and each request waits for the disk.
+	AuditSyncAlways AuditSyncMode = "always"
+	// AuditSyncNever leaves writing back to the kernel: a power loss can
+	// lose any records not yet written back (tens of seconds of them), and
+	// the trail may need inspection before the daemon starts again.
+	AuditSyncNever AuditSyncMode = "never"
+)
+
+// ParseAuditSync reads an audit_fsync value. true and false, the only
+// values before interval mode existed, mean "always" and "never".
+func ParseAuditSync(s string) (AuditSyncMode, error) {
+	switch m := AuditSyncMode(s); m {
+	case AuditSyncInterval, AuditSyncAlways, AuditSyncNever:
+		return m, nil
+	}
+	if b, err := strconv.ParseBool(s); err == nil {
+		return auditSyncOf(b), nil
+	}
+	return "", fmt.Errorf("audit_fsync %q: want \"interval\" (the default), \"always\" or \"never\"", s)
+}
+
+func auditSyncOf(b bool) AuditSyncMode {
+	if b {
+		return AuditSyncAlways
+	}
+	return AuditSyncNever
+}
+
+// UnmarshalTOML accepts a mode's name or, from older configs, a bool.
+func (m *AuditSyncMode) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case bool:
+		*m = auditSyncOf(v)
+		return nil
+	case string:
+		mode, err := ParseAuditSync(v)
+		if err != nil {
+			return err
+		}
+		*m = mode
+		return nil
+	}
+	return fmt.Errorf("audit_fsync: want \"interval\" (the default), \"always\" or \"never\", not %T", v)
+}
+
+// auditSyncWindow is the audit trail's audit.Options.SyncWindow: the
+// window in interval mode, and zero (no window) in the others.
+func (c *Config) auditSyncWindow() time.Duration {
+	if c.AuditSync != AuditSyncInterval {
+		return 0
+	}
+	return c.AuditSyncWindow.Duration
+}
+
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
 		Socket:                layout.DefaultSocketPath(),
 		StateDir:              layout.DefaultStateDir(),
-		AuditSync:             true,
+		AuditSync:             AuditSyncInterval,
+		AuditSyncWindow:       Duration{audit.DefaultSyncWindow},
 		MaxTTL:                Duration{24 * time.Hour},
 		KeychainTimeout:       Duration{5 * time.Second},
 		MaxBodyBytes:          32 << 20, // the largest request body we accept and scan: 32 MiB covers image inputs
@@ -150,7 +222,14 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			*p = v
 		}
 	}
-	for k, p := range map[string]*bool{"TOKFENCE_AUDIT_FSYNC": &cfg.AuditSync, "TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot,
+	if v := getenv("TOKFENCE_AUDIT_FSYNC"); v != "" {
+		m, err := ParseAuditSync(v)
+		if err != nil {
+			return fmt.Errorf("TOKFENCE_AUDIT_FSYNC: %w", err)
+		}
+		cfg.AuditSync = m
+	}
+	for k, p := range map[string]*bool{"TOKFENCE_ALLOW_ROOT": &cfg.AllowRoot,
 		"TOKFENCE_FENCE": &cfg.Fence.Enabled} {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -175,6 +254,14 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
 		return fmt.Errorf("config: state_dir %q must be absolute", c.StateDir)
+	}
+	switch c.AuditSync {
+	case AuditSyncInterval, AuditSyncAlways, AuditSyncNever:
+	default:
+		return fmt.Errorf("config: audit_fsync %q: want \"interval\", \"always\" or \"never\"", c.AuditSync)
+	}
+	if w := c.AuditSyncWindow.Duration; w < time.Millisecond || w > audit.MaxSyncWindow {
+		return fmt.Errorf("config: audit_fsync_window %s must be between 1ms and %s (what a power loss can take grows with it)", c.AuditSyncWindow, audit.MaxSyncWindow)
 	}
 	if c.MaxTTL.Duration < time.Minute || c.MaxTTL.Duration > 30*24*time.Hour {
 		return fmt.Errorf("config: max_ttl %s must be between 1m and 720h", c.MaxTTL)

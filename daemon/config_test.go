@@ -32,7 +32,7 @@ func TestLoadPrecedence(t *testing.T) {
 	if cfg.StateDir != "/from/file/state" || cfg.MaxTTL.Duration != 2*time.Hour {
 		t.Errorf("file values not applied: %+v", cfg)
 	}
-	if !cfg.AuditSync || cfg.MaxBodyBytes != 32<<20 {
+	if cfg.AuditSync != AuditSyncInterval || cfg.MaxBodyBytes != 32<<20 {
 		t.Errorf("defaults lost: %+v", cfg)
 	}
 	must(t, cfg.Validate())
@@ -221,6 +221,64 @@ func TestPricingFileFromConfigAndEnv(t *testing.T) {
 				if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
 				}
+			}
+		})
+	}
+}
+
+func TestLoadAuditSync(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		env        map[string]string
+		want       AuditSyncMode
+		wantWindow time.Duration // the audit log's SyncWindow
+		wantErr    string
+	}{
+		{name: "interval by default", want: AuditSyncInterval, wantWindow: 20 * time.Millisecond},
+		{name: "always", body: "audit_fsync = \"always\"\n", want: AuditSyncAlways},
+		{name: "never", body: "audit_fsync = \"never\"\n", want: AuditSyncNever},
+		{name: "true from an older config is always", body: "audit_fsync = true\n", want: AuditSyncAlways},
+		{name: "false from an older config is never", body: "audit_fsync = false\n", want: AuditSyncNever},
+		{name: "a window of its own", body: "audit_fsync = \"interval\"\naudit_fsync_window = \"50ms\"\n", want: AuditSyncInterval, wantWindow: 50 * time.Millisecond},
+		{name: "a window without interval mode is not used", body: "audit_fsync = \"always\"\naudit_fsync_window = \"50ms\"\n", want: AuditSyncAlways},
+		{name: "TOKFENCE_AUDIT_FSYNC beats the file", body: "audit_fsync = \"always\"\n", env: map[string]string{"TOKFENCE_AUDIT_FSYNC": "interval"},
+			want: AuditSyncInterval, wantWindow: 20 * time.Millisecond},
+		{name: "TOKFENCE_AUDIT_FSYNC=0 is never", env: map[string]string{"TOKFENCE_AUDIT_FSYNC": "0"}, want: AuditSyncNever},
+		{name: "an unknown mode", body: "audit_fsync = \"sometimes\"\n",
+			wantErr: `:1: audit_fsync "sometimes": want "interval" (the default), "always" or "never"`},
+		{name: "an unknown mode in the environment", env: map[string]string{"TOKFENCE_AUDIT_FSYNC": "sometimes"},
+			wantErr: `TOKFENCE_AUDIT_FSYNC: audit_fsync "sometimes": want "interval" (the default), "always" or "never"`},
+		{name: "a number", body: "audit_fsync = 1\n", wantErr: `want "interval" (the default), "always" or "never", not int64`},
+		{name: "a window too long", body: "audit_fsync_window = \"2s\"\n", wantErr: "audit_fsync_window 2s must be between 1ms and 1s"},
+		{name: "a window of nothing", body: "audit_fsync_window = \"0s\"\n", wantErr: "audit_fsync_window 0s must be between 1ms and 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"XDG_CONFIG_HOME": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			file := ""
+			if tt.body != "" {
+				file = writeFile(t, tt.body)
+			}
+			cfg, err := Load(file, envMap(env))
+			if err == nil {
+				cfg.Socket, cfg.StateDir = "/tmp/x.sock", "/tmp/x"
+				err = cfg.Validate()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load(%q) = %v, want an error with %q", tt.body, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%q) = %v", tt.body, err)
+			}
+			if cfg.AuditSync != tt.want || cfg.auditSyncWindow() != tt.wantWindow {
+				t.Errorf("Load(%q) = audit_fsync %q, window %v; want %q, %v", tt.body, cfg.AuditSync, cfg.auditSyncWindow(), tt.want, tt.wantWindow)
 			}
 		})
 	}

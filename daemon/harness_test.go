@@ -96,7 +96,7 @@ func startProxyEnv(t testing.TB, h http.HandlerFunc, mod ...func(*Config)) *prox
 	up := newUpstream(t, h)
 	cfg := testConfig(t)
 	cfg.TCP = "127.0.0.1:0"
-	cfg.AuditSync = false // fsync per record is tested in the audit package; here it only slows tests
+	cfg.AuditSync = AuditSyncNever // fsync per record is tested in the audit package; here it only slows tests
 	cfg.Providers = map[string]ProviderConfig{
 		"openai":    {BaseURL: up.URL},
 		"anthropic": {BaseURL: up.URL},

@@ -198,9 +198,10 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.setupPolicy(); err != nil {
 		return err
 	}
-	alog, err := audit.Open(layout.StateDir(d.cfg.StateDir).Audit(), audit.Options{Clock: d.clock, NoSync: !d.cfg.AuditSync,
+	alog, err := audit.Open(layout.StateDir(d.cfg.StateDir).Audit(), audit.Options{Clock: d.clock,
+		NoSync: d.cfg.AuditSync == AuditSyncNever, SyncWindow: d.cfg.auditSyncWindow(),
 		OnAsyncFail: func(r audit.Record, err error) {
-			d.log.Error("audit record lost: its commit failed", "event", r.Event, "seq", r.Seq, "session", r.Session, "err", err)
+			d.log.Error("audit record not committed", "event", r.Event, "seq", r.Seq, "session", r.Session, "err", err)
 		}})
 	if err != nil {
 		return withHintf(fmt.Errorf("audit trail: %w", err),

@@ -848,7 +848,7 @@ func startTLSProxyEnv(t *testing.T, h http.HandlerFunc) *proxyEnv {
 	t.Cleanup(srv.Close)
 	cfg := testConfig(t)
 	cfg.TCP = "127.0.0.1:0"
-	cfg.AuditSync = false
+	cfg.AuditSync = AuditSyncNever
 	cfg.Providers = map[string]ProviderConfig{"openai": {BaseURL: srv.URL}}
 	e := newEnv(t, cfg)
 	tr := newUpstreamTransport(cfg)

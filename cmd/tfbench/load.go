@@ -27,10 +27,10 @@ type variant struct {
 func (v *variant) isTokfence() bool { return v.tf != nil }
 
 // newVariants returns the variants of the run: direct, the bare proxy,
-// Tokfence on its socket and on TCP, (when fsyncTF is not nil) Tokfence
-// on TCP with the audit trail synced on every record, the default, and the
-// bare proxy again on a Unix socket.
-func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokfence) []*variant {
+// Tokfence on its socket and on TCP, Tokfence on TCP with the audit trail
+// synced (one variant per daemon of synced, named after it: interval, the
+// default, and always), and the bare proxy again on a Unix socket.
+func newVariants(upstream, bare, bareSock string, barePID int, tf *tokfence, synced ...*tokfence) []*variant {
 	vs := []*variant{
 		{name: "direct", base: upstream, client: tcpClient(), token: tf.token},
 		{name: "bare-proxy", base: bare + "/openai", client: tcpClient(), token: tf.token, pid: barePID},
@@ -38,9 +38,9 @@ func newVariants(upstream, bare, bareSock string, barePID int, tf, fsyncTF *tokf
 			client: &http.Client{Timeout: 60 * time.Second, Transport: unixTransport(tf.socket, 2048)}},
 		{name: "tokfence-tcp", base: "http://" + tf.tcp + "/openai", client: tcpClient(), token: tf.token, tf: tf, pid: tf.pid},
 	}
-	if fsyncTF != nil {
-		vs = append(vs, &variant{name: "tokfence-tcp-fsync", base: "http://" + fsyncTF.tcp + "/openai",
-			client: tcpClient(), token: fsyncTF.token, tf: fsyncTF, pid: fsyncTF.pid})
+	for _, s := range synced {
+		vs = append(vs, &variant{name: "tokfence-tcp-" + s.name, base: "http://" + s.tcp + "/openai",
+			client: tcpClient(), token: s.token, tf: s, pid: s.pid})
 	}
 	// The same bare proxy on a Unix socket: the floor for tokfence-unix.
 	vs = append(vs, &variant{name: "bare-proxy-unix", base: "http://bare/openai", token: tf.token, pid: barePID,

@@ -74,12 +74,12 @@ func parseFlags(args []string) (options, string, string, error) {
 	fs.IntVar(&o.open, "open", 1000, "streams held open at once for the memory measurement")
 	fs.IntVar(&o.kills, "kills", 20, "kill-to-cut repetitions through the control API")
 	fs.IntVar(&o.cliKills, "cli-kills", 5, "kill-to-cut repetitions through `tokfence kill`")
-	fs.BoolVar(&o.fsync, "fsync", true, "also run a daemon with audit_fsync = true (the default) as a variant")
+	fs.BoolVar(&o.fsync, "fsync", true, `also run daemons with audit_fsync = "interval" (the default) and "always" as variants`)
 	fs.BoolVar(&o.goroutines, "goroutines", true, "count the daemon's goroutines with a SIGQUIT dump at the end (ends the daemon)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
 	fs.StringVar(&o.tokfence, "tokfence", "", "use this prebuilt tokfence `BINARY` instead of building ./cmd/tokfence")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (daemon logs, audit trail, the peer's install)")
-	fs.BoolVar(&o.peers, "peers", false, "run only the peer comparison: Tokfence (default config and audit_fsync = false) beside "+
+	fs.BoolVar(&o.peers, "peers", false, "run only the peer comparison: Tokfence (default config and audit_fsync = \"never\") beside "+
 		"Portkey's gateway, installed with npm into a throwaway directory, the bare proxy and direct; needs node and npm")
 	fs.StringVar(&o.portkeyVersion, "portkey-version", portkeyPin, "with -peers, the `VERSION` (or dist-tag) of "+portkeyPackage+" to install")
 	role := fs.String("role", "", "internal: run as the fake upstream or the bare proxy")
@@ -217,7 +217,8 @@ type env struct {
 	bareSock       string // the bare proxy's Unix socket
 	upChild        *child
 	bareChild      *child
-	tf, tfSync     *tokfence
+	tf             *tokfence
+	tfSync         []*tokfence
 	vs             []*variant
 	// for the fresh processes of the open-streams phase
 	r        *reaper
@@ -235,11 +236,18 @@ func setup(ctx context.Context, r *reaper, o options) (*env, error) {
 		return nil, err
 	}
 	if o.fsync {
-		if e.tfSync, err = startTokfence(ctx, r, e.kr, e.bin, e.dir, "fsync", e.upstream, fsyncOn); err != nil {
-			return nil, err
+		for _, s := range []struct {
+			name string
+			f    auditFsync
+		}{{"interval", fsyncDefault}, {"always", fsyncOn}} {
+			tf, err := startTokfence(ctx, r, e.kr, e.bin, e.dir, s.name, e.upstream, s.f)
+			if err != nil {
+				return nil, err
+			}
+			e.tfSync = append(e.tfSync, tf)
 		}
 	}
-	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync)
+	e.vs = newVariants(e.upstream, e.bare, e.bareSock, e.bareChild.pid(), e.tf, e.tfSync...)
 	return e, nil
 }
 
@@ -332,9 +340,9 @@ func bench(ctx context.Context, r *reaper, o options) (*results, error) {
 		return nil, err
 	}
 	res.Meta.DaemonRSSKB = e.tf.idleRSS
-	res.Meta.AuditFsync = "tokfence-* variants run with audit_fsync = false"
+	res.Meta.AuditFsync = `tokfence-* variants run with audit_fsync = "never"`
 	if e.tfSync != nil {
-		res.Meta.AuditFsync += "; tokfence-tcp-fsync runs with audit_fsync = true, the default"
+		res.Meta.AuditFsync += `; tokfence-tcp-interval runs the default (audit_fsync = "interval"), tokfence-tcp-always audit_fsync = "always"`
 	}
 	res.Meta.Note = "loopback only, on a machine shared with other processes; the harness (load generator), the fake " +
 		"upstream, the bare proxy and the daemons all compete for the same CPUs, so absolute numbers are noisy and the " +

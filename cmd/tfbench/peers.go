@@ -12,7 +12,7 @@ import (
 // sequential requests (interleaved in batches) and then slice at conc in
 // flight (one variant after another, the order rotating), so the spread
 // over the rounds shows how much of a difference is noise. Tokfence runs
-// twice: with the default config and with audit_fsync = false.
+// twice: with the default config and with audit_fsync = "never".
 
 // peerEnv is what the peer comparison runs against.
 type peerEnv struct {
@@ -49,7 +49,7 @@ func setupPeers(ctx context.Context, r *reaper, o options, res *results) (*peerE
 	if err := pk.start(ctx, r, node); err != nil {
 		return nil, err
 	}
-	step(ctx, "starting tokfence daemons (default config; audit_fsync = false)")
+	step(ctx, `starting tokfence daemons (default config; audit_fsync = "never")`)
 	def, err := startTokfence(ctx, r, e.kr, e.bin, e.dir, "default", e.upstream, fsyncDefault)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func setupPeers(ctx context.Context, r *reaper, o options, res *results) (*peerE
 	if err != nil {
 		return nil, err
 	}
-	res.Meta.AuditFsync = "tokfence-default: no audit_fsync line (the daemon's default); tokfence-nosync: audit_fsync = false"
+	res.Meta.AuditFsync = "tokfence-default: no audit_fsync line (the daemon's default); tokfence-nosync: audit_fsync = \"never\""
 	res.Meta.Peer = fmt.Sprintf("%s %s (npm install %s@%s), node %s", portkeyPackage, pk.version, portkeyPackage, o.portkeyVersion, pk.node)
 	vs := []*variant{
 		{name: vDirect, base: e.upstream, token: nosync.token},

@@ -56,9 +56,9 @@ type tokfence struct {
 type auditFsync int
 
 const (
-	fsyncDefault auditFsync = iota // no audit_fsync line: whatever the daemon defaults to
-	fsyncOff                       // audit_fsync = false
-	fsyncOn                        // audit_fsync = true
+	fsyncDefault auditFsync = iota // no audit_fsync line: whatever the daemon defaults to ("interval")
+	fsyncOff                       // audit_fsync = "never"
+	fsyncOn                        // audit_fsync = "always"
 )
 
 // daemonConfig is the config file of a bench daemon: its own state
@@ -69,9 +69,9 @@ func daemonConfig(stateDir, upstream string, f auditFsync) string {
 	fmt.Fprintf(&b, "state_dir = %q\n", stateDir)
 	switch f {
 	case fsyncOff:
-		b.WriteString("audit_fsync = false\n")
+		b.WriteString("audit_fsync = \"never\"\n")
 	case fsyncOn:
-		b.WriteString("audit_fsync = true\n")
+		b.WriteString("audit_fsync = \"always\"\n")
 	}
 	fmt.Fprintf(&b, "\n[providers.openai]\nbase_url = %q\n", upstream)
 	return b.String()

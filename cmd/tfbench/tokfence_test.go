@@ -13,8 +13,8 @@ func TestDaemonConfig(t *testing.T) {
 		want any // the audit_fsync value, nil for no line
 	}{
 		{"the default config says nothing", fsyncDefault, nil},
-		{"fsync off", fsyncOff, false},
-		{"fsync on", fsyncOn, true},
+		{"fsync off", fsyncOff, "never"},
+		{"fsync on", fsyncOn, "always"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := daemonConfig("/tmp/s", "http://127.0.0.1:9", tc.f)

@@ -8,9 +8,9 @@
 // line (without its newline); the first record carries 64 zeros. The chain
 // runs across files: the first record of a new file links to the last record
 // of the one before. A sidecar file, audit.head (0600), holds the sequence
-// number and hash of the newest acknowledged record, rewritten at most every
-// 100 ms while records arrive and at Close, so that the end of the chain is
-// anchored too.
+// number and hash of the newest committed record (synced, unless NoSync),
+// or seq 0 before the first, rewritten at most every 100 ms while records
+// arrive and at Close, so that the end of the chain is anchored too.
 //
 // Threat model. The trail makes visible any edit, deletion, reordering or
 // truncation of records, and the deletion of an archived file, made by
@@ -28,23 +28,33 @@
 // Invariants:
 //   - A record is written with a single write call of the whole line; a line
 //     without a trailing newline is a torn write and was never acknowledged.
-//   - Append returns nil only after the line and (unless Options.NoSync) an
-//     fsync that began after it was written succeeded. Concurrent appends
-//     share that fsync (group commit): each writes its line under the lock,
-//     then one of them syncs every line written so far while the others
-//     wait and later appends keep writing.
+//   - Append returns nil only after the line and (unless Options.NoSync or
+//     interval mode) an fsync that began after it was written succeeded.
+//     Concurrent appends share that fsync (group commit): each writes its
+//     line under the lock, then one of them syncs every line written so far
+//     while the others wait and later appends keep writing.
 //   - AppendAsync returns once its line is written; the record is committed
 //     with the next Append's fsync, or by itself within 5 ms, and until then
 //     an OS crash or power loss can lose it (never a record Append
 //     returned). The daemon uses it only for a request's completion record.
-//   - A failed commit fails every record not yet acknowledged: those its
-//     fsync covered and those written after it began, which chain from
-//     them. The file is cut back to the end of the last acknowledged record
-//     and the chain rolled back to it, so no sequence number is consumed by
-//     a failed record and no unacknowledged line stays in the file. A failed
-//     write cuts back only its own torn line. If a cut fails, every later
-//     Append retries it first and fails until it succeeds. Records are
-//     acknowledged in sequence order, and subscribers see them then.
+//   - In interval mode (Options.SyncWindow) every Append is an AppendAsync
+//     whose fsync begins at most one window after its line was written (or
+//     as soon as the fsync running then ends). A line is written before
+//     Append returns, so a crash of the process loses no record; an OS
+//     crash or power loss can lose the records of about the last window,
+//     and leaves a chain that Open repairs and Verify accepts up to the
+//     last record that reached the disk. Subscribers see a record once it
+//     is synced. A failed fsync cuts nothing (the records were
+//     acknowledged) and fails every later Append with ErrSyncFailed.
+//   - Otherwise a failed commit fails every record not yet acknowledged:
+//     those its fsync covered and those written after it began, which
+//     chain from them. The file is cut back to the end of the last
+//     acknowledged record and the chain rolled back to it, so no sequence
+//     number is consumed by a failed record and no unacknowledged line
+//     stays in the file. A failed write cuts back only its own torn line.
+//     If a cut fails, every later Append retries it first and fails until
+//     it succeeds. Records are acknowledged in sequence order, and
+//     subscribers see them then.
 //   - audit.head is written only after the record it names is in the log
 //     (and synced, unless NoSync), so it may lag the log but is never ahead
 //     of it. It is rewritten in place at most every Options.HeadEvery
@@ -163,6 +173,11 @@ var genesis = strings.Repeat("0", 64)
 
 // ErrClosed is returned by Append on a closed Log.
 var ErrClosed = errors.New("audit log closed")
+
+// ErrSyncFailed is wrapped by every Append (and Close) after an fsync
+// failed in interval mode: records were acknowledged that may not be on
+// disk, so the Log fails closed until the trail is reopened.
+var ErrSyncFailed = errors.New("audit log fsync failed")
 
 // ErrTooLarge is returned by Append for a record whose line exceeds the
 // largest line readers accept.

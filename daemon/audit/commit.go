@@ -13,9 +13,17 @@ import (
 // keep writing meanwhile and queue for the next commit), then, under l.mu,
 // points audit.head at the newest record it synced and acknowledges the
 // batch in order: subscribers are notified and the waiting Appends return.
-// There is no background goroutine: a waiting Append that finds no commit
-// running leads one itself, so a lone appender pays one fsync as before and
-// N concurrent appenders share about one fsync per fsync time.
+// A waiting Append that finds no commit running leads one itself, so a
+// lone appender pays one fsync as before and N concurrent appenders share
+// about one fsync per fsync time.
+//
+// Records nobody waits for (AppendAsync, and every Append in interval
+// mode) are committed by the background committer: a timer armed when
+// the first of them is written, which runs one commit and, if records
+// were written meanwhile, arms itself again for the start of that commit
+// plus the window. So the fsync that covers a record begins at most one
+// window after the record was written, or as soon as the fsync running at
+// that moment ends: that is the bound interval mode promises.
 //
 // The batch-failure rule: if a commit fails (its fsync or its head write),
 // every record not yet acknowledged fails, both those in the batch and
@@ -24,6 +32,19 @@ import (
 // is cut back to the end of the last acknowledged record, audit.head is
 // pointed back at it, and the chain (seq, prev) is rolled back to it, so no
 // sequence number is consumed and the next Append continues a valid chain.
+//
+// Interval mode cannot follow that rule: its records were acknowledged
+// when they were written (a request went upstream on the strength of
+// one), so cutting them would erase the record of something that
+// happened. A failed fsync there fails the Log closed instead (see
+// failClosed): nothing is cut, audit.head stays at the last record
+// synced, every pending record is reported to Options.OnAsyncFail, and
+// every later Append fails with ErrSyncFailed until the trail is reopened.
+// It is final because a retried fsync proves nothing: after a failed
+// writeback Linux marks the pages clean, so the next fsync can succeed
+// although the records never reached the disk. A failed head write, whose
+// fsync succeeded, is not final: the batch is durable and acknowledged,
+// and appends fail until the head can be written, as in the other modes.
 
 // waiter is an appended record whose line is written but not yet durable.
 type waiter struct {
@@ -32,8 +53,9 @@ type waiter struct {
 	end  int64  // offset just past its line in the active file
 	done bool   // committed or failed; err tells which
 	err  error
-	// async: nobody awaits it (AppendAsync); the commit that ends it
-	// recycles it, and a failure is reported through Options.OnAsyncFail.
+	// async: nobody awaits it (AppendAsync, or Append in interval mode);
+	// the commit that ends it recycles it, and a failure is reported
+	// through Options.OnAsyncFail.
 	async bool
 }
 
@@ -106,12 +128,21 @@ func (l *Log) commit() {
 		l.mu.Lock()
 		l.syncing = false
 		if err != nil {
-			err = fmt.Errorf("sync: %w", err)
+			err = fmt.Errorf("%w: %w", errSync, err)
 		}
 	}
 	h := head{seq: last.rec.Seq, hash: last.hash}
 	if err == nil {
 		err = l.anchor(h)
+	}
+	if err != nil && l.interval() {
+		if errors.Is(err, errSync) {
+			l.failClosed(err)
+			return
+		}
+		// The batch is durable; only its anchor failed. The next Append
+		// rewrites the head first, or fails.
+		l.dirty, err = true, nil
 	}
 	if err != nil {
 		l.fail(err, len(batch))
@@ -150,6 +181,76 @@ func (l *Log) fail(err error, n int) {
 	clear(l.pending)
 	l.pending = l.pending[:0]
 }
+
+// failClosed ends a failed fsync in interval mode, in which the pending
+// records were acknowledged as they were written: they stay in the file,
+// each is reported to Options.OnAsyncFail, and every later Append fails
+// (see the top of this file). l.mu is held.
+func (l *Log) failClosed(err error) {
+	if len(l.pending) == 0 {
+		return
+	}
+	first := l.pending[0].rec.Seq
+	l.broken = fmt.Errorf("%w: seq %d to %d were written but may not be on disk (%w); appends are refused until the trail is reopened",
+		ErrSyncFailed, first, l.seq, err)
+	for _, w := range l.pending {
+		l.finish(w, l.broken)
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
+}
+
+// errSync marks a failed fsync of the active file among commit errors.
+var errSync = errors.New("sync")
+
+// armCommit arms the background committer to run in d, unless it is
+// armed or running already. l.mu is held.
+func (l *Log) armCommit(d time.Duration) {
+	if l.committer || l.closed {
+		return
+	}
+	l.committer = true
+	l.commitTimer = l.opts.afterFunc(max(d, 0), l.commitAsync)
+}
+
+// commitAsync is the background committer: it commits what is pending,
+// once the running commit (if any) has ended, and arms itself again for
+// what was written during its fsync, due one window after that fsync
+// began. Records nobody waits for have no Append to lead their commit.
+func (l *Log) commitAsync() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.syncing {
+		l.committed.Wait()
+	}
+	if len(l.pending) == 0 {
+		l.committer = false
+		return
+	}
+	began := l.opts.now()
+	l.commit() // appends during its fsync find l.committer set and leave their records to us
+	l.committer = false
+	if len(l.pending) > 0 {
+		l.armCommit(began.Add(l.window()).Sub(l.opts.now()))
+	}
+}
+
+// window is how long after its write a record nobody waits for may wait
+// for the fsync that commits it to begin.
+func (l *Log) window() time.Duration {
+	if l.interval() {
+		return l.opts.SyncWindow
+	}
+	return asyncCommitDelay
+}
+
+// asyncCommitDelay bounds how long an AppendAsync record waits for an
+// Append to share a commit with before one is run for it alone.
+const asyncCommitDelay = 5 * time.Millisecond
+
+// interval reports whether the Log runs in interval mode: Append returns
+// once its line is written and the background committer syncs it.
+func (l *Log) interval() bool { return l.opts.SyncWindow > 0 && !l.opts.NoSync }
 
 // writeHead overwrites audit.head in place. It is not synced per commit: a
 // head lost in a crash only lags the log, which Open repairs (see tail.go).
@@ -223,8 +324,15 @@ func (l *Log) repair() error {
 		return err
 	}
 	if !l.opts.NoSync {
-		if err := errors.Join(l.f.Sync(), l.hf.Sync()); err != nil {
-			return fmt.Errorf("sync after cut: %w", err)
+		if err := l.f.Sync(); err != nil {
+			err = fmt.Errorf("sync after cut: %w", err)
+			if l.interval() {
+				l.failClosed(err) // it failed to sync acknowledged records too
+			}
+			return err
+		}
+		if err := l.hf.Sync(); err != nil {
+			return fmt.Errorf("sync head after cut: %w", err)
 		}
 	}
 	l.dirty = false

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -260,19 +262,39 @@ func TestCrashLeavesHeadWithinDurableLog(t *testing.T) {
 
 // crashCopy copies the trail in dir as a power loss at this instant could
 // leave it: the log cut to the end of its last successful fsync, and the
-// head as last written. The head is read first, so any head it sees was
-// written after the fsync covering it had already updated spy.synced.
+// head as last written.
 func crashCopy(t *testing.T, dir string, spy *syncSpy) string {
 	t.Helper()
+	crashed, _ := copyTrail(t, dir, spy, func(synced, _ int) int { return synced })
+	return crashed
+}
+
+// copyTrail copies the trail in dir (its first file and its head) as a
+// crash at this instant could leave it, and returns the copy and how many
+// records were durable. The head is copied as last written; cut says how
+// much of the log survives, given how much was durable (the file's size
+// when its latest successful fsync began) and how much was written: a
+// power loss keeps at least the durable part and perhaps some of the
+// rest, which the kernel may have written back by itself, and a crash of
+// the process alone keeps all of it. The head is read first, so any head
+// it sees was written after the fsync covering it had already updated
+// spy.synced.
+func copyTrail(t *testing.T, dir string, spy *syncSpy, cut func(synced, written int) int) (string, int) {
+	t.Helper()
 	h, err := readHead(dir)
-	for i := 0; i < 100 && err != nil; i++ { // a read can race the in-place head update
+	var be *BreakError
+	for i := 0; i < 100 && errors.As(err, &be); i++ { // a read can race the in-place head update
 		time.Sleep(time.Millisecond)
 		h, err = readHead(dir)
 	}
-	if err != nil {
+	headBytes := h.encode()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		headBytes = nil // copied as it is: none
+	case err != nil:
 		t.Fatal(err)
 	}
-	n := spy.synced.Load()
+	synced := int(spy.synced.Load())
 	log, err := os.ReadFile(filepath.Join(dir, fileName(1)))
 	if err != nil {
 		t.Fatal(err)
@@ -282,12 +304,12 @@ func crashCopy(t *testing.T, dir string, spy *syncSpy) string {
 		t.Fatal(err)
 	}
 	if err := errors.Join(
-		os.WriteFile(filepath.Join(crashed, fileName(1)), log[:n], 0o600),
-		os.WriteFile(filepath.Join(crashed, headName), h.encode(), 0o600),
+		os.WriteFile(filepath.Join(crashed, fileName(1)), log[:cut(synced, len(log))], 0o600),
+		os.WriteFile(filepath.Join(crashed, headName), headBytes, 0o600),
 	); err != nil {
 		t.Fatal(err)
 	}
-	return crashed
+	return crashed, bytes.Count(log[:synced], []byte{'\n'})
 }
 
 // benchRecord is a typical request record, about 450 bytes as a line.
@@ -302,8 +324,8 @@ func benchRecord() Record {
 
 // benchLog opens a fresh log for a benchmark and sets the bytes per op to
 // the length of one record line.
-func benchLog(b *testing.B, noSync bool) *Log {
-	l := openLog(b, filepath.Join(b.TempDir(), "audit"), Options{NoSync: noSync})
+func benchLog(b *testing.B, opts Options) *Log {
+	l := openLog(b, filepath.Join(b.TempDir(), "audit"), opts)
 	b.Cleanup(func() { l.Close() })
 	r, err := l.Append(benchRecord())
 	if err != nil {
@@ -315,44 +337,42 @@ func benchLog(b *testing.B, noSync bool) *Log {
 	return l
 }
 
+// benchModes are the daemon's three audit_fsync modes.
 var benchModes = []struct {
-	name   string
-	noSync bool
-}{{"fsync", false}, {"nosync", true}}
-
-// BenchmarkAppend measures one appender: every append pays its own fsync.
-func BenchmarkAppend(b *testing.B) {
-	for _, bc := range benchModes {
-		b.Run(bc.name, func(b *testing.B) {
-			l := benchLog(b, bc.noSync)
-			rec := benchRecord()
-			for b.Loop() {
-				if _, err := l.Append(rec); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	name string
+	opts Options
+}{
+	{"always", Options{}},
+	{"interval", Options{SyncWindow: DefaultSyncWindow}},
+	{"never", Options{NoSync: true}},
 }
 
-// BenchmarkAppendParallel measures many appenders, as in the daemon where
-// each request goroutine appends its own records: 16 goroutines per CPU,
-// so that appends queue behind an fsync as they do under load.
-func BenchmarkAppendParallel(b *testing.B) {
+// BenchmarkAppend measures Append in each mode with one appender and with
+// 16, as in the daemon, where each request goroutine appends its own
+// records. With one appender and fsync always, every append pays its own
+// fsync; with 16, appends queue behind an fsync and share the next.
+func BenchmarkAppend(b *testing.B) {
 	for _, bc := range benchModes {
-		b.Run(bc.name, func(b *testing.B) {
-			l := benchLog(b, bc.noSync)
-			b.SetParallelism(16)
-			b.RunParallel(func(pb *testing.PB) {
+		for _, appenders := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/appenders=%d", bc.name, appenders), func(b *testing.B) {
+				l := benchLog(b, bc.opts)
 				rec := benchRecord()
-				for pb.Next() {
-					if _, err := l.Append(rec); err != nil {
-						b.Error(err)
-						return
-					}
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				for range appenders {
+					wg.Go(func() {
+						for next.Add(1) <= int64(b.N) {
+							if _, err := l.Append(rec); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
 				}
+				wg.Wait()
 			})
-		})
+		}
 	}
 }
 

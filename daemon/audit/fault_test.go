@@ -227,7 +227,7 @@ func TestAppendToDevFull(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("Append to /dev/full = %v, want ENOSPC", err)
 	}
-	if _, err := readHead(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("head after a failed first append = %v, want none", err)
+	if h, err := readHead(dir); err != nil || h.seq != 0 || h.hash != genesis {
+		t.Errorf("head after a failed first append = %+v, %v; want the genesis head (seq 0)", h, err)
 	}
 }

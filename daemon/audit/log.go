@@ -29,6 +29,14 @@ type Options struct {
 	// for tests and benchmarks. The field is negative so that the zero value
 	// is the safe one.
 	NoSync bool
+	// SyncWindow, if positive, selects interval mode: Append returns once
+	// its line is written (in the page cache, so a crash of the process
+	// loses nothing) and the background committer begins the fsync that
+	// covers it at most SyncWindow later (see commit.go). An OS crash or
+	// power loss can then lose the records of about the last window, and
+	// a failed fsync fails the Log closed (ErrSyncFailed). Zero is the
+	// per-append fsync; at most MaxSyncWindow; ignored with NoSync.
+	SyncWindow time.Duration
 	// HeadEvery paces the rewrites of audit.head (see anchor);
 	// DefaultHeadEvery if zero, every commit if negative.
 	HeadEvery time.Duration
@@ -39,7 +47,25 @@ type Options struct {
 	// openFile opens the log and head files; a test hook for fault
 	// injection. os.OpenFile if nil.
 	openFile func(name string, flag int, perm os.FileMode) (file, error)
+	// now and afterFunc run the background committer's clock and timer;
+	// test hooks, time.Now and time.AfterFunc if nil.
+	now       func() time.Time
+	afterFunc func(time.Duration, func()) stopper
 }
+
+// stopper is the part of *time.Timer a Log uses.
+type stopper interface{ Stop() bool }
+
+const (
+	// DefaultSyncWindow is the window of interval mode the daemon uses by
+	// default: short against what it bounds (the records a power loss can
+	// take), long against an fsync (a fraction of a millisecond to a few
+	// milliseconds), so that a busy trail pays one per window.
+	DefaultSyncWindow = 20 * time.Millisecond
+	// MaxSyncWindow caps SyncWindow: past a second, what a power loss can
+	// take is no longer "the last moment" (and ext4 itself commits every 5 s).
+	MaxSyncWindow = time.Second
+)
 
 // file is the part of *os.File a Log writes through.
 type file interface {
@@ -78,12 +104,16 @@ type Log struct {
 	durable     head
 	durableSize int64
 
-	pending   []*waiter // written records not yet committed, in seq order
-	syncing   bool      // a commit is running its fsync with mu released
-	committer bool      // a commitAsync goroutine is running
-	committed sync.Cond // broadcast when a commit ends; L is &mu
+	pending     []*waiter // written records not yet committed, in seq order
+	syncing     bool      // a commit is running its fsync with mu released
+	committer   bool      // the background committer is armed or running
+	commitTimer stopper   // the background committer's timer, once armed
+	committed   sync.Cond // broadcast when a commit ends; L is &mu
 
-	dirty  bool // a failure may have left bytes past size or a stale head
+	dirty bool // a failure may have left bytes past size or a stale head
+	// broken is set when an fsync fails in interval mode; every later
+	// Append returns it (see failClosed).
+	broken error
 	closed bool
 	buf    []byte // the line being written
 	hbuf   []byte // the head being written
@@ -114,6 +144,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	if opts.openFile == nil {
 		opts.openFile = osOpenFile
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.afterFunc == nil {
+		opts.afterFunc = func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) }
+	}
+	if opts.SyncWindow < 0 || opts.SyncWindow > MaxSyncWindow {
+		return nil, fmt.Errorf("open audit log: sync window %s is outside 0 to %s", opts.SyncWindow, MaxSyncWindow)
 	}
 	if err := ensureDir(dir); err != nil {
 		return nil, err
@@ -180,7 +219,30 @@ func (l *Log) openFiles(rec recovery, created bool) error {
 	}
 	l.f, l.hf = f, hf
 	if created && !l.opts.NoSync {
-		return syncDir(l.dir)
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	if rec.seq == 0 && !rec.hasHead {
+		return l.anchorGenesis()
+	}
+	return nil
+}
+
+// anchorGenesis points the head of an empty trail at seq 0, durably, so
+// that the trail has a head from its first record on: a record written
+// and then cut short by a crash before its commit wrote the head (in
+// interval mode, for a whole window) then leaves a head that lags, which
+// Open repairs, rather than no head, which it must refuse.
+func (l *Log) anchorGenesis() error {
+	if err := l.writeHead(head{hash: genesis}); err != nil {
+		return err
+	}
+	if l.opts.NoSync {
+		return nil
+	}
+	if err := l.hf.Sync(); err != nil {
+		return fmt.Errorf("sync head: %w", err)
 	}
 	return nil
 }
@@ -210,11 +272,20 @@ func recoveredRecord(rec recovery) Record {
 // sequence number is not consumed, so a later Append continues the chain.
 // An Append that shares a failed fsync fails too, as does every Append
 // that wrote after that fsync began: see fail.
+//
+// In interval mode (Options.SyncWindow) it is AppendAsync: it returns once
+// the line is written, and the background committer syncs it within the
+// window. A failed write still fails it (and cuts the torn line); a
+// failed fsync fails every later Append with ErrSyncFailed.
 func (l *Log) Append(r Record) (Record, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w, err := l.write(&r)
-	if err == nil {
+	switch {
+	case err != nil:
+	case l.interval():
+		l.background(w)
+	default:
 		err = l.await(w)
 	}
 	return r, appendErr(r, err)
@@ -236,13 +307,15 @@ func appendErr(r Record, err error) error {
 // the line is written and queued for the next commit. That is the commit
 // of the next Append if one comes within asyncCommitDelay (so a request's
 // completion record shares the fsync of the next request's record instead
-// of costing one of its own), or else one started in the background then.
-// It is for records nothing is acted on because of, such as a request's
-// completion after the request itself was appended: in an OS crash or
-// power loss before that commit such a record can be lost, never a record
-// an Append returned. A commit that
-// fails cuts the record as it would an Append's (see fail) and reports it
-// to Options.OnAsyncFail. With Options.NoSync there is no fsync to wait
+// of costing one of its own), or else one the background committer runs
+// then (in interval mode, within the window). It is for records nothing is
+// acted on because of, such as a request's completion after the request
+// itself was appended: in an OS crash or power loss before that commit
+// such a record can be lost, never a record an Append returned (in
+// interval mode, an Append's record too). A commit that fails cuts the
+// record as it would an Append's (see fail) and reports it to
+// Options.OnAsyncFail; in interval mode it stays in the file and is
+// reported (see failClosed). With Options.NoSync there is no fsync to wait
 // for and it is Append.
 func (l *Log) AppendAsync(r Record) (Record, error) {
 	if l.opts.NoSync {
@@ -254,27 +327,15 @@ func (l *Log) AppendAsync(r Record) (Record, error) {
 	if err != nil {
 		return r, appendErr(r, err)
 	}
-	w.async = true
-	if !l.committer {
-		l.committer = true
-		time.AfterFunc(asyncCommitDelay, l.commitAsync)
-	}
+	l.background(w)
 	return r, nil
 }
 
-// asyncCommitDelay bounds how long an AppendAsync record waits for an
-// Append to share a commit with before one is run for it alone.
-const asyncCommitDelay = 5 * time.Millisecond
-
-// commitAsync commits until nothing written is left pending: the records
-// of AppendAsync have no waiter of their own to lead a commit.
-func (l *Log) commitAsync() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.syncing || len(l.pending) > 0 {
-		l.step()
-	}
-	l.committer = false
+// background leaves w, just written, to the background committer.
+// l.mu is held.
+func (l *Log) background(w *waiter) {
+	w.async = true
+	l.armCommit(l.window())
 }
 
 // write assigns r its place in the chain and writes its line to the active
@@ -287,6 +348,9 @@ func (l *Log) write(r *Record) (*waiter, error) {
 	for {
 		if l.closed {
 			return nil, ErrClosed
+		}
+		if l.broken != nil {
+			return nil, l.broken
 		}
 		if err := l.repair(); err != nil {
 			return nil, err
@@ -402,7 +466,8 @@ func syncDir(dir string) error {
 }
 
 // Close commits the appends already written, syncs and closes the files
-// and ends every subscription. Later Appends return ErrClosed.
+// and ends every subscription. Later Appends return ErrClosed. A Log that
+// failed closed (ErrSyncFailed) still closes, and returns that error.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -418,11 +483,14 @@ func (l *Log) Close() error {
 	if l.headTimer != nil {
 		l.headTimer.Stop()
 	}
+	if l.commitTimer != nil {
+		l.commitTimer.Stop()
+	}
 	err := l.repair()
 	if err == nil {
 		err = l.catchUpHead()
 	}
-	err = errors.Join(err, l.f.Sync(), l.hf.Sync(), l.f.Close(), l.hf.Close())
+	err = errors.Join(l.broken, err, l.f.Sync(), l.hf.Sync(), l.f.Close(), l.hf.Close())
 	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)
 	}

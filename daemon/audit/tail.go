@@ -132,6 +132,7 @@ type recovery struct {
 	size    int64 // size of the active file once a torn line is cut
 	torn    int64 // bytes of a torn final line to cut
 	headLag uint64
+	hasHead bool // audit.head names a record (or seq 0)
 }
 
 // recoverState finds the end of the chain in dir and checks it against the
@@ -142,7 +143,7 @@ func recoverState(dir string, nums []int) (recovery, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return recovery{}, err
 	}
-	rec := recovery{hash: genesis, active: 1}
+	rec := recovery{hash: genesis, active: 1, hasHead: hasHead}
 	if len(nums) > 0 {
 		rec.active = nums[len(nums)-1]
 	}
