@@ -155,6 +155,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	defer stateLock.Release()
+	defer func() {
+		if d.live.grants != nil {
+			d.live.grants.close()
+		}
+	}()
 	if err := d.prepare(ctx); err != nil {
 		return err
 	}
@@ -190,7 +195,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	if err := d.setupCapabilities(ctx); err != nil {
 		return err
 	}
-	g, err := openGrants(layout.StateDir(d.cfg.StateDir).Grants())
+	g, err := openGrants(layout.StateDir(d.cfg.StateDir).Grants(), layout.StateDir(d.cfg.StateDir).LegacyGrants())
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"regexp"
 	"sync"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/proc"
-	"github.com/tokfence/tokfence/keystore/durable"
 	"github.com/tokfence/tokfence/policy"
 )
 
@@ -73,6 +69,13 @@ func (t *sessionTable) lookup(sid string) (*session, bool) {
 	defer t.mu.Unlock()
 	st, ok := t.m[sid]
 	return st, ok
+}
+
+// drop forgets the state of session sid.
+func (t *sessionTable) drop(sid string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, sid)
 }
 
 // forget drops the states of sessions live reports dead.
@@ -147,7 +150,7 @@ func (d *Daemon) endSession(sid, why string) (bool, error) {
 		d.log.Error("drop grant record of killed session", "session", sid, "err", err)
 	}
 	d.sessions.Kill(sid)
-	d.live.forget(func(id string) bool { return id != sid })
+	d.live.drop(sid)
 	d.book.dropSession(sid) // its token is dead and its canaries can revoke nothing
 	d.appendAudit(audit.Record{Event: audit.EventKill, Session: sid, Reason: why})
 	d.log.Warn("killed session", "session", sid, "reason", why)
@@ -209,96 +212,6 @@ func (d *Daemon) sessionsOf(agent string) []string {
 	for sid, g := range d.live.grants.snapshot(d.clock()) {
 		if g.Agent == agent && !seen[sid] {
 			out = append(out, sid)
-		}
-	}
-	return out
-}
-
-// grantRecord is one persisted grant: enough to find and kill the session
-// after a restart. It holds no token.
-type grantRecord struct {
-	Agent   string    `json:"agent"`
-	Expires time.Time `json:"expires"`
-	Fence   string    `json:"fence,omitempty"`
-}
-
-// grantStore persists which sessions were granted and not yet killed, so
-// that `kill --agent` and `sessions` know about sessions that predate a
-// restart.
-type grantStore struct {
-	mu   sync.Mutex
-	path string
-	m    map[string]grantRecord
-}
-
-func openGrants(path string) (*grantStore, error) {
-	g := &grantStore{path: path, m: map[string]grantRecord{}}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return g, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read grants: %w", err)
-	}
-	if err := json.Unmarshal(b, &g.m); err != nil {
-		return nil, fmt.Errorf("grants file %s is corrupt: %w", path, err)
-	}
-	return g, nil
-}
-
-func (g *grantStore) get(sid string) (grantRecord, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	r, ok := g.m[sid]
-	return r, ok
-}
-
-// add records sid (a grant or a renewal) and persists the store, dropping
-// expired records. On error the store is as it was.
-func (g *grantStore) add(sid string, rec grantRecord, now time.Time) error {
-	return g.change(now, func(m map[string]grantRecord) { m[sid] = rec })
-}
-
-// remove drops sid's record (it was killed) and persists the store.
-func (g *grantStore) remove(sid string, now time.Time) error {
-	return g.change(now, func(m map[string]grantRecord) { delete(m, sid) })
-}
-
-// clear drops every record (kill --all).
-func (g *grantStore) clear() error {
-	return g.change(time.Time{}, func(m map[string]grantRecord) { clear(m) })
-}
-
-// change applies edit to a copy of the records, persists the copy and only
-// then makes it the store's.
-func (g *grantStore) change(now time.Time, edit func(map[string]grantRecord)) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	next := make(map[string]grantRecord, len(g.m)+1)
-	for id, r := range g.m {
-		if !r.Expires.Before(now) {
-			next[id] = r
-		}
-	}
-	edit(next)
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	if err := durable.WriteFile(g.path, b, 0o600); err != nil {
-		return err
-	}
-	g.m = next
-	return nil
-}
-
-func (g *grantStore) snapshot(now time.Time) map[string]grantRecord {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make(map[string]grantRecord, len(g.m))
-	for id, r := range g.m {
-		if r.Expires.After(now) {
-			out[id] = r
 		}
 	}
 	return out

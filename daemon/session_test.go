@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/tokfence/tokfence/daemon/audit"
@@ -109,5 +111,70 @@ func TestRefusedRequestsSpendNothing(t *testing.T) {
 	}
 	if resp, _ := e.do(t, false, "POST", "/openai/v1/chat/completions", chatBody, bearer(g.Token)); resp.StatusCode != 403 && resp.StatusCode != 429 {
 		t.Fatalf("second request = %d, want a refusal: the limits must still hold", resp.StatusCode)
+	}
+}
+
+// TestGrantJournalSurvivesRestartsTornLinesAndTheOldFormat: the grant
+// journal is replayed at start (a grant, a renewal, a kill, kill --all),
+// a torn last line is dropped, a corrupt one refuses to start, and the
+// whole-file format it replaced is taken in once.
+func TestGrantJournalSurvivesRestartsTornLinesAndTheOldFormat(t *testing.T) {
+	dir := t.TempDir()
+	path, legacy := filepath.Join(dir, "grants.jsonl"), filepath.Join(dir, "sessions.json")
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	const a, b, c = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cccccccccccccccccccccccccccccccc"
+	must(t, os.WriteFile(legacy, []byte(`{"`+a+`":{"agent":"old","expires":"`+exp.Format(time.RFC3339)+`"}}`), 0o600))
+	g, err := openGrants(path, legacy)
+	must(t, err)
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Errorf("the old grants file is still there: %v", err)
+	}
+	now := time.Now()
+	must(t, g.add(b, grantRecord{Agent: "coder", Expires: exp}, now))
+	must(t, g.add(c, grantRecord{Agent: "coder", Expires: exp}, now))
+	must(t, g.remove(c, now))
+	must(t, g.close())
+	// A crash mid-append leaves a line without its end.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	f.WriteString(`{"sid":"` + c + `","agent":"tor`)
+	f.Close()
+	g, err = openGrants(path, legacy)
+	must(t, err)
+	got := g.snapshot(now)
+	if len(got) != 2 || got[a].Agent != "old" || got[b].Agent != "coder" {
+		t.Fatalf("after restart the journal holds %v; want %s (old) and %s (coder)", got, a, b)
+	}
+	must(t, g.clear())
+	must(t, g.close())
+	g, err = openGrants(path, legacy)
+	must(t, err)
+	if n := len(g.snapshot(now)); n != 0 {
+		t.Fatalf("after kill --all and a restart %d records remain", n)
+	}
+	g.close()
+	must(t, os.WriteFile(path, []byte("{\"sid\":\"nothex\"}\n"), 0o600))
+	if _, err := openGrants(path, legacy); err == nil || !strings.Contains(err.Error(), "corrupt at line 1") {
+		t.Fatalf("a corrupt journal = %v, want a refusal naming the line", err)
+	}
+}
+
+// TestGrantJournalStaysSmall: a long run of grants and kills compacts the
+// journal to about what is live.
+func TestGrantJournalStaysSmall(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "grants.jsonl")
+	g, err := openGrants(path, "")
+	must(t, err)
+	defer g.close()
+	now, exp := time.Now(), time.Now().Add(time.Hour)
+	for i := range 5000 {
+		sid := fmt.Sprintf("%032x", i)
+		must(t, g.add(sid, grantRecord{Agent: "a", Expires: exp}, now))
+		must(t, g.remove(sid, now))
+	}
+	fi, err := os.Stat(path)
+	must(t, err)
+	if fi.Size() > 2*compactAt*120 {
+		t.Fatalf("after 10,000 changes with nothing live the journal is %d bytes", fi.Size())
 	}
 }

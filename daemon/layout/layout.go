@@ -23,9 +23,13 @@ func (s StateDir) Audit() string { return s.join("audit") }
 // (names and times only), written by `tokfence key set` and `key rm`.
 func (s StateDir) KeyIndex() string { return s.join("keys.json") }
 
-// Grants is the record of live sessions' grants, for kill and sessions
+// Grants is the journal of live sessions' grants, for kill and sessions
 // after a restart (no tokens).
-func (s StateDir) Grants() string { return s.join("sessions.json") }
+func (s StateDir) Grants() string { return s.join("grants.jsonl") }
+
+// LegacyGrants is where the grants were kept, whole, before the journal;
+// a daemon that finds it takes it into the journal and removes it.
+func (s StateDir) LegacyGrants() string { return s.join("sessions.json") }
 
 // Revocations is the revocation list, anchored in the keychain.
 func (s StateDir) Revocations() string { return s.join("revocations.json") }
