@@ -43,6 +43,13 @@ func (d *Daemon) housekeep() {
 	live := func(sid string) bool { _, ok := d.sessions.Get(sid); return ok }
 	d.live.forget(live)
 	d.book.sweep(d.clock(), live)
+	// A session restored from its grant record after a restart is not in
+	// the registry until its first request, and its spend so far must
+	// still count against it then.
+	d.meter.Prune(d.clock(), func(sid string) bool {
+		_, recorded := d.live.grants.get(sid)
+		return recorded || live(sid)
+	})
 	if err := d.revs.Prune(); err != nil {
 		d.log.Error("prune revocations", "err", err)
 	}

@@ -48,7 +48,12 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 	// lives a second short of its turn and the others ten seconds more.
 	grant := func() time.Duration {
 		n++
-		agent := "agent-" + strconv.Itoa(n)
+		// A session ended by kill --agent has an agent of its own;
+		// the others share 100, as real agents share names.
+		agent := "pool-" + strconv.Itoa(n%100)
+		if (n-1)%3 == 1 {
+			agent = "agent-" + strconv.Itoa(n)
+		}
 		ttl := time.Duration(live+10) * time.Second
 		if (n-1)%3 == 2 {
 			ttl = time.Duration(live-1) * time.Second

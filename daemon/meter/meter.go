@@ -59,6 +59,7 @@ func monthOf(agent string, t time.Time) period {
 	return period{agent, y, m, 0}
 }
 
+// New returns an empty Meter.
 func New() *Meter {
 	return &Meter{sessions: map[string]*Tally{}, days: map[period]*Tally{}, months: map[period]*Tally{}}
 }
@@ -77,6 +78,7 @@ func bump[K comparable](m map[K]*Tally, k K, tokens, micro int64, unpriced bool)
 	}
 }
 
+// Add counts a request of session sid and agent made at at.
 func (m *Meter) Add(sid, agent string, at time.Time, tokens, micro int64, unpriced bool) {
 	day, month := dayOf(agent, at), monthOf(agent, at)
 	m.mu.Lock()
@@ -95,7 +97,34 @@ func get[K comparable](m *Meter, table map[K]*Tally, k K) Tally {
 	return Tally{}
 }
 
+// Session returns session sid's tally so far.
 func (m *Meter) Session(sid string) Tally { return get(m, m.sessions, sid) }
+
+// Prune forgets the tallies nothing can ask for any more: those of
+// sessions known reports unknown (ended, or never granted here), of days
+// before now's and of months before now's. A budget only ever reads the
+// current day and month, so a meter's size follows the sessions and
+// agents of now, not of the daemon's whole run.
+func (m *Meter) Prune(now time.Time, known func(sid string) bool) {
+	y, mo, d := now.UTC().Date()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sid := range m.sessions {
+		if !known(sid) {
+			delete(m.sessions, sid)
+		}
+	}
+	for p := range m.days {
+		if p.year != y || p.month != mo || p.day != d {
+			delete(m.days, p)
+		}
+	}
+	for p := range m.months {
+		if p.year != y || p.month != mo {
+			delete(m.months, p)
+		}
+	}
+}
 
 // Rebuild replays this month's response records from the audit trail.
 func (m *Meter) Rebuild(dir string, now time.Time) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tokfence/tokfence/daemon/audit"
 	"github.com/tokfence/tokfence/daemon/jsonscan"
@@ -233,4 +234,25 @@ func refUsage(doc []byte) *audit.Usage {
 		}
 	}
 	return tap.Result()
+}
+
+// TestPruneKeepsWhatABudgetReads: Prune drops the tallies of unknown
+// sessions and of past days and months, and keeps today's, this month's
+// and those of known sessions.
+func TestPruneKeepsWhatABudgetReads(t *testing.T) {
+	m := New()
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	m.Add("live", "a", now, 10, 100, false)
+	m.Add("gone", "a", now.AddDate(0, 0, -1), 20, 200, false)
+	m.Add("gone2", "b", now.AddDate(0, -1, 0), 30, 300, false)
+	m.Prune(now, func(sid string) bool { return sid == "live" })
+	if m.Session("live").Tokens != 10 || m.Session("gone").Tokens != 0 {
+		t.Errorf("sessions after Prune: live %+v, gone %+v", m.Session("live"), m.Session("gone"))
+	}
+	if got := get(m, m.days, dayOf("a", now)); got.Tokens != 10 || len(m.days) != 1 {
+		t.Errorf("days after Prune: today %+v, %d kept", got, len(m.days))
+	}
+	if got := get(m, m.months, monthOf("a", now)); got.Tokens != 30 || len(m.months) != 1 {
+		t.Errorf("months after Prune: this month %+v (want 10+20), %d kept", got, len(m.months))
+	}
 }
