@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -11,8 +10,9 @@ import (
 
 func policyCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "policy",
-		Usage: "work with the policy file",
+		Name:      "policy",
+		Usage:     "work with the policy file",
+		UsageText: "tokfence policy check FILE\n\nExample:\n   tokfence policy check ~/.config/tokfence/policy.toml",
 		Subcommands: []*cli.Command{{
 			Name:      "check",
 			Usage:     "validate a policy file, with line-numbered errors",
@@ -24,7 +24,7 @@ func policyCommand() *cli.Command {
 
 func runPolicyCheck(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return errors.New("want exactly one FILE")
+		return &usageError{msg: "want exactly one FILE", hint: helpHint("tokfence policy check")}
 	}
 	p, err := policy.LoadFile(c.Args().First())
 	if err != nil {

@@ -9,11 +9,16 @@ import (
 	"github.com/tokfence/tokfence/daemon"
 )
 
+func init() {
+	// `tokfence --version` prints what `tokfence version` does.
+	cli.VersionPrinter = func(c *cli.Context) { _ = runVersion(c) }
+}
+
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "version",
 		Usage:     "print the version",
-		UsageText: "tokfence version\n\nExample:\n   tokfence version",
+		UsageText: "tokfence version\n\nExamples:\n   tokfence version\n   tokfence --version",
 		Action:    runVersion,
 	}
 }
