@@ -12,7 +12,7 @@ GO      ?= go
 BIN     := bin/tokfence
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
-APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux
+APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux zsh fish
 
 .PHONY: build deps run test unit soak fuzz vet fmt bench prices clean
 
@@ -26,11 +26,12 @@ SOAK     ?= 2m
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tokfence
 
-# deps installs the Debian packages the keychain path and the tests need,
-# only when one is missing (root, or sudo without a password).
+# deps installs the Debian packages the keychain path and the tests need
+# (zsh and fish for the completion test), only when one is missing (root,
+# or sudo without a password).
 deps:
 	@missing=""; \
-	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv unshare; do \
+	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv unshare zsh fish; do \
 	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
