@@ -48,6 +48,7 @@ type Daemon struct {
 	keys      *keystore.Store
 	clock     func() time.Time
 	uid       int
+	activated bool // serving a socket systemd passed, which stays when we stop
 	started   time.Time
 	ready     chan struct{}
 	providers Providers
@@ -168,6 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.release()
+	d.activated = lock.activated
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
 	listeners := []net.Listener{newCapListener(framedListener{&peerListener{Listener: ln, allow: d.allowPeer, log: d.log, refused: d.peerRefused}}, pidPeerKey, d.log)}
 	if d.cfg.TCP != "" {
@@ -269,7 +271,9 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 	d.stopBG()
 	d.wg.Wait()
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStop})
-	_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
+	if !d.activated {
+		_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
+	}
 	return err
 }
 

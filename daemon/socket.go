@@ -62,7 +62,10 @@ func secureDir(dir string, uid int) error {
 // socketLock is the flock held on a directory's lock file (the socket's,
 // and the state directory's) for the daemon's lifetime, so two daemons can
 // never both believe they own the path or the state.
-type socketLock struct{ f *os.File }
+type socketLock struct {
+	f         *os.File
+	activated bool // the socket is systemd's (socket activation): it outlives us
+}
 
 func (l *socketLock) release() { _ = l.f.Close() }
 
@@ -87,6 +90,16 @@ func listenUnix(path string, uid int) (net.Listener, *socketLock, error) {
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A socket systemd passed must pass what ours would: the directory
+	// check and the lock above, and its own checks in activatedListener.
+	if ln, err := activatedListener(path, uid); ln != nil || err != nil {
+		if err != nil {
+			lock.release()
+			return nil, nil, err
+		}
+		lock.activated = true
+		return ln, lock, nil
 	}
 	if err := clearStale(path); err != nil {
 		lock.release()
