@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/tokfence/tokfence/capability"
+	"github.com/tokfence/tokfence/daemon/hint"
 	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/keystore"
 	"github.com/tokfence/tokfence/keystore/durable"
@@ -103,7 +104,7 @@ func (d *Daemon) setupCapabilities(ctx context.Context) error {
 	revs, err := capability.OpenAnchoredRevocations(layout.StateDir(d.cfg.StateDir).Revocations(), d.clock,
 		keychainAnchor{ks: d.keys, ctx: ctx}, d.cfg.ResetRevocations)
 	if errors.Is(err, capability.ErrAnchorMismatch) {
-		return withHintf(fmt.Errorf("revocation list: %w (refusing to start: it would revive killed sessions)", err),
+		return hint.Wrapf(fmt.Errorf("revocation list: %w (refusing to start: it would revive killed sessions)", err),
 			"if you did not expect this, something rewrote %s: look at what ran as you; "+
 				"`tokfence daemon --reset-revocations` starts a new list that kills every token minted so far", d.cfg.StateDir)
 	}

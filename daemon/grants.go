@@ -191,7 +191,7 @@ func (g *grantStore) appendLine() error {
 		g.f.Truncate(fi.Size())
 		return err
 	}
-	if err := unix.Fdatasync(int(g.f.Fd())); err != nil {
+	if err := durable.DataSync(g.f); err != nil {
 		g.f.Truncate(fi.Size())
 		return err
 	}

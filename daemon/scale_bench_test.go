@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"context"
-		"os"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"

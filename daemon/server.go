@@ -25,6 +25,7 @@ import (
 
 	"github.com/tokfence/tokfence/capability"
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/daemon/hint"
 	"github.com/tokfence/tokfence/daemon/layout"
 	"github.com/tokfence/tokfence/daemon/localsock"
 	"github.com/tokfence/tokfence/daemon/meter"
@@ -48,6 +49,7 @@ type Daemon struct {
 	keys      *keystore.Store
 	clock     func() time.Time
 	uid       int
+	activated bool // serving a socket systemd passed, which stays when we stop
 	started   time.Time
 	ready     chan struct{}
 	providers Providers
@@ -148,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// sessions whose kills the first one would never see, breaks both.
 	stateLock, err := localsock.LockDir(d.cfg.StateDir)
 	if errors.Is(err, localsock.ErrAlreadyRunning) {
-		return withHintf(fmt.Errorf("state dir %s: %w", d.cfg.StateDir, localsock.ErrAlreadyRunning),
+		return hint.Wrapf(fmt.Errorf("state dir %s: %w", d.cfg.StateDir, localsock.ErrAlreadyRunning),
 			"a daemon is already using this state directory; stop it, or give this one its own --state-dir")
 	}
 	if err != nil {
@@ -169,6 +171,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Release()
+	d.activated = lock.Activated()
 	servers := []*http.Server{d.httpServer(d.socketDoor(), "unix")}
 	listeners := []net.Listener{localsock.NewCapListener(framedListener{&localsock.PeerListener{Listener: ln, Allow: d.allowPeer, Log: d.log, Refused: d.peerRefused}}, localsock.PIDPeerKey, d.log)}
 	if d.cfg.TCP != "" {
@@ -209,7 +212,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 			d.log.Error("audit record not committed", "event", r.Event, "seq", r.Seq, "session", r.Session, "err", err)
 		}})
 	if err != nil {
-		return withHintf(fmt.Errorf("audit trail: %w", err),
+		return hint.Wrapf(fmt.Errorf("audit trail: %w", err),
 			"inspect it with `tokfence audit verify`; to start a new trail, move %s aside", layout.StateDir(d.cfg.StateDir).Audit())
 	}
 	d.audit.log = alog
@@ -221,7 +224,7 @@ func (d *Daemon) prepare(ctx context.Context) error {
 	// the audited key set.
 	watched, err := d.keys.Index().Watch(d.runCtx, d.markKeysStale)
 	if err != nil {
-		return withHintf(err, "tokfence must see keys change to stop using a removed one; "+
+		return hint.Wrapf(err, "tokfence must see keys change to stop using a removed one; "+
 			"raise fs.inotify.max_user_watches or max_user_instances if they are used up")
 	}
 	d.wg.Add(1)
@@ -280,7 +283,9 @@ func (d *Daemon) serve(ctx context.Context, servers []*http.Server, lns []net.Li
 	d.stopBG()
 	d.wg.Wait()
 	d.appendAudit(audit.Record{Event: audit.EventDaemonStop})
-	_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
+	if !d.activated {
+		_ = os.Remove(d.cfg.Socket) // closing the listener unlinks it; make sure
+	}
 	return err
 }
 

@@ -44,7 +44,8 @@ func auditCommand() *cli.Command {
 		}, {
 			Name:      "verify",
 			Usage:     "check the hash chain and name the first broken record",
-			UsageText: "tokfence audit verify\n\nExample:\n   tokfence audit verify",
+			UsageText: "tokfence audit verify [--json]\n\nExamples:\n   tokfence audit verify\n   tokfence audit verify --json | jq .intact",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON: intact, the counts, or where the chain breaks"}},
 			Action:    runAuditVerify,
 		}},
 	}
@@ -104,11 +105,16 @@ func runAuditVerify(c *cli.Context) error {
 	}
 	res, err := audit.Verify(dir)
 	var be *audit.BreakError
+	if c.Bool("json") && (err == nil || errors.As(err, &be)) {
+		if perr := printAuditVerify(c, res, be); perr != nil {
+			return perr
+		}
+	}
 	if errors.As(err, &be) {
 		return withHint(fmt.Errorf("audit trail broken at %s line %d (seq %d): %s", be.File, be.Line, be.Seq, be.Reason),
 			"records from there on cannot be vouched for; keep a copy of the directory for investigation")
 	}
-	if err != nil {
+	if err != nil || c.Bool("json") {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "audit trail intact: %d records (seq %d..%d) in %d files\n", res.Records, res.First, res.Last, res.Files)
@@ -116,6 +122,35 @@ func runAuditVerify(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "note: the newest %d records are past audit.head, which a running daemon rewrites at most every %v and a crash can leave behind; it is not a break\n", res.Unanchored, audit.DefaultHeadEvery)
 	}
 	return nil
+}
+
+// auditVerify is what `tokfence audit verify --json` prints; a broken
+// trail still exits 1.
+type auditVerify struct {
+	Intact     bool          `json:"intact"`
+	Records    int           `json:"records"`
+	Files      int           `json:"files"`
+	First      uint64        `json:"first_seq"`
+	Last       uint64        `json:"last_seq"`
+	Unanchored int           `json:"unanchored,omitempty"`
+	Break      *auditBreakAt `json:"break,omitempty"`
+}
+
+type auditBreakAt struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+func printAuditVerify(c *cli.Context, res audit.Result, be *audit.BreakError) error {
+	out := auditVerify{Intact: be == nil, Records: res.Records, Files: res.Files, First: res.First, Last: res.Last, Unanchored: res.Unanchored}
+	if be != nil {
+		out.Break = &auditBreakAt{File: be.File, Line: be.Line, Seq: be.Seq, Reason: be.Reason}
+	}
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // printRecord writes one record as JSON or as one readable line.

@@ -19,7 +19,7 @@ func scopeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "provider", Usage: "allowed `PROVIDER` (repeat for several)", Required: true},
 		&cli.StringSliceFlag{Name: "model", Usage: "allowed model `GLOB` (repeatable; default any)"},
 		&cli.StringSliceFlag{Name: "endpoint", Usage: "allowed endpoint `\"METHOD /path-glob\"` (repeatable; default any)"},
-		&cli.StringFlag{Name: "ttl", Usage: "token lifetime, e.g. 30m (grant: default 15m, renew with `tokfence renew`; exec: default as long as the agent runs; at most the daemon's max_ttl)"},
+		&cli.StringFlag{Name: "ttl", Usage: "token lifetime `DURATION`, e.g. 30m (grant: default 15m, renew with tokfence renew; exec: default as long as the agent runs; at most the daemon's max_ttl)"},
 		&cli.Int64Flag{Name: "max-requests", Usage: "refuse requests after `N`"},
 		&cli.Int64Flag{Name: "max-tokens", Usage: "token budget `N` for the session"},
 		&cli.Float64Flag{Name: "max-spend", Usage: "spend limit in `USD` for the session, e.g. 2.00"},

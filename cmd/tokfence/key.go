@@ -23,6 +23,8 @@ func keyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "key",
 		Usage: "manage provider keys in the OS keychain",
+		UsageText: "tokfence key set|ls|rm [PROVIDER]\n\nExamples:\n   tokfence key set openai < key.txt\n" +
+			"   tokfence key ls\n   tokfence key rm openai",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "set",

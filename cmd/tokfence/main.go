@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokfence/tokfence/daemon"
 	"github.com/tokfence/tokfence/daemon/fence"
+	"github.com/tokfence/tokfence/daemon/hint"
 )
 
 func main() {
@@ -52,24 +53,22 @@ func printError(w io.Writer, err error) {
 }
 
 // withHint wraps err with a hint for the user.
-func withHint(err error, hint string) error { return daemon.WithHint(err, hint) }
+func withHint(err error, fix string) error { return hint.Wrap(err, fix) }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "tokfence",
 		Usage: "the secrets broker AI agents run behind",
 		Description: "Tokfence keeps provider API keys in the OS keychain and hands agents short-lived\n" +
 			"capability tokens instead. Example:\n\n" +
-			"   tokfence key set openai < key.txt\n" +
 			"   tokfence daemon &\n" +
-			"   tokfence status",
-		Version:              daemon.Version,
-		Reader:               stdin,
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		HideVersion:          true,
-		EnableBashCompletion: false,
-		Flags:                globalFlags(),
+			"   tokfence key set openai < key.txt\n" +
+			"   tokfence exec --agent coder --provider openai -- my-agent",
+		Version:   daemon.Version,
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags:     globalFlags(),
 		Commands: withGlobalFlags([]*cli.Command{
 			daemonCommand(),
 			keyCommand(),
@@ -83,8 +82,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			usageCommand(),
 			policyCommand(),
 			scanCommand(),
+			completionCommand(),
+			manCommand(),
+			installServiceCommand(),
 			versionCommand(),
+			helpCommand(),
 		}),
 		ExitErrHandler: func(*cli.Context, error) {}, // run prints errors
 	}
+	guardCommands(app)
+	return app
 }

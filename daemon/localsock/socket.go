@@ -62,7 +62,15 @@ func SecureDir(dir string, uid int) error {
 // Lock is the flock held on a directory's lock file (the socket's,
 // and the state directory's) for the daemon's lifetime, so two daemons can
 // never both believe they own the path or the state.
-type Lock struct{ f *os.File }
+type Lock struct {
+	f         *os.File
+	activated bool // the socket is systemd's (socket activation): it outlives us
+}
+
+// Activated reports whether the socket the lock guards was passed by the
+// service manager (socket activation) rather than bound here: it must
+// then stay when the daemon stops.
+func (l *Lock) Activated() bool { return l.activated }
 
 func (l *Lock) Release() { _ = l.f.Close() }
 
@@ -87,6 +95,16 @@ func ListenUnix(path string, uid int) (net.Listener, *Lock, error) {
 	lock, err := LockDir(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A socket systemd passed must pass what ours would: the directory
+	// check and the lock above, and its own checks in activatedListener.
+	if ln, err := activatedListener(path, uid); ln != nil || err != nil {
+		if err != nil {
+			lock.Release()
+			return nil, nil, err
+		}
+		lock.activated = true
+		return ln, lock, nil
 	}
 	if err := clearStale(path); err != nil {
 		lock.Release()
