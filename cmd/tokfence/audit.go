@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokfence/tokfence/daemon/audit"
+	"github.com/tokfence/tokfence/keystore"
 )
 
 func auditCommand() *cli.Command {
@@ -82,6 +83,9 @@ func runAuditHash(c *cli.Context) error {
 			"the command line is kept in shell history and shown by ps: `tokfence audit hash < value.txt`, or type it at the prompt")
 	}
 	v, err := readKey(c.App.Reader, c.App.ErrWriter, "value to fingerprint")
+	if errors.Is(err, keystore.ErrInvalid) {
+		return withHint(err, "give exactly one value, with at most one trailing newline: `tokfence audit hash < value.txt`")
+	}
 	if err != nil {
 		return err
 	}
