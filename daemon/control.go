@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"time"
@@ -23,9 +24,15 @@ type Status struct {
 	AllowRoot bool      `json:"allow_root"`
 	UIDPolicy string    `json:"uid_policy"`
 	TCP       string    `json:"tcp,omitempty"`
-	Keys      []string  `json:"keys"`
-	Keychain  string    `json:"keychain"`
-	Sessions  int       `json:"sessions"`
+	// Keys are the providers whose key the daemon can use: in the key
+	// index and readable (from its cache or the keychain).
+	Keys []string `json:"keys"`
+	// MissingKeys are in the key index (keys.json) but not readable: the
+	// index outlives the keychain it indexes (a new keyring, such as the
+	// throwaway one of `make run`, has none of its keys).
+	MissingKeys []string `json:"missing_keys,omitempty"`
+	Keychain    string   `json:"keychain"`
+	Sessions    int      `json:"sessions"`
 	// Unfenced counts the live sessions of `tokfence exec --no-fence`,
 	// whose agents can reach everything the user can.
 	Unfenced int    `json:"unfenced_sessions"`
@@ -63,17 +70,25 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 			st.Unfenced++
 		}
 	}
+	if err := d.keys.Probe(r.Context()); err != nil {
+		st.Keychain = err.Error()
+	}
 	if idx := d.keys.Index(); idx != nil {
 		entries, _, err := idx.List()
 		if err != nil {
 			st.Keychain = "key index unreadable: " + err.Error()
 		}
+		// One deadline for all the lookups, so that a keychain that hangs
+		// delays status once, not once per key.
+		ctx, cancel := context.WithTimeout(r.Context(), d.cfg.KeychainTimeout.Duration)
+		defer cancel()
 		for _, e := range entries {
+			if _, err := d.providerKey(ctx, e.Provider); err != nil {
+				st.MissingKeys = append(st.MissingKeys, e.Provider)
+				continue
+			}
 			st.Keys = append(st.Keys, e.Provider)
 		}
-	}
-	if err := d.keys.Probe(r.Context()); err != nil {
-		st.Keychain = err.Error()
 	}
 	writeJSON(w, http.StatusOK, st)
 }
