@@ -58,15 +58,59 @@ func runGrant(c *cli.Context) error {
 	if err := checkFormat(c); err != nil {
 		return err
 	}
-	cl, err := client(c)
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}
-	g, err := cl.Grant(c.Context, grantRequest(c))
+	g, err := daemon.NewClient(cfg.Socket).Grant(c.Context, grantRequest(c))
 	if err != nil {
 		return err
+	}
+	if c.String("format") == "env" {
+		warnUnexported(c.App.ErrWriter, cfg, g, "grant --format env prints")
 	}
 	return printGrant(c, g)
+}
+
+// warnUnexported warns on w about each granted provider that names no
+// environment variable for the token (key_env, token_env) or, where the
+// grant has a base URL, none for that (base_env): the built-in providers
+// all do, a custom one does only if its config says so, and without them
+// `exec` gives the agent nothing for it and `grant --format env` prints
+// nothing for it. The hint names the config lines to add. what is the
+// command's part: "exec sets", "grant --format env prints".
+func warnUnexported(w io.Writer, cfg daemon.Config, g *daemon.Grant, what string) {
+	providers, err := daemon.BuildProviders(cfg.Providers)
+	if err != nil {
+		return // the daemon accepted this config; a CLI that cannot read it has said so elsewhere
+	}
+	file := cfg.File
+	if file == "" {
+		file = daemon.DefaultConfigFile()
+	}
+	for _, name := range g.Scope.Providers {
+		p, ok := providers[name]
+		if !ok {
+			continue
+		}
+		var lines, missing []string
+		stem := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if p.KeyEnv == "" && p.TokenEnv == "" {
+			missing = append(missing, "the session's token")
+			lines = append(lines, fmt.Sprintf("key_env = %q", stem+"_API_KEY"))
+		}
+		if p.BaseEnv == "" && g.BaseURLs[name] != "" {
+			missing = append(missing, "its base URL ("+g.BaseURLs[name]+")")
+			lines = append(lines, fmt.Sprintf("base_env = %q", stem+"_BASE_URL"))
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "tokfence: warning: provider %s names no environment variable for %s, so %s none for it\n",
+			name, strings.Join(missing, " or "), what)
+		fmt.Fprintf(w, "tokfence: hint: add the names your agent reads under [providers.%s] in %s, e.g. %s\n",
+			name, file, strings.Join(lines, " and "))
+	}
 }
 
 func renewCommand() *cli.Command {
