@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,8 @@ import (
 //	keyring            start a private Secret Service for this script
 //	daemon [args...]   start `tokfence daemon args...` and wait until status answers
 //	daemon-stop        SIGTERM the daemon and wait; its log is in $WORK/daemon.log
+//	waitfor FILE RE    wait (20 s at most) until FILE matches the regexp RE: for
+//	                   what a background command (exec ... &name&) writes
 //	upstream           start the fake provider (fakeprovider_test.go) on 127.0.0.1;
 //	                   point openai, anthropic and gemini at it in $TOKFENCE_CONFIG
 //	                   (appended to, or $WORK/config.toml if unset) and write the
@@ -40,6 +43,7 @@ func TestScripts(t *testing.T) {
 			"daemon":      scriptDaemon,
 			"daemon-stop": scriptDaemonStop,
 			"upstream":    scriptUpstream,
+			"waitfor":     scriptWaitFor,
 		},
 	})
 }
@@ -215,5 +219,24 @@ func scriptUpstream(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.MkdirAll(dir, 0o700))
 	for p, k := range map[string]string{"openai": testOpenAIKey, "anthropic": testAnthropicKey, "gemini": testGeminiKey} {
 		ts.Check(os.WriteFile(filepath.Join(dir, p+".key"), []byte(k+"\n"), 0o600))
+	}
+}
+
+func scriptWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfor FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s does not match %q after 20 s; it holds:\n%s", args[0], args[1], b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
