@@ -13,10 +13,11 @@
 // quoted; wildcards are git's wildmatch. The repository's
 // .git/info/exclude applies too, beneath every .gitignore.
 //
-// What it leaves out, on purpose: the user's global excludes
-// (core.excludesFile) and git's index. A file ignored only globally, or
-// ignored but tracked all the same, is scanned: for a secret scanner
-// reading too much is the safe side.
+// What it leaves out: the user's global excludes (core.excludesFile), on
+// purpose (a file ignored only there is walked: for a secret scanner
+// reading too much is the safe side), and git's index, which it does not
+// read: a file that a pattern ignores but that was committed all the same
+// is skipped, where git would still track it.
 //
 // Invariants: matching is git's wildmatch, whose aborts keep any pattern
 // polynomial; the tests hold the walk to `git ls-files --others
