@@ -32,7 +32,7 @@ func auditCommand() *cli.Command {
 			"   tokfence audit --since 1d --agent coder\n   tokfence audit --follow -n 20 --json\n   tokfence audit verify",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new records (from now on; with -n or --since, those first)"},
-			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Usage: "only the last `N` matching records already written"},
+			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Usage: "only the last `N` matching records already written", DefaultText: "all; with --follow, none"},
 			&cli.StringFlag{Name: "session", Usage: "only session `ID`"},
 			&cli.StringFlag{Name: "agent", Usage: "only agent `NAME`, and the records of its sessions"},
 			&cli.StringFlag{Name: "event", Usage: "only events of `KIND` (request, response, sensor_hit, kill, ...)"},
