@@ -145,14 +145,14 @@ func (s *scanner) file(name string) {
 		return
 	}
 	hits, err := s.scan(f, name)
-	if err == nil && len(hits) > 0 {
-		_, err = f.Seek(0, io.SeekStart)
-	}
 	if err != nil {
-		s.fail(name, err)
-		return
+		s.fail(name, err) // and still print what was found before it
 	}
 	if len(hits) == 0 {
+		return
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		s.fail(name, err)
 		return
 	}
 	pos, err := positions(f, hits)
