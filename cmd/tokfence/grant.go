@@ -62,33 +62,38 @@ func runGrant(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := daemon.NewClient(cfg.Socket).Grant(c.Context, grantRequest(c))
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	g, err := cl.Grant(c.Context, grantRequest(c))
 	if err != nil {
 		return err
 	}
 	if c.String("format") == "env" {
-		warnUnexported(c.App.ErrWriter, cfg, g, "grant --format env prints")
+		warnUnexported(c.App.ErrWriter, cfg, g.Scope.Providers, g.BaseURLs, "grant --format env prints")
 	}
 	return printGrant(c, g)
 }
 
 // warnUnexported warns on w about each granted provider that names no
 // environment variable for the token (key_env, token_env) or, where the
-// grant has a base URL, none for that (base_env): the built-in providers
-// all do, a custom one does only if its config says so, and without them
-// `exec` gives the agent nothing for it and `grant --format env` prints
-// nothing for it. The hint names the config lines to add. what is the
-// command's part: "exec sets", "grant --format env prints".
-func warnUnexported(w io.Writer, cfg daemon.Config, g *daemon.Grant, what string) {
+// grant has a base URL (baseURLs, by provider), none for that (base_env):
+// the built-in providers all do, a custom one only if its config says
+// so, and without them `exec` gives the agent nothing for it and `grant
+// --format env` prints nothing for it. The hint names the config lines
+// to add. what is the command's part: "exec sets", "grant --format env
+// prints".
+func warnUnexported(w io.Writer, cfg daemon.Config, granted []string, baseURLs map[string]string, what string) {
 	providers, err := daemon.BuildProviders(cfg.Providers)
 	if err != nil {
 		return // the daemon accepted this config; a CLI that cannot read it has said so elsewhere
 	}
 	file := cfg.File
 	if file == "" {
-		file = daemon.DefaultConfigFile()
+		file = "the config file (--config; by default $XDG_CONFIG_HOME/tokfence/config.toml)"
 	}
-	for _, name := range g.Scope.Providers {
+	for _, name := range granted {
 		p, ok := providers[name]
 		if !ok {
 			continue
@@ -99,8 +104,8 @@ func warnUnexported(w io.Writer, cfg daemon.Config, g *daemon.Grant, what string
 			missing = append(missing, "the session's token")
 			lines = append(lines, fmt.Sprintf("key_env = %q", stem+"_API_KEY"))
 		}
-		if p.BaseEnv == "" && g.BaseURLs[name] != "" {
-			missing = append(missing, "its base URL ("+g.BaseURLs[name]+")")
+		if p.BaseEnv == "" && baseURLs[name] != "" {
+			missing = append(missing, "its base URL ("+baseURLs[name]+")")
 			lines = append(lines, fmt.Sprintf("base_env = %q", stem+"_BASE_URL"))
 		}
 		if len(missing) == 0 {
