@@ -119,22 +119,29 @@ test: deps vet unit soak fuzz
 unit:
 	TOKFENCE_REQUIRE_KEYRING=1 TOKFENCE_REQUIRE_SDK=1 $(GO) test -race -count=1 -timeout 30m ./...
 
+# soak prints a progress line every 15 s (the test logs it; -v streams it,
+# and grep passes it on line by line, even into a pipe).
 soak:
-	$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./daemon/ -args -soak=$(SOAK) | grep -E '^(---|ok|FAIL|PASS)|soak_test'
+	@echo "soak: $(SOAK) of mixed traffic, grants, kills and policy reloads"
+	$(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./daemon/ -args -soak=$(SOAK) | grep --line-buffered -E '^(---|ok|FAIL|PASS)|soak_test'
 
+# fuzz prints each target's start and end with its time, and the total.
 fuzz:
-	@mod=$$($(GO) list -m); \
+	@mod=$$($(GO) list -m); log=$$(mktemp /tmp/tokfence-fuzz.XXXXXX); trap 'rm -f "$$log"' EXIT; \
+	all=$$(date +%s); \
 	for pkg in $$($(GO) list ./...); do \
 	  rel=".$${pkg#$$mod}"; \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    n=$$(awk -v p="$$rel" -v f="$$f" '$$1 == p && $$2 == f { print $$3 }' $(FUZZEXECS)); \
 	    if [ -z "$$n" ]; then echo "fuzz: $$f in $$rel has no budget in $(FUZZEXECS)"; exit 1; fi; \
 	    n=$$((n * $(FUZZSCALE))); \
-	    echo "fuzz $$f in $$rel for $$n execs"; \
-	    timeout -k 30s $(FUZZLIMIT) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" -fuzzminimizetime 5s $$pkg >/tmp/tokfence-fuzz.log 2>&1 || \
-	      { rc=$$?; cat /tmp/tokfence-fuzz.log; [ $$rc = 124 ] && echo "fuzz: $$f did not finish its budget within $(FUZZLIMIT): a hang"; exit 1; }; \
+	    echo "fuzz: $$f in $$rel, $$n execs ..."; t0=$$(date +%s); \
+	    timeout -k 30s $(FUZZLIMIT) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" -fuzzminimizetime 5s $$pkg >"$$log" 2>&1 || \
+	      { rc=$$?; cat "$$log"; [ $$rc = 124 ] && echo "fuzz: $$f did not finish its budget within $(FUZZLIMIT): a hang"; exit 1; }; \
+	    echo "fuzz: $$f done in $$(( $$(date +%s) - t0 )) s"; \
 	  done; \
-	done
+	done; \
+	echo "fuzz: every target done in $$(( $$(date +%s) - all )) s"
 
 # bench runs the hot-path benchmarks, then the load harness (cmd/tfbench)
 # against a real daemon process; results land in bench/results.json.

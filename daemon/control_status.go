@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/http"
 	"os"
 
@@ -37,17 +38,25 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 			st.Unfenced++
 		}
 	}
+	if err := d.keys.Probe(r.Context()); err != nil {
+		st.Keychain = err.Error()
+	}
 	if idx := d.keys.Index(); idx != nil {
 		entries, _, err := idx.List()
 		if err != nil {
 			st.Keychain = "key index unreadable: " + err.Error()
 		}
+		// One deadline for all the lookups, so that a keychain that hangs
+		// delays status once, not once per key.
+		ctx, cancel := context.WithTimeout(r.Context(), d.cfg.KeychainTimeout.Duration)
+		defer cancel()
 		for _, e := range entries {
+			if _, err := d.providerKey(ctx, e.Provider); err != nil {
+				st.MissingKeys = append(st.MissingKeys, e.Provider)
+				continue
+			}
 			st.Keys = append(st.Keys, e.Provider)
 		}
-	}
-	if err := d.keys.Probe(r.Context()); err != nil {
-		st.Keychain = err.Error()
 	}
 	writeJSON(w, http.StatusOK, st)
 }

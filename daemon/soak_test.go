@@ -79,6 +79,20 @@ func TestSoak(t *testing.T) {
 	}
 	bad := e.grant(t, api.GrantRequest{Agent: "misbehaving", Models: []string{"gpt-4o*"}})
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a progress line every 15 s: make soak is otherwise silent for minutes
+		defer wg.Done()
+		start, tick := time.Now(), time.NewTicker(15*time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				t.Logf("soak: %v of %v, %d requests answered, %d forwarded", time.Since(start).Round(time.Second), *soakFor, sent.Load(), forwarded.Load())
+			}
+		}
+	}()
 	for w := 0; w < 6; w++ {
 		wg.Add(1)
 		go func() {

@@ -15,12 +15,15 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Service is the keychain service name every item is stored under.
@@ -81,8 +84,14 @@ func ValidateName(name string) error {
 }
 
 // ValidateKey reports an error unless v is usable as an HTTP header value:
-// non-empty, bounded, and free of control characters (a CR/LF would split the
-// upstream request's headers). The message never contains the value.
+// non-empty, bounded, free of control characters (a CR/LF would split the
+// upstream request's headers), and neither starting nor ending with
+// whitespace. HTTP strips a field value's surrounding whitespace (RFC 9110
+// §5.5), so such a key is not the key the provider would see; and
+// whitespace at either end is how a paste or an editor's newline goes
+// wrong (`echo "" | tokfence key set` once replaced a real key with an
+// empty one). Whitespace inside a key is allowed: keys are opaque, and a
+// field value may hold it. The message never contains the value.
 func ValidateKey(v []byte) error {
 	if len(v) == 0 {
 		return fmt.Errorf("%w: key is empty", ErrInvalid)
@@ -92,10 +101,26 @@ func ValidateKey(v []byte) error {
 	}
 	for i, c := range v {
 		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w: key has a control character at byte %d", ErrInvalid, i)
+			return fmt.Errorf("%w: key has a control character (a line break or tab?) at byte %d", ErrInvalid, i)
 		}
 	}
+	if len(bytes.TrimFunc(v, isEdgeSpace)) == 0 {
+		return fmt.Errorf("%w: key is only whitespace", ErrInvalid)
+	}
+	if r, _ := utf8.DecodeRune(v); isEdgeSpace(r) {
+		return fmt.Errorf("%w: key starts with whitespace (%U)", ErrInvalid, r)
+	}
+	if r, _ := utf8.DecodeLastRune(v); isEdgeSpace(r) {
+		return fmt.Errorf("%w: key ends with whitespace (%U)", ErrInvalid, r)
+	}
 	return nil
+}
+
+// isEdgeSpace reports whether r is whitespace that no key starts or ends
+// with: Unicode spaces (a no-break space pasted from a web page too) and
+// the zero-width characters that editors and pages slip in.
+func isEdgeSpace(r rune) bool {
+	return unicode.IsSpace(r) || r == '\u200b' || r == '\u2060' || r == '\ufeff'
 }
 
 func providerUser(provider string) string { return "provider:" + provider }

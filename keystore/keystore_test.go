@@ -64,6 +64,14 @@ func TestStoreRefusesBadInputWithoutEchoingIt(t *testing.T) {
 		{"key with CRLF", "openai", "sk-abc\r\nX-Evil: 1SECRETPART"},
 		{"key with NUL", "openai", "sk-abc\x00SECRETPART"},
 		{"oversized key", "openai", strings.Repeat("S", MaxSecretLen+1)},
+		{"only spaces", "openai", "  "},
+		{"only a no-break space", "openai", "\u00a0"},
+		{"leading space", "openai", " SECRETPARTabcdefgh"},
+		{"trailing space", "openai", "SECRETPARTabcdefgh "},
+		{"trailing no-break space", "openai", "SECRETPARTabcdefgh\u00a0"},
+		{"leading byte-order mark", "openai", "\ufeffSECRETPARTabcdefgh"},
+		{"trailing zero-width space", "openai", "SECRETPARTabcdefgh\u200b"},
+		{"key with a tab", "openai", "SECRETPART\tabcdefgh"},
 		{"bad provider name", "../openai", "SECRETPARTabcdefgh"},
 		{"upper-case provider", "OpenAI", "SECRETPARTabcdefgh"},
 	}
@@ -161,5 +169,19 @@ func TestIndexWatchSeesAnotherProcessesChange(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not stop when its context ended")
+	}
+}
+
+func TestValidateKeyAcceptsOpaqueKeys(t *testing.T) {
+	for _, v := range []string{
+		fakeKey,
+		"a",                      // short, but a key is what the provider says it is
+		"user name:pass word",    // spaces inside are a field value's own
+		"ключ-секрет",            // non-ASCII inside
+		"sk-abc\u00a0def-inside", // a no-break space inside is not at an edge
+	} {
+		if err := ValidateKey([]byte(v)); err != nil {
+			t.Errorf("ValidateKey(%q) = %v, want nil", v, err)
+		}
 	}
 }

@@ -82,6 +82,7 @@ func runFenced(c *cli.Context, cl *ctl.Client, req api.GrantRequest, providers d
 		return err
 	}
 	defer killQuietly(cl, g.Session, c.App.ErrWriter)
+	warnUnexported(c.App.ErrWriter, cfg, g.Scope.Providers, g.BaseURLs, "exec sets")
 	spec.AgentDir, spec.Port = filepath.Dir(g.AgentSocket), f.Port()
 	spec.Env = childEnv(fenceParentEnv(cfg), providers, g)
 	if err := f.Run(spec); err != nil {
@@ -171,6 +172,7 @@ func runUnfenced(c *cli.Context, cl *ctl.Client, req api.GrantRequest, providers
 			"restart it with `tokfence daemon --tcp 127.0.0.1:9471`, or run the agent fenced (without --no-fence)")
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tokfence: warning: session %s runs UNFENCED: the agent can reach the keychain, the control socket and the network\n", g.Session)
+	warnUnexported(c.App.ErrWriter, cfg, g.Scope.Providers, g.BaseURLs, "exec sets")
 	cmd := exec.Command(c.Args().First(), c.Args().Tail()...)
 	parent, _ := fence.ScrubCredentials(os.Environ(), cfg.Fence.PassEnv)
 	cmd.Env = childEnv(parent, providers, g)

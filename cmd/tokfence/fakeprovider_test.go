@@ -28,6 +28,13 @@ type fakeProvider struct {
 }
 
 func newFakeProvider(t testing.TB) *fakeProvider {
+	f := startFakeProvider()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// startFakeProvider starts a fakeProvider; the caller closes it.
+func startFakeProvider() *fakeProvider {
 	f := &fakeProvider{}
 	mux := http.NewServeMux()
 	for _, r := range []struct {
@@ -56,7 +63,6 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 		f.record(r)
 		mux.ServeHTTP(w, r)
 	}))
-	t.Cleanup(f.Close)
 	return f
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tokfence/tokfence/daemon"
 	"github.com/tokfence/tokfence/daemon/api"
 	"github.com/urfave/cli/v2"
 )
@@ -57,6 +58,10 @@ func runGrant(c *cli.Context) error {
 	if err := checkFormat(c); err != nil {
 		return err
 	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
 	cl, err := client(c)
 	if err != nil {
 		return err
@@ -65,7 +70,52 @@ func runGrant(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.String("format") == "env" {
+		warnUnexported(c.App.ErrWriter, cfg, g.Scope.Providers, g.BaseURLs, "grant --format env prints")
+	}
 	return printGrant(c, g)
+}
+
+// warnUnexported warns on w about each granted provider that names no
+// environment variable for the token (key_env, token_env) or, where the
+// grant has a base URL (baseURLs, by provider), none for that (base_env):
+// the built-in providers all do, a custom one only if its config says
+// so, and without them `exec` gives the agent nothing for it and `grant
+// --format env` prints nothing for it. The hint names the config lines
+// to add. what is the command's part: "exec sets", "grant --format env
+// prints".
+func warnUnexported(w io.Writer, cfg daemon.Config, granted []string, baseURLs map[string]string, what string) {
+	providers, err := daemon.BuildProviders(cfg.Providers)
+	if err != nil {
+		return // the daemon accepted this config; a CLI that cannot read it has said so elsewhere
+	}
+	file := cfg.File
+	if file == "" {
+		file = "the config file (--config; by default $XDG_CONFIG_HOME/tokfence/config.toml)"
+	}
+	for _, name := range granted {
+		p, ok := providers[name]
+		if !ok {
+			continue
+		}
+		var lines, missing []string
+		stem := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if p.KeyEnv == "" && p.TokenEnv == "" {
+			missing = append(missing, "the session's token")
+			lines = append(lines, fmt.Sprintf("key_env = %q", stem+"_API_KEY"))
+		}
+		if p.BaseEnv == "" && baseURLs[name] != "" {
+			missing = append(missing, "its base URL ("+baseURLs[name]+")")
+			lines = append(lines, fmt.Sprintf("base_env = %q", stem+"_BASE_URL"))
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "tokfence: warning: provider %s names no environment variable for %s, so %s none for it\n",
+			name, strings.Join(missing, " or "), what)
+		fmt.Fprintf(w, "tokfence: hint: add the names your agent reads under [providers.%s] in %s, e.g. %s\n",
+			name, file, strings.Join(lines, " and "))
+	}
 }
 
 func renewCommand() *cli.Command {

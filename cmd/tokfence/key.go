@@ -78,6 +78,10 @@ func runKeySet(c *cli.Context) error {
 		return err
 	}
 	key, err := readKey(c.App.Reader, c.App.ErrWriter, provider+" API key")
+	if errors.Is(err, keystore.ErrInvalid) {
+		return withHint(err, "nothing was stored: the "+provider+" key you had, if any, is unchanged. "+
+			"Give exactly one key, with at most one trailing newline: `tokfence key set "+provider+" < key.txt`")
+	}
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,9 @@ func tellDaemon(c *cli.Context, cfg daemon.Config, what string) {
 
 // readKey reads one key (what names it in the prompt) from stdin: with a
 // no-echo prompt on a terminal, else the whole input (bounded) with one
-// trailing newline removed.
+// trailing newline (LF or CRLF) removed. What keystore.ValidateKey refuses
+// (nothing, only whitespace, whitespace at either end, a second line) is
+// an error matching keystore.ErrInvalid; it never holds the input.
 func readKey(in io.Reader, prompt io.Writer, what string) (keystore.Secret, error) {
 	var raw []byte
 	if f, ok := in.(*os.File); ok && isTerminal(f) {
@@ -130,7 +136,7 @@ func readKey(in io.Reader, prompt io.Writer, what string) (keystore.Secret, erro
 	raw = bytes.TrimSuffix(raw, []byte("\n"))
 	raw = bytes.TrimSuffix(raw, []byte("\r"))
 	if err := keystore.ValidateKey(raw); err != nil {
-		return keystore.Secret{}, withHint(err, "pipe exactly one key on stdin, e.g. `tokfence key set openai < key.txt`")
+		return keystore.Secret{}, fmt.Errorf("read %s: %w", what, err)
 	}
 	return keystore.NewSecret(raw), nil
 }

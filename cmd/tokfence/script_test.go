@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,12 @@ import (
 //	keyring            start a private Secret Service for this script
 //	daemon [args...]   start `tokfence daemon args...` and wait until status answers
 //	daemon-stop        SIGTERM the daemon and wait; its log is in $WORK/daemon.log
+//	waitfor FILE RE    wait (20 s at most) until FILE matches the regexp RE: for
+//	                   what a background command (exec ... &name&) writes
+//	upstream           start the fake provider (fakeprovider_test.go) on 127.0.0.1;
+//	                   point openai, anthropic and gemini at it in $TOKFENCE_CONFIG
+//	                   (appended to, or $WORK/config.toml if unset) and write the
+//	                   keys it wants to $WORK/upstream/{openai,anthropic,gemini}.key
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -35,6 +42,8 @@ func TestScripts(t *testing.T) {
 			"keyring":     scriptKeyring,
 			"daemon":      scriptDaemon,
 			"daemon-stop": scriptDaemonStop,
+			"upstream":    scriptUpstream,
+			"waitfor":     scriptWaitFor,
 		},
 	})
 }
@@ -184,4 +193,50 @@ func stopScriptDaemon(ts *testscript.TestScript, p *scriptDaemonProc) error {
 func tail(b []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func scriptUpstream(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: upstream")
+	}
+	f := startFakeProvider()
+	ts.Defer(f.Close)
+	cfg := ts.Getenv("TOKFENCE_CONFIG")
+	if cfg == "" {
+		cfg = ts.MkAbs("config.toml")
+		ts.Setenv("TOKFENCE_CONFIG", cfg)
+	}
+	var toml strings.Builder
+	for _, p := range []string{"openai", "anthropic", "gemini"} {
+		fmt.Fprintf(&toml, "\n[providers.%s]\nbase_url = %q\n", p, f.URL)
+	}
+	cf, err := os.OpenFile(cfg, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	ts.Check(err)
+	_, err = cf.WriteString(toml.String())
+	ts.Check(err)
+	ts.Check(cf.Close())
+	dir := ts.MkAbs("upstream")
+	ts.Check(os.MkdirAll(dir, 0o700))
+	for p, k := range map[string]string{"openai": testOpenAIKey, "anthropic": testAnthropicKey, "gemini": testGeminiKey} {
+		ts.Check(os.WriteFile(filepath.Join(dir, p+".key"), []byte(k+"\n"), 0o600))
+	}
+}
+
+func scriptWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfor FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s does not match %q after 20 s; it holds:\n%s", args[0], args[1], b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -46,8 +46,12 @@ func runStatus(c *cli.Context) error {
 		{"mode", map[bool]string{true: "strict (a capability token on every request)", false: "NON-STRICT (weaker: untokened socket requests are served)"}[st.Strict]},
 		{"keychain", st.Keychain},
 		{"keys", keys},
-		{"state dir", st.StateDir},
 	}
+	if len(st.MissingKeys) > 0 {
+		rows = append(rows, [2]string{"missing keys", strings.Join(st.MissingKeys, ", ") +
+			" (in the key index but not in the keychain, so requests for them fail: `tokfence key ls` says why; `tokfence key set PROVIDER` stores one again)"})
+	}
+	rows = append(rows, [2]string{"state dir", st.StateDir})
 	if st.TCP != "" {
 		rows = append(rows, [2]string{"tcp", st.TCP})
 	}

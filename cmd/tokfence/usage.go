@@ -21,7 +21,7 @@ func usageCommand() *cli.Command {
 			"   tokfence usage --by agent --since 24h\n   tokfence usage --by model --json",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "by", Value: "agent", Usage: "group by agent, session, provider or model"},
-			&cli.DurationFlag{Name: "since", Value: 24 * time.Hour, Usage: "look back `DURATION`"},
+			&cli.StringFlag{Name: "since", Value: "24h", Usage: "from `WHEN` on: a time back from now (30m, 2h, 1d, 1w) or an RFC 3339 time or local date (2026-01-02)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: runUsage,
@@ -54,8 +54,12 @@ func runUsage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	since, err := parseSince(c.String("since"), time.Now())
+	if err != nil {
+		return err
+	}
 	rows := map[string]*usageRow{}
-	f := audit.Filter{Since: time.Now().Add(-c.Duration("since"))}
+	f := audit.Filter{Since: since}
 	err = meter.ReadSpend(dir, f, func(r audit.Record, cost meter.Cost) error {
 		k := key(r)
 		row := rows[k]

@@ -117,9 +117,15 @@ type Status struct {
 	AllowRoot bool      `json:"allow_root"`
 	UIDPolicy string    `json:"uid_policy"`
 	TCP       string    `json:"tcp,omitempty"`
-	Keys      []string  `json:"keys"`
-	Keychain  string    `json:"keychain"`
-	Sessions  int       `json:"sessions"`
+	// Keys are the providers whose key the daemon can use: in the key
+	// index and readable (from its cache or the keychain).
+	Keys []string `json:"keys"`
+	// MissingKeys are in the key index (keys.json) but not readable: the
+	// index outlives the keychain it indexes (a new keyring, such as the
+	// throwaway one of `make run`, has none of its keys).
+	MissingKeys []string `json:"missing_keys,omitempty"`
+	Keychain    string   `json:"keychain"`
+	Sessions    int      `json:"sessions"`
 	// Unfenced counts the live sessions of `tokfence exec --no-fence`,
 	// whose agents can reach everything the user can.
 	Unfenced int    `json:"unfenced_sessions"`

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,21 +37,85 @@ func (f Filter) Match(r Record) bool {
 		(f.Since.IsZero() || !r.Time.Before(f.Since))
 }
 
+// Position is a place in the trail: a file's number and the offset of
+// the first line not yet read in it. The zero Position is the start.
+type Position struct {
+	File   int
+	Offset int64
+}
+
 // Read calls fn for each record in dir that matches f, oldest first, across
 // rotated files. A final line without a newline is an append in progress
 // (or a torn write) and is skipped. Read does not check the chain; Verify
 // does. An error from fn stops Read and is returned as is.
 func Read(dir string, f Filter, fn func(Record) error) error {
+	_, err := ReadTo(dir, f, fn)
+	return err
+}
+
+// ReadTo is Read that also returns where it stopped: just past the last
+// complete record, where FollowFrom goes on without a gap or a repeat.
+func ReadTo(dir string, f Filter, fn func(Record) error) (Position, error) {
 	nums, err := listFiles(dir)
 	if err != nil {
-		return err
+		return Position{}, err
 	}
+	var pos Position
 	for _, n := range nums {
-		if _, err := readFrom(dir, n, 0, f, fn); err != nil {
-			return err
+		off, err := readFrom(dir, n, 0, f, fn)
+		if err != nil {
+			return pos, err
 		}
+		pos = Position{File: n, Offset: off}
 	}
-	return nil
+	return pos, nil
+}
+
+// End returns the position just past the last complete record in dir
+// without reading the records: FollowFrom there delivers only what is
+// written from then on, as tail -f does. A trail not yet created ends at
+// the zero Position.
+func End(dir string) (Position, error) {
+	nums, err := listFiles(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(nums) == 0) {
+		return Position{}, nil
+	}
+	if err != nil {
+		return Position{}, err
+	}
+	n := nums[len(nums)-1]
+	off, err := lastLineEnd(filepath.Join(dir, fileName(n)))
+	if err != nil {
+		return Position{}, fmt.Errorf("read %s: %w", fileName(n), err)
+	}
+	return Position{File: n, Offset: off}, nil
+}
+
+// lastLineEnd returns the offset just past the last newline of the file
+// at path, or 0 if it has none, reading backwards from its end.
+func lastLineEnd(path string) (int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 64<<10)
+	for end := fi.Size(); end > 0; {
+		start := max(0, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := fh.ReadAt(b, start); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
 }
 
 // readFrom calls fn for the matching complete records of file num from
@@ -89,7 +154,13 @@ func readFrom(dir string, num int, off int64, f Filter, fn func(Record) error) (
 // directory or file that does not exist yet. An error from fn, or a record
 // that does not parse, stops Follow and is returned.
 func Follow(ctx context.Context, dir string, f Filter, fn func(Record) error) error {
-	fl := follower{dir: dir, filter: f, fn: fn}
+	return FollowFrom(ctx, dir, Position{}, f, fn)
+}
+
+// FollowFrom is Follow from pos on (from End or ReadTo) rather than from
+// the start of the trail.
+func FollowFrom(ctx context.Context, dir string, pos Position, f Filter, fn func(Record) error) error {
+	fl := follower{dir: dir, filter: f, fn: fn, num: pos.File, off: pos.Offset}
 	t := time.NewTicker(followPoll)
 	defer t.Stop()
 	for {

@@ -146,3 +146,44 @@ func TestFollowSeesNewRecordsAcrossRotation(t *testing.T) {
 		t.Errorf("Follow after cancel = %v, want nil", err)
 	}
 }
+
+func TestFollowFromEndDeliversOnlyNewRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	if pos, err := End(dir); err != nil || pos != (Position{}) {
+		t.Fatalf("End of a trail not yet created = %+v, %v; want the zero Position", pos, err)
+	}
+	l := openLog(t, dir, Options{MaxFileBytes: 600, NoSync: true})
+	defer l.Close()
+	appendN(t, l, 5) // seq 1..5, over more than one file
+	end, err := End(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadTo(dir, Filter{}, func(Record) error { return nil })
+	if err != nil || read != end || end.File < 2 {
+		t.Fatalf("End = %+v, ReadTo = %+v, %v; want the same place, past the first file", end, read, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan Record, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- FollowFrom(ctx, dir, end, Filter{}, func(r Record) error { got <- r; return nil })
+	}()
+	appendN(t, l, 6) // seq 6..11, rotating on the way
+	timeout := time.After(10 * time.Second)
+	for want := uint64(6); want <= 11; want++ {
+		select {
+		case r := <-got:
+			if r.Seq != want {
+				t.Fatalf("FollowFrom(End) delivered seq %d, want %d (nothing written before End)", r.Seq, want)
+			}
+		case <-timeout:
+			t.Fatalf("FollowFrom(End) delivered up to seq %d within 10s, want 11", want-1)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("FollowFrom after cancel = %v, want nil", err)
+	}
+}
