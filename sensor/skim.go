@@ -16,24 +16,30 @@ import (
 //     the filter notes, in odd, a form that does not, and the skim then
 //     stays off). So a window needs testing against the filter only where
 //     the last 8 normalised bytes are all key characters, and in prose and
-//     JSON most are not: a word of key characters has to be 8 long.
-//   - The normaliser's common cases (a two-byte JSON escape, a '%' that
-//     starts no escape, a UTF-8 character that is neither zero-width nor
-//     fullwidth) are undone in place; anything else (\u escapes, %XX, the
-//     invisible and fullwidth characters) ends the skim, and the
-//     byte-at-a-time path takes it.
+//     JSON most are not: a word of key characters has to be 8 long. If
+//     every form begins with strideSpan key characters (the filter notes
+//     in narrow one that does not), a whole word is tested once, against
+//     the forms' chunks at offsets 0 to 7 (see filter.addForm), not once
+//     per window ending in it.
+//   - The normaliser's common cases (a JSON escape, a '%' that starts no
+//     escape, a character, raw or \u-escaped, that is neither a surrogate
+//     nor zero-width nor fullwidth) are undone in place; anything else (%XX,
+//     surrogate pairs, the invisible and fullwidth characters) ends the
+//     skim, and the byte-at-a-time path takes it.
 //   - The joiner's state is kept, per word of 8 bytes, from where its last
 //     run of key characters starts and what follows it. A gap holding
 //     quotes goes a byte at a time, and the skim ends before the byte that
 //     would join two runs, so the join lane is never woken inside it.
 //   - The ring is written only where the lane may still read it (see
 //     lane.need) when the skim ends: the bytes since the start of the last
-//     run, and the last 10. The skim keeps, until then, a short list of
-//     segments saying where each normalised byte came from.
+//     run, and the last 10. Until then the skim keeps a short list of the
+//     characters it undid or passed through whole; between them each
+//     normalised byte is the raw byte at the same distance.
 //
 // It ends where the byte-at-a-time path must take over: a byte it does not
-// undo, a window the filter passes (the byte path then looks it up), a
-// join, or a run so full of escapes that its segments overflow the list.
+// undo, a window that begins a held form (a window the filter passes is
+// looked up in the book first, as the byte path would), a join, or a run
+// so full of escapes that they overflow the list.
 
 // Byte classes for the skim, one bit plane of 8 bits each, so that the
 // classes of a word's 8 bytes, each shifted by its index, OR into one
@@ -68,18 +74,21 @@ var skimClass = func() (t [256]uint64) {
 // noSkim turns the skim off (the block scan may still run); tests compare.
 var noSkim = false
 
-// skimSegs bounds the segments a skim remembers; a run holding more
-// escapes than this ends the skim (the byte path takes the rest).
-const skimSegs = 24
+// skimUnits bounds the irregular units a skim remembers; a run holding
+// more escapes than this ends the skim (the byte path takes the rest).
+const skimUnits = 24
 
-// skimSeg is a run of normalised positions [q, q+n) whose ring entries
-// are v, v+dv, v+2dv, ... with the byte of each: p[j], p[j+1], ... (b < 0),
-// or b (an escape, n == 1).
-type skimSeg struct {
-	q     int64
-	v, dv uint64
-	j, n  int32
-	b     int16
+// skimUnit is a character the skim undid or passed through whole: an
+// escape, or a UTF-8 sequence. Its n normalised bytes b, from position q,
+// come from the raw bytes p[j:j+raw] and share the ring entry v (origin,
+// width, flags). Between units the normalised bytes are the raw ones, one
+// for one.
+type skimUnit struct {
+	q      int64
+	v      uint64
+	j      int32
+	raw, n int8
+	b      [3]byte
 }
 
 // skimmer is a skim in progress: the lane and joiner state it changes,
@@ -100,8 +109,11 @@ type skimmer struct {
 	gapLen, gapQuotes int
 	gapKind           string
 	runStart, runEnd  int64
-	segs              [skimSegs]skimSeg
-	ns                int
+	// The units since (bq, bj), the position and raw index where the plain
+	// bytes before the first one start.
+	units  [skimUnits]skimUnit
+	nu     int
+	bq, bj int64
 }
 
 // skim passes over p[i:e] as the byte-at-a-time path would and returns e.
@@ -110,7 +122,7 @@ type skimmer struct {
 func (s *Stream) skim(p []byte, i int) int {
 	m := &s.main
 	k := skimmer{
-		s: s, flt: s.flt, p: p, base: s.total, q0: m.pos, q: m.pos, win: m.win,
+		s: s, flt: s.flt, p: p, base: s.total, q0: m.pos, q: m.pos, win: m.win, bq: m.pos, bj: int64(i),
 		js: s.jState, gapLen: s.gapLen, gapQuotes: s.gapQuotes, gapKind: s.gapKind,
 		runStart: s.runStart, runEnd: s.runEnd,
 	}
@@ -141,9 +153,6 @@ func (k *skimmer) scan(j int) int {
 			return j // a held form now begins with a byte the skim skips
 		}
 		wide := !k.flt.narrow.Load()
-		if k.ns > skimSegs-2 && !k.trim() {
-			return j
-		}
 		x := binary.LittleEndian.Uint64(p[j:])
 		c := cls[byte(x)] | cls[byte(x>>8)]<<1 | cls[byte(x>>16)]<<2 | cls[byte(x>>24)]<<3 |
 			cls[byte(x>>32)]<<4 | cls[byte(x>>40)]<<5 | cls[byte(x>>48)]<<6 | cls[byte(x>>56)]<<7
@@ -171,7 +180,7 @@ func (k *skimmer) scan(j int) int {
 				continue
 			}
 			k.joinWord(tok, uint8(c>>16)&valid, uint8(c>>24)&valid, valid)
-			k.plain(j, n)
+			k.q += int64(n)
 			be := bits.ReverseBytes64(x)
 			k.win = k.win<<(8*n) | be>>(64-8*n)
 			if tok == valid {
@@ -200,15 +209,16 @@ func (k *skimmer) scan(j int) int {
 }
 
 // probe reports whether a window ending in the first bytes of the plain
-// word x (little endian) may begin a held form: those the mask valid
-// covers, of which tok are key characters. A whole word (wide: every form
-// begins with strideSpan key characters) needs one test of the stride
-// filter, and none unless it is all key characters; a part of one tests
-// each window of key characters against the anchors.
+// word x (little endian) begins a held form: those the mask valid covers,
+// of which tok are key characters. A whole word (wide: every form begins
+// with strideSpan key characters) is first tested once against the
+// stride filter, and not at all unless it is all key characters; then
+// each window of key characters is tested against the anchors, and one
+// that passes is looked up in the book, as the byte path would.
 func (k *skimmer) probe(x uint64, tok, valid uint8, wide bool) bool {
 	be := bits.ReverseBytes64(x)
-	if wide && valid == 0xFF {
-		return tok == 0xFF && k.flt.hasStride(be)
+	if wide && valid == 0xFF && (tok != 0xFF || !k.flt.hasStride(be)) {
+		return false
 	}
 	h := uint16(tok)<<8 | uint16(^(uint8(0xFF) >> k.run)) // the 8 bytes before, then the word
 	r := h & (h >> 1)
@@ -217,11 +227,22 @@ func (k *skimmer) probe(x uint64, tok, valid uint8, wide bool) bool {
 	pm := uint8(r>>1) & valid // windows ending at each byte, all key characters
 	for ; pm != 0; pm &= pm - 1 {
 		b := bits.TrailingZeros8(pm)
-		if k.flt.has(k.win<<(8*(b+1)) | be>>(8*(7-b))) {
+		if k.held(k.win<<(8*(b+1)) | be>>(8*(7-b))) {
 			return true
 		}
 	}
 	return false
+}
+
+// held reports whether a held form begins with the window w. A false yes
+// of the filter costs a lookup, not the end of the skim: the byte path
+// would look it up too, and do nothing more.
+func (k *skimmer) held(w uint64) bool {
+	if !k.flt.has(w) {
+		return false
+	}
+	_, ok := k.s.m.book.anchor(w)
+	return ok
 }
 
 // unit takes the character at p[j] (one byte, an escape or a UTF-8
@@ -229,20 +250,21 @@ func (k *skimmer) probe(x uint64, tok, valid uint8, wide bool) bool {
 // nothing, if the byte path must take it.
 func (k *skimmer) unit(j int) (int, bool) {
 	p := k.p
-	if k.ns > skimSegs-2 && !k.trim() {
-		return j, false
-	}
 	o := k.base + int64(j)
 	switch b := p[j]; b {
 	case '\\':
+		if j+1 < len(p) && p[j+1] == 'u' {
+			return k.escU(j)
+		}
 		if j+1 >= len(p) || jsonEscape[p[j+1]] == 0 {
 			return j, false
 		}
 		e := jsonEscape[p[j+1]]
-		if !k.ok(e) {
+		if !k.room(1) || !k.ok(e) {
 			return j, false
 		}
-		k.take(e, skimSeg{q: k.q, v: uint64(o)<<18 | 2<<12 | fJSON<<8, j: int32(j), n: 1, b: int16(e)})
+		k.record(skimUnit{q: k.q, v: uint64(o)<<18 | 2<<12 | fJSON<<8, j: int32(j), raw: 2, n: 1, b: [3]byte{e}})
+		k.take(e)
 		return j + 2, true
 	case '%':
 		if j+1 >= len(p) || isHex[p[j+1]] {
@@ -256,15 +278,17 @@ func (k *skimmer) unit(j int) (int, bool) {
 		if j+n > len(p) || p[j+1]&0xC0 != 0x80 || p[j+n-1]&0xC0 != 0x80 {
 			return j, false
 		}
-		if r := decodeRune(p[j : j+n]); invisible(r) || r >= 0xFF01 && r <= 0xFF5E {
+		if r := decodeRune(p[j : j+n]); invisible(r) || r >= 0xFF01 && r <= 0xFF5E || !k.room(1) {
 			return j, false
 		}
 		// Passed through as is (encodeRune(decodeRune(p)) is p for these
 		// leads), each byte naming the whole character as its origin.
-		v := uint64(o)<<18 | uint64(n)<<12
-		for t := range n {
-			k.ok(p[j+t]) // a non-key byte: never refused
-			k.take(p[j+t], skimSeg{q: k.q, v: v, j: int32(j + t), n: 1, b: -1})
+		u := skimUnit{q: k.q, v: uint64(o)<<18 | uint64(n)<<12, j: int32(j), raw: int8(n), n: int8(n)}
+		copy(u.b[:], p[j:j+n])
+		k.record(u)
+		for _, b := range u.b[:n] {
+			k.ok(b) // not a key character: never refused
+			k.take(b)
 		}
 		return j + n, true
 	}
@@ -272,8 +296,47 @@ func (k *skimmer) unit(j int) (int, bool) {
 	if !k.ok(b) {
 		return j, false
 	}
-	k.take(b, skimSeg{q: k.q, v: uint64(o)<<18 | 1<<12, dv: 1 << 18, j: int32(j), n: 1, b: -1})
+	k.take(b)
 	return j + 1, true
+}
+
+// escU takes the \\uXXXX escape at p[j] when it stands for a character the
+// normaliser passes on as it is: neither a surrogate, nor zero-width, nor
+// fullwidth. Each byte of its UTF-8 names the whole escape as its origin.
+func (k *skimmer) escU(j int) (int, bool) {
+	p := k.p
+	if j+6 > len(p) {
+		return j, false
+	}
+	var r rune
+	for _, c := range p[j+2 : j+6] {
+		v, ok := unhex(c)
+		if !ok {
+			return j, false
+		}
+		r = r<<4 | rune(v)
+	}
+	if r >= 0xD800 && r <= 0xDFFF || invisible(r) || r >= 0xFF01 && r <= 0xFF5E {
+		return j, false
+	}
+	var buf [4]byte
+	n := 1
+	if buf[0] = byte(r); r >= 0x80 {
+		n = encodeRune(buf[:], r) // 2 or 3 bytes: r is below 0x10000
+	}
+	if !k.room(1) || r < 0x80 && !k.ok(buf[0]) {
+		return j, false
+	}
+	u := skimUnit{q: k.q, v: uint64(k.base+int64(j))<<18 | 6<<12 | fJSON<<8, j: int32(j), raw: 6, n: int8(n)}
+	copy(u.b[:], buf[:n])
+	k.record(u)
+	for _, b := range u.b[:n] {
+		if r >= 0x80 {
+			k.ok(b) // not a key character: never refused
+		}
+		k.take(b)
+	}
+	return j + 6, true
 }
 
 // ok reports whether the normalised byte b may be taken next: no window
@@ -281,7 +344,7 @@ func (k *skimmer) unit(j int) (int, bool) {
 // advanced the joiner over b.
 func (k *skimmer) ok(b byte) bool {
 	tok := tokenChar[b]
-	if tok && k.run >= 7 && k.flt.has(k.win<<8|uint64(b)) {
+	if tok && k.run >= 7 && k.held(k.win<<8|uint64(b)) {
 		return false
 	}
 	q := k.q
@@ -315,9 +378,8 @@ func (k *skimmer) ok(b byte) bool {
 	return true
 }
 
-// take records the normalised byte b at position k.q, from segment sg.
-func (k *skimmer) take(b byte, sg skimSeg) {
-	k.add(sg)
+// take advances the window and the position over the normalised byte b.
+func (k *skimmer) take(b byte) {
 	k.win = k.win<<8 | uint64(b)
 	if tokenChar[b] {
 		k.run = min(k.run+1, 8)
@@ -327,42 +389,28 @@ func (k *skimmer) take(b byte, sg skimSeg) {
 	k.q++
 }
 
-// plain records the n plain bytes from p[j] at positions k.q on.
-func (k *skimmer) plain(j, n int) {
-	if k.ns > 0 {
-		if l := &k.segs[k.ns-1]; l.dv != 0 && l.q+int64(l.n) == k.q && int(l.j+l.n) == j {
-			l.n += int32(n)
-			k.q += int64(n)
-			return
-		}
-	}
-	k.add(skimSeg{q: k.q, v: uint64(k.base+int64(j))<<18 | 1<<12, dv: 1 << 18, j: int32(j), n: int32(n), b: -1})
-	k.q += int64(n)
+// record notes unit u, which begins at the current position.
+func (k *skimmer) record(u skimUnit) {
+	k.units[k.nu] = u
+	k.nu++
 }
 
-// add appends sg to the segments, extending the last one when sg
-// continues it. There is room (see trim).
-func (k *skimmer) add(sg skimSeg) {
-	if k.ns > 0 {
-		l := &k.segs[k.ns-1]
-		if l.b < 0 && sg.b < 0 && l.dv == sg.dv && l.q+int64(l.n) == sg.q && l.j+l.n == sg.j && l.v+uint64(l.n)*l.dv == sg.v {
-			l.n += sg.n
-			return
-		}
+// room reports whether n more units fit, dropping those wholly before
+// what the lane may still read if they do not.
+func (k *skimmer) room(n int) bool {
+	if k.nu+n <= skimUnits {
+		return true
 	}
-	k.segs[k.ns] = sg
-	k.ns++
-}
-
-// trim drops the segments wholly before what the lane may still read and
-// reports whether that left room for two more.
-func (k *skimmer) trim() bool {
 	lo, d := k.need(), 0
-	for d < k.ns && k.segs[d].q+int64(k.segs[d].n) <= lo {
+	for d < k.nu && k.units[d].q+int64(k.units[d].n) <= lo {
 		d++
 	}
-	k.ns = copy(k.segs[:], k.segs[d:k.ns])
-	return k.ns <= skimSegs-2
+	if d > 0 {
+		u := &k.units[d-1]
+		k.bq, k.bj = u.q+int64(u.n), int64(u.j)+int64(u.raw)
+		k.nu = copy(k.units[:], k.units[d:k.nu])
+	}
+	return k.nu+n <= skimUnits
 }
 
 // need is lane.need for the main lane as the skim leaves it: quiet, its
@@ -435,18 +483,27 @@ func (k *skimmer) finish(j int) int {
 		m.room(k.q) // before the state changes: room keeps what the lane needed
 	}
 	lo := max(k.need(), k.q0)
-	ring, mask := m.ring, m.mask
-	for _, sg := range k.segs[:k.ns] {
-		from := max(sg.q, lo)
-		v := sg.v + uint64(from-sg.q)*sg.dv
-		for q := from; q < sg.q+int64(sg.n); q++ {
-			b := uint64(sg.b)
-			if sg.b < 0 {
-				b = uint64(k.p[int64(sg.j)+q-sg.q])
-			}
-			ring[q&mask] = v | b
-			v += sg.dv
+	ring, mask, p := m.ring, m.mask, k.p
+	cq, cj := k.bq, k.bj // plain bytes from here to the next unit
+	for t := 0; ; t++ {
+		end := k.q
+		if t < k.nu {
+			end = k.units[t].q
 		}
+		for q := max(cq, lo); q < end; q++ {
+			r := cj + q - cq
+			ring[q&mask] = uint64(k.base+r)<<18 | 1<<12 | uint64(p[r])
+		}
+		if t == k.nu {
+			break
+		}
+		u := &k.units[t]
+		for i, b := range u.b[:u.n] {
+			if q := u.q + int64(i); q >= lo {
+				ring[q&mask] = u.v | uint64(b)
+			}
+		}
+		cq, cj = u.q+int64(u.n), int64(u.j)+int64(u.raw)
 	}
 	m.pos, m.win = k.q, k.win
 	s.jState, s.gapLen, s.gapQuotes, s.gapKind = k.js, k.gapLen, k.gapQuotes, k.gapKind
