@@ -102,13 +102,13 @@ type skimmer struct {
 	q    int64
 	win  uint64
 	run  int // trailing normalised key characters, at most 8
-	// The joiner, as in joiner; newGap: a run ended in the skim, so the
-	// lane's state and candidates at its end are the skim's (quiet, shallow).
-	js                uint8
-	newGap            bool
-	gapLen, gapQuotes int
-	gapKind           string
-	runStart, runEnd  int64
+	// The joiner, as a few numbers a word updates without branching (see
+	// state): the position just past the last key character (runEnd), the
+	// start of its run, and whether the bytes since hold a gap breaker or
+	// a comma, and how many quotes.
+	runEnd, runStart int64
+	brk, comma       bool
+	quotes           int
 	// The units since (bq, bj), the position and raw index where the plain
 	// bytes before the first one start.
 	units  [skimUnits]skimUnit
@@ -123,14 +123,33 @@ func (s *Stream) skim(p []byte, i int) int {
 	m := &s.main
 	k := skimmer{
 		s: s, flt: s.flt, p: p, base: s.total, q0: m.pos, q: m.pos, win: m.win, bq: m.pos, bj: int64(i),
-		js: s.jState, gapLen: s.gapLen, gapQuotes: s.gapQuotes, gapKind: s.gapKind,
-		runStart: s.runStart, runEnd: s.runEnd,
+		runEnd: s.runEnd, runStart: s.runStart,
+	}
+	switch s.jState { // gapQuotes is 0 (the caller checks)
+	case jRun:
+		k.runEnd = m.pos
+	case jGap:
+		k.comma = s.gapKind == "json-array"
+	case jBroken:
+		k.runEnd, k.brk = m.pos-maxGap-1, true
 	}
 	k.run = bits.TrailingZeros64(^tokenBits(m.win)) / 8 // the newest byte is the lowest
 	if m.pos-m.resetAt < int64(k.run) {                 // bytes before a reset are not a window
 		k.run = int(m.pos - m.resetAt)
 	}
 	return k.finish(k.scan(i))
+}
+
+// state returns the joiner's state at the skim's position: in a run, in
+// a gap after one that may still join, or after a gap that cannot.
+func (k *skimmer) state() uint8 {
+	switch {
+	case k.runEnd == k.q:
+		return jRun
+	case k.brk || k.q-k.runEnd > maxGap:
+		return jBroken
+	}
+	return jGap
 }
 
 // tokenBits returns w with each byte that is a key character set to 0xFF
@@ -160,8 +179,8 @@ func (k *skimmer) scan(j int) int {
 		if sp := uint8(c); sp != 0 {
 			n = bits.TrailingZeros8(sp)
 		}
-		if k.js == jGap && k.gapQuotes > 0 {
-			n = 0 // a gap that may join: a byte at a time
+		if k.quotes > 0 && k.state() == jGap {
+			n = 0 // a gap holding quotes may join: a byte at a time
 		}
 		if n > 0 {
 			valid := uint8(1<<n - 1) // 0xFF for n == 8
@@ -179,7 +198,7 @@ func (k *skimmer) scan(j int) int {
 				}
 				continue
 			}
-			k.joinWord(tok, uint8(c>>16)&valid, uint8(c>>24)&valid, valid)
+			k.joinWord(tok, uint8(c>>16)&valid, uint8(c>>24)&valid)
 			k.q += int64(n)
 			be := bits.ReverseBytes64(x)
 			k.win = k.win<<(8*n) | be>>(64-8*n)
@@ -348,32 +367,23 @@ func (k *skimmer) ok(b byte) bool {
 		return false
 	}
 	q := k.q
-	if tok && (b != '+' || k.js != jGap || k.gapQuotes == 0) {
-		if k.js == jGap && k.gapQuotes >= 2 {
+	if tok && (b != '+' || k.quotes == 0 || k.state() != jGap) {
+		if k.quotes >= 2 && k.state() == jGap {
 			return false // a join: the byte path wakes the join lane
 		}
-		if k.js != jRun {
-			k.runStart = q
+		if k.runEnd != q {
+			k.runStart, k.brk, k.comma, k.quotes = q, false, false, 0
 		}
-		k.js = jRun
+		k.runEnd = q + 1
 		return true
 	}
-	switch k.js {
-	case jBroken:
-		return true
-	case jRun:
-		k.js, k.gapLen, k.gapQuotes, k.gapKind, k.runEnd, k.newGap = jGap, 0, 0, "concat", q, true
-	}
-	if !gapChar[b] || k.gapLen >= maxGap {
-		k.js = jBroken
-		return true
-	}
-	k.gapLen++
-	switch b {
-	case '"', '\'':
-		k.gapQuotes++
-	case ',':
-		k.gapKind = "json-array"
+	switch {
+	case !gapChar[b]:
+		k.brk = true
+	case b == '"' || b == '\'':
+		k.quotes++
+	case b == ',':
+		k.comma = true
 	}
 	return true
 }
@@ -417,60 +427,33 @@ func (k *skimmer) room(n int) bool {
 // automaton at the root.
 func (k *skimmer) need() int64 {
 	lo := k.q - 10
-	if k.js != jBroken {
+	if st := k.state(); st != jBroken {
 		lo = min(lo, k.runStart)
-	}
-	if k.js == jGap {
-		lo = min(lo, k.runEnd-8)
+		if st == jGap {
+			lo = min(lo, k.runEnd-8)
+		}
 	}
 	return max(lo, k.q-k.s.main.size)
 }
 
-// joinWord advances the joiner over the first plain bytes of a word, none
-// a quote (those the mask valid covers), whose key characters, gap
-// breakers and commas are tok, brk and comma (bit t for byte t). Without a
-// quote no gap in them joins, so only the last run and what follows it
-// matter.
-func (k *skimmer) joinWord(tok, brk, comma, valid uint8) {
-	q := k.q
-	if tok == valid {
-		if k.js != jRun {
-			k.js, k.runStart = jRun, q
-		}
+// joinWord advances the joiner over the first plain bytes of a word,
+// none a quote, whose key characters, gap breakers and commas are tok,
+// brk and comma (bit t for byte t; the bytes past the plain ones are not
+// set). Without a quote no gap in them joins: only the last run and what
+// follows it matter.
+func (k *skimmer) joinWord(tok, brk, comma uint8) {
+	if tok == 0 {
+		k.brk, k.comma = k.brk || brk != 0, k.comma || comma != 0
 		return
 	}
-	nt := ^tok & valid
-	if last := bits.Len8(nt); last < bits.Len8(valid) { // they end in a run
-		k.js, k.runStart = jRun, q+int64(last)
-		return
+	t := bits.Len8(tok) // just past the last key character
+	if before := ^tok & (1<<(t-1) - 1); before != 0 {
+		k.runStart = k.q + int64(bits.Len8(before)) // the run starts in the word
+	} else if k.runEnd != k.q {
+		k.runStart = k.q // at the word's start, after a gap
 	}
-	t := bits.Len8(tok) - 1 // the last key character, or -1
-	gap := valid
-	if t >= 0 {
-		if before := nt & (1<<t - 1); before != 0 {
-			k.runStart = q + int64(bits.Len8(before))
-		} else if k.js != jRun {
-			k.runStart = q
-		}
-		k.js = jRun
-		q += int64(t) + 1
-		gap &^= 1<<(t+1) - 1
-	}
-	switch k.js {
-	case jBroken:
-		return
-	case jRun:
-		k.js, k.gapLen, k.gapQuotes, k.gapKind, k.runEnd, k.newGap = jGap, 0, 0, "concat", q, true
-	}
-	n := bits.OnesCount8(gap)
-	if brk&gap != 0 || k.gapLen+n > maxGap {
-		k.js = jBroken
-		return
-	}
-	k.gapLen += n
-	if comma&gap != 0 {
-		k.gapKind = "json-array"
-	}
+	k.runEnd = k.q + int64(t)
+	k.brk, k.comma, k.quotes = brk>>t != 0, comma>>t != 0, 0
 }
 
 // finish writes the skim's state back to the stream and returns j.
@@ -506,10 +489,17 @@ func (k *skimmer) finish(j int) int {
 		cq, cj = u.q+int64(u.n), int64(u.j)+int64(u.raw)
 	}
 	m.pos, m.win = k.q, k.win
-	s.jState, s.gapLen, s.gapQuotes, s.gapKind = k.js, k.gapLen, k.gapQuotes, k.gapKind
-	s.runStart, s.runEnd = k.runStart, k.runEnd
-	if k.newGap {
-		s.runState, s.candHold = m.state, math.MaxInt64
+	switch s.jState = k.state(); s.jState {
+	case jRun:
+		s.runStart = k.runStart
+	case jGap:
+		s.runStart, s.runEnd, s.gapLen, s.gapQuotes, s.gapKind = k.runStart, k.runEnd, int(k.q-k.runEnd), k.quotes, "concat"
+		if k.comma {
+			s.gapKind = "json-array"
+		}
+		if k.runEnd >= k.q0 { // the run ended in the skim: the lane was quiet then
+			s.runState, s.candHold = m.state, math.MaxInt64
+		}
 	}
 	return j
 }
