@@ -181,3 +181,20 @@ func BenchmarkFullPass(b *testing.B) {
 	m := mustMatcher(b, benchSecrets(100), Options{FormatRules: true})
 	b.Run("code", func(b *testing.B) { benchScan(b, m, "application/json", codeBody(b, 1<<20)) })
 }
+
+// BenchmarkSkim compares the exact pass's two fast paths in one run, on
+// BenchmarkExactPass's bodies: the block scan (noSkim) and the skim.
+func BenchmarkSkim(b *testing.B) {
+	m := mustMatcher(b, benchSecrets(100), Options{})
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"chat", chatBody(1 << 20)}, {"code", codeBody(b, 1<<20)}} {
+		b.Run(c.name+"/block", func(b *testing.B) {
+			defer func() { noSkim = false }()
+			noSkim = true
+			benchScan(b, m, "application/json", c.body)
+		})
+		b.Run(c.name+"/skim", func(b *testing.B) { benchScan(b, m, "application/json", c.body) })
+	}
+}

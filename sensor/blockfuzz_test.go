@@ -28,9 +28,8 @@ var oracleSecrets = func() []Secret {
 
 // oracleMatchers are the matchers the oracle picks from: held secrets
 // with and without the format rules, the rules alone. Without the rules
-// they take the three ways of the exact pass (see TestOracleCoversFastPaths):
-// the skim a word at a time (every form begins with strideSpan key
-// characters), the skim a window at a time (the short secret), and the
+// they take both ways of the exact pass (see TestOracleCoversFastPaths):
+// the skim, with forms of 8 bytes (the short secret) and without, and the
 // block scan (the odd secret turns the skim off).
 var oracleMatchers = func() []*Matcher {
 	red := func(Hit) bool { return true }
@@ -127,26 +126,16 @@ func oracleSeeds() []string {
 }
 
 // TestOracleCoversFastPaths checks that the oracle's matchers without
-// format rules reach each way of the exact pass: the skim a word at a
-// time, the skim a window at a time, and the block scan.
+// format rules reach both ways of the exact pass: the skim and the block
+// scan.
 func TestOracleCoversFastPaths(t *testing.T) {
-	mode := func(m *Matcher) string {
-		f := m.book.flt.Load()
-		switch {
-		case m.opts.FormatRules || f.odd.Load():
-			return "block"
-		case f.narrow.Load():
-			return "skim by window"
-		}
-		return "skim by word"
-	}
 	got := map[string]bool{}
 	for _, m := range oracleMatchers {
 		if !m.opts.FormatRules {
-			got[mode(m)] = true
+			got[map[bool]string{false: "skim", true: "block scan"}[m.book.flt.Load().odd.Load()]] = true
 		}
 	}
-	for _, want := range []string{"block", "skim by window", "skim by word"} {
+	for _, want := range []string{"skim", "block scan"} {
 		if !got[want] {
 			t.Errorf("no oracle matcher without format rules takes the %s", want)
 		}

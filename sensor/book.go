@@ -44,7 +44,6 @@ type book struct {
 	root    map[uint64]*tnode // by a form's first 8 bytes
 	flt     atomic.Pointer[filter]
 	lens    map[int]int // forms held per length
-	forms   int         // forms held
 	longest atomic.Int64
 	stale   int      // filter keys whose anchor has gone, since the last rebuild
 	peak    int      // the most root keys since the maps were last made anew
@@ -89,7 +88,7 @@ func chunkAt(b []byte, d int32) uint64 { return binary.BigEndian.Uint64(b[d : d+
 func (b *book) init(static []uint64) {
 	b.static = static
 	b.entries, b.root, b.lens = map[string]*entry{}, map[uint64]*tnode{}, map[int]int{}
-	b.flt.Store(newFilter(0, 0, b.static))
+	b.flt.Store(newFilter(0, b.static))
 }
 
 // put adds secret s under key, replacing what key held.
@@ -149,7 +148,6 @@ func (b *book) removeLocked(e *entry) {
 // 8 bytes long).
 func (b *book) insert(f *dform) {
 	b.count(len(f.b), 1)
-	b.flt.Load().addForm(f.b)
 	c := chunkAt(f.b, 0)
 	n := b.root[c]
 	if n == nil {
@@ -270,7 +268,6 @@ func (n *tnode) collapse() {
 // count tracks how many forms of each length the book holds, for the
 // window streams need.
 func (b *book) count(l, d int) {
-	b.forms += d
 	if b.lens[l] += d; b.lens[l] == 0 {
 		delete(b.lens, l)
 	}
@@ -294,17 +291,12 @@ func (b *book) resizeLocked() {
 	f := b.flt.Load()
 	live, have := len(b.root), len(f.bits)*64
 	want := filterBits(live)
-	if want <= have && strideFilterBits(b.forms) <= len(f.strd)*64 && (have <= minFilterBits || want*4 > have) && b.stale <= max(live, minFilterKeys) {
+	if want <= have && (have <= minFilterBits || want*4 > have) && b.stale <= max(live, minFilterKeys) {
 		return
 	}
-	nf := newFilter(live, b.forms, b.static)
+	nf := newFilter(live, b.static)
 	for c := range b.root {
 		nf.add(c)
-	}
-	for _, e := range b.entries {
-		for i := range e.forms {
-			nf.addForm(e.forms[i].b)
-		}
 	}
 	b.flt.Store(nf)
 	b.stale = 0
@@ -392,7 +384,7 @@ func (b *book) sizes() (data, flt int64) {
 	for _, t := range b.root {
 		n += mapSlot + t.size()
 	}
-	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams)+len(f.strd))
+	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams)+len(f.quad))
 }
 
 func (n *tnode) size() int64 {

@@ -22,11 +22,11 @@ type filter struct {
 	pre    []uint64
 	grams  []uint64 // see gramAt: the keywords' and the held forms'
 	dgrams []uint64 // the held forms' alone
-	strd   []uint64 // see addForm
+	quad   []uint64 // the anchors' 4-byte pieces at offsets 0 to 3; see hasQuad
 	mul    uint64
 	shift  uint8 // 64 - log2(len(bits))
 	pshift uint8
-	sshift uint8
+	qshift uint8
 	// mixed is set once some anchor holds a byte of gram class 0. Until
 	// then a window or trigram holding one is certainly clear, and most
 	// of the bytes a stream takes one at a time (JSON's quotes, colons
@@ -36,20 +36,7 @@ type filter struct {
 	// (tokenChar). Until then a window holding one begins no held form,
 	// which the skim (see skim.go) relies on.
 	odd atomic.Bool
-	// narrow is set once some form is shorter than strideSpan or holds a
-	// byte that is not a key character in its first strideSpan bytes: the
-	// skim then tests every window, not one per word (see addForm).
-	narrow atomic.Bool
 }
-
-// strideSpan is the length of key characters a form must begin with for
-// the skim to test one window per word of 8 bytes.
-const strideSpan = 15
-
-// strideBits is the stride filter's bits per form: it holds 8 keys for
-// each (forms often share their first 8 bytes, so it is sized by forms,
-// not anchors), and a false yes costs a word taken byte by byte.
-const strideBits = 16 * 8
 
 // Filter sizes: 32 bits per anchor let about one window in 250 through
 // (two bits of a word in which four are set, on average), and keep the
@@ -65,22 +52,23 @@ const (
 // filterBits returns the anchor bits for n anchors, a power of two.
 func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
 
+// quadBits is the quad filter's bits per anchor (it holds 4 keys for
+// each): a false yes costs a word whose windows are tested one by one.
+const quadBits = 16 * 4
+
 // pow2 returns the least power of two at least n (n > 0).
 func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
 
-// strideFilterBits returns the stride filter's bits for n forms.
-func strideFilterBits(n int) int { return pow2(max(minFilterBits, strideBits*n)) }
-
-// newFilter returns an empty filter for n anchors and forms forms whose
-// gram table starts as a copy of static (the format keywords', or nil).
-func newFilter(n, forms int, static []uint64) *filter {
-	a, p, st := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n)), strideFilterBits(forms)
+// newFilter returns an empty filter for n anchors whose gram table starts
+// as a copy of static (the format keywords', or nil).
+func newFilter(n int, static []uint64) *filter {
+	a, p, qd := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n)), pow2(max(minFilterBits, quadBits*n))
 	f := &filter{
-		bits: make([]uint64, a/64), pre: make([]uint64, p/64), strd: make([]uint64, st/64),
+		bits: make([]uint64, a/64), pre: make([]uint64, p/64), quad: make([]uint64, qd/64),
 		grams: make([]uint64, gramWords), dgrams: make([]uint64, gramWords),
 		mul:   rand.Uint64() | 1,
 		shift: uint8(64 - bits.TrailingZeros(uint(a/64))), pshift: uint8(64 - bits.TrailingZeros(uint(p/64))),
-		sshift: uint8(64 - bits.TrailingZeros(uint(st/64))),
+		qshift: uint8(64 - bits.TrailingZeros(uint(qd/64))),
 	}
 	copy(f.grams, static)
 	return f
@@ -100,34 +88,15 @@ func (f *filter) has(w uint64) bool {
 	return atomic.LoadUint64(&f.bits[i])&m == m
 }
 
-// addForm notes form b in the stride filter: its 8-byte chunks at offsets
-// 0 to 7. An occurrence of b whose first window ends in a word of 8
-// normalised bytes covers that word (b begins with strideSpan key
-// characters), so the word is one of those chunks: a word the stride
-// filter rules out ends no held form's first window, and the skim tests
-// one number per word instead of eight windows.
-func (f *filter) addForm(b []byte) {
-	if len(b) < strideSpan {
-		f.narrow.Store(true)
-		return
-	}
-	for _, c := range b[:strideSpan] {
-		if !tokenChar[c] {
-			f.narrow.Store(true)
-			return
-		}
-	}
-	for r := range int32(8) {
-		i, m := f.slot(chunkAt(b, r), f.sshift)
-		atomic.OrUint64(&f.strd[i], m)
-	}
-}
-
-// hasStride reports whether the word w (8 normalised bytes, the oldest
-// most significant) may hold the chunk at offset 0 to 7 of a held form.
-func (f *filter) hasStride(w uint64) bool {
-	i, m := f.slot(w, f.sshift)
-	return atomic.LoadUint64(&f.strd[i])&m == m
+// hasQuad reports whether the 4 bytes v (the first the most significant)
+// may be the piece of a held form's first 8 bytes at offset 0 to 3.
+// Every window of 8 normalised bytes holds a run of 4 that starts at a
+// position divisible by 4, at offset 0 to 3 in it: where no such run of
+// the last bytes passes, no window ending in them begins a held form,
+// and the skim tests two or three numbers a word, not eight windows.
+func (f *filter) hasQuad(v uint32) bool {
+	i, m := f.slot(uint64(v)|1<<40, f.qshift)
+	return atomic.LoadUint64(&f.quad[i])&m == m
 }
 
 // prefixKey packs the k-byte prefix p (k < 8) with its length.
@@ -157,6 +126,10 @@ func (f *filter) add(c uint64) {
 	for k := 1; k < 8; k++ {
 		i, m := f.slot(prefixKey(c>>(8*(8-k)), k), f.pshift)
 		atomic.OrUint64(&f.pre[i], m)
+	}
+	for r := range 4 {
+		i, m := f.slot(uint64(uint32(c>>(8*(4-r))))|1<<40, f.qshift)
+		atomic.OrUint64(&f.quad[i], m)
 	}
 }
 

@@ -16,11 +16,11 @@ import (
 //     the filter notes, in odd, a form that does not, and the skim then
 //     stays off). So a window needs testing against the filter only where
 //     the last 8 normalised bytes are all key characters, and in prose and
-//     JSON most are not: a word of key characters has to be 8 long. If
-//     every form begins with strideSpan key characters (the filter notes
-//     in narrow one that does not), a whole word is tested once, against
-//     the forms' chunks at offsets 0 to 7 (see filter.addForm), not once
-//     per window ending in it.
+//     JSON most are not: a word of key characters has to be 8 long. And
+//     a whole word needs no window tested unless one of the runs of 4 key
+//     characters at positions divisible by 4 that such windows hold passes
+//     the quad filter (see filter.hasQuad): two or three tests a word,
+//     where the byte path makes eight.
 //   - The normaliser's common cases (a JSON escape, a '%' that starts no
 //     escape, a character, raw or \u-escaped, that is neither a surrogate
 //     nor zero-width nor fullwidth) are undone in place; anything else (%XX,
@@ -171,7 +171,9 @@ func (k *skimmer) scan(j int) int {
 		if k.flt.odd.Load() {
 			return j // a held form now begins with a byte the skim skips
 		}
-		wide := !k.flt.narrow.Load()
+		if j = k.words(j); j+8 > len(p) {
+			break
+		}
 		x := binary.LittleEndian.Uint64(p[j:])
 		c := cls[byte(x)] | cls[byte(x>>8)]<<1 | cls[byte(x>>16)]<<2 | cls[byte(x>>24)]<<3 |
 			cls[byte(x>>32)]<<4 | cls[byte(x>>40)]<<5 | cls[byte(x>>48)]<<6 | cls[byte(x>>56)]<<7
@@ -188,7 +190,7 @@ func (k *skimmer) scan(j int) int {
 				valid = 0xFF
 			}
 			tok := uint8(c>>8) & valid
-			if k.probe(x, tok, valid, wide) {
+			if probe(k, x, tok, valid) {
 				for end := j + n; j < end; { // a window may begin a form: find it
 					nj, ok := k.unit(j)
 					if !ok {
@@ -227,18 +229,145 @@ func (k *skimmer) scan(j int) int {
 	return j
 }
 
+// words is scan's inner loop. It passes over words of 8 plain bytes that
+// the quad filter rules out, and over the commonest special bytes:
+// quotes, and two-byte JSON escapes that stand for no key character, with
+// the plain bytes before them. It stops, for scan to take over, at
+// anything else: a word of key characters the quad filter passes, a
+// window of key characters ending before a special byte, a gap holding
+// quotes that a key character may end (a join), any other special byte.
+// Its state lives in locals.
+func (k *skimmer) words(j int) int {
+	p, cls, flt := k.p, &skimClass, k.flt
+	q, win, run := k.q, k.win, k.run
+	runEnd, runStart, brk, comma, quotes := k.runEnd, k.runStart, k.brk, k.comma, k.quotes
+	for j+8 <= len(p) && !flt.odd.Load() {
+		x := binary.LittleEndian.Uint64(p[j:])
+		c := cls[byte(x)] | cls[byte(x>>8)]<<1 | cls[byte(x>>16)]<<2 | cls[byte(x>>24)]<<3 |
+			cls[byte(x>>32)]<<4 | cls[byte(x>>40)]<<5 | cls[byte(x>>48)]<<6 | cls[byte(x>>56)]<<7
+		n, valid := 8, uint8(0xFF) // the plain bytes: those before the first special one
+		if sp := uint8(c); sp != 0 {
+			n = bits.TrailingZeros8(sp)
+			valid = uint8(1)<<n - 1
+		}
+		tok, be := uint8(c>>8)&valid, bits.ReverseBytes64(x)
+		if quotes > 0 && runEnd != q && !brk && q-runEnd <= maxGap && tok != 0 {
+			// A gap holding quotes, and a key character ahead: it joins
+			// unless a breaker or the gap's length ends the gap first.
+			ft := bits.TrailingZeros8(tok)
+			if uint8(c>>16)&(uint8(1)<<ft-1) == 0 && q-runEnd+int64(ft) <= maxGap {
+				break
+			}
+		}
+		if n > 0 {
+			h := uint16(tok)<<8 | uint16(^(uint8(0xFF) >> run)) // key characters: the 8 before, the word
+			r := h & (h >> 1)
+			r &= r >> 2                                           // bit i: 4 key characters from bit i
+			if w8 := r & (r >> 4) >> 1 & uint16(valid); w8 != 0 { // windows of 8 key characters
+				if n < 8 || quads(flt, r&quadStarts[q&3], win, be) {
+					break // a window of the word may begin a held form
+				}
+			}
+		}
+		if n > 0 {
+			// joinWord, inlined.
+			if tok == 0 {
+				brk, comma = brk || uint8(c>>16)&valid != 0, comma || uint8(c>>24)&valid != 0
+			} else {
+				t := bits.Len8(tok)
+				if before := ^tok & (uint8(1)<<(t-1) - 1); before != 0 {
+					runStart = q + int64(bits.Len8(before))
+				} else if runEnd != q {
+					runStart = q
+				}
+				runEnd = q + int64(t)
+				brk, comma, quotes = uint8(c>>16)&valid>>t != 0, uint8(c>>24)&valid>>t != 0, 0
+			}
+			q, win = q+int64(n), win<<(8*n)|be>>(64-8*n)
+			if tok == valid {
+				run = min(run+n, 8)
+			} else {
+				run = bits.LeadingZeros8(^(tok << (8 - n)))
+			}
+			j += n
+		}
+		if n == 8 {
+			continue
+		}
+		// The special byte at p[j].
+		b, w := p[j], 1
+		switch {
+		case b == '"' || b == '\'':
+		case b == '\\' && j+1 < len(p) && jsonEscape[p[j+1]] != 0 && !tokenChar[jsonEscape[p[j+1]]] && k.nu < skimUnits:
+			b, w = jsonEscape[p[j+1]], 2
+			k.units[k.nu] = skimUnit{q: q, v: uint64(k.base+int64(j))<<18 | 2<<12 | fJSON<<8, j: int32(j), raw: 2, n: 1, b: [3]byte{b}}
+			k.nu++
+		default: // the rest, as scan takes it
+			k.q, k.win, k.run = q, win, run
+			k.runEnd, k.runStart, k.brk, k.comma, k.quotes = runEnd, runStart, brk, comma, quotes
+			nj, ok := k.unit(j)
+			if !ok {
+				return j
+			}
+			q, win, run = k.q, k.win, k.run
+			runEnd, runStart, brk, comma, quotes = k.runEnd, k.runStart, k.brk, k.comma, k.quotes
+			j = nj
+			continue
+		}
+		switch { // a gap byte, as ok takes it
+		case !gapChar[b]:
+			brk = true
+		case b == '"' || b == '\'':
+			quotes++
+		}
+		q, win, run, j = q+1, win<<8|uint64(b), 0, j+w
+	}
+
+	k.q, k.win, k.run = q, win, run
+	k.runEnd, k.runStart, k.brk, k.comma, k.quotes = runEnd, runStart, brk, comma, quotes
+	return j
+}
+
+// quadStarts[q&3] marks the bits i of a word's key-character mask (bit i
+// for position q-8+i, the word at q) where a run of 4 starts at a
+// position divisible by 4 and ends at q-4 to q+6: a window of 8 ending in
+// the word holds one of those runs (see filter.hasQuad).
+var quadStarts = func() (t [4]uint16) {
+	for r := range 4 {
+		for i := 1; i <= 11; i++ {
+			if (r+i)%4 == 0 {
+				t[r] |= 1 << i
+			}
+		}
+	}
+	return t
+}()
+
+// quads reports whether one of the runs of 4 the bits of c start (as in
+// quadStarts) passes the quad filter; win holds the 8 bytes before the
+// word be (both big endian).
+func quads(f *filter, c uint16, win, be uint64) bool {
+	for ; c != 0; c &= c - 1 {
+		var v uint64
+		if i := bits.TrailingZeros16(c); i <= 4 {
+			v = win >> (8 * (4 - i))
+		} else {
+			v = win<<(8*(i-4)) | be>>(8*(12-i))
+		}
+		if f.hasQuad(uint32(v)) {
+			return true
+		}
+	}
+	return false
+}
+
 // probe reports whether a window ending in the first bytes of the plain
 // word x (little endian) begins a held form: those the mask valid covers,
-// of which tok are key characters. A whole word (wide: every form begins
-// with strideSpan key characters) is first tested once against the
-// stride filter, and not at all unless it is all key characters; then
-// each window of key characters is tested against the anchors, and one
-// that passes is looked up in the book, as the byte path would.
-func (k *skimmer) probe(x uint64, tok, valid uint8, wide bool) bool {
+// of which tok are key characters. Each window of key characters is
+// tested against the anchors, and one that passes is looked up in the
+// book, as the byte path would.
+func probe(k *skimmer, x uint64, tok, valid uint8) bool {
 	be := bits.ReverseBytes64(x)
-	if wide && valid == 0xFF && (tok != 0xFF || !k.flt.hasStride(be)) {
-		return false
-	}
 	h := uint16(tok)<<8 | uint16(^(uint8(0xFF) >> k.run)) // the 8 bytes before, then the word
 	r := h & (h >> 1)
 	r &= r >> 2
