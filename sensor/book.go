@@ -25,11 +25,12 @@ import (
 // with almost no false alarms: a stream keeps its last eight normalised
 // bytes in a register and tests them against a filter (one load) on each
 // byte it takes one at a time, and skips runs in which no form begins by a
-// table of their first three bytes (see Stream.block). A window the filter
-// passes is looked up in the trie, and a candidate then follows it a byte
-// at a time. None of it costs more with more secrets, but for the filter
-// and the table filling up: with a thousand live sessions a stream leaves
-// its fast path more often.
+// table of their first three bytes (see Stream.block) or, without format
+// rules, by the runs of 4 of the forms' first 8 (see Stream.skim). A
+// window the filter passes is looked up in the trie, and a candidate then
+// follows it a byte at a time. None of it costs more with more secrets,
+// but for the filter and the table filling up: with a thousand live
+// sessions a stream leaves its fast path more often.
 //
 // Concurrency: streams read the book while grants and kills change it.
 // The filter's bits are read and set atomically; the trie is read under
@@ -384,7 +385,7 @@ func (b *book) sizes() (data, flt int64) {
 	for _, t := range b.root {
 		n += mapSlot + t.size()
 	}
-	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams))
+	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams)+len(f.quad))
 }
 
 func (n *tnode) size() int64 {

@@ -22,14 +22,20 @@ type filter struct {
 	pre    []uint64
 	grams  []uint64 // see gramAt: the keywords' and the held forms'
 	dgrams []uint64 // the held forms' alone
+	quad   []uint64 // the anchors' 4-byte pieces at offsets 0 to 3; see hasQuad
 	mul    uint64
 	shift  uint8 // 64 - log2(len(bits))
 	pshift uint8
+	qshift uint8
 	// mixed is set once some anchor holds a byte of gram class 0. Until
 	// then a window or trigram holding one is certainly clear, and most
 	// of the bytes a stream takes one at a time (JSON's quotes, colons
 	// and escapes) need no test.
 	mixed atomic.Bool
+	// odd is set once some anchor holds a byte that is not a key character
+	// (tokenChar). Until then a window holding one begins no held form,
+	// which the skim (see skim.go) relies on.
+	odd atomic.Bool
 }
 
 // Filter sizes: 32 bits per anchor let about one window in 250 through
@@ -46,18 +52,23 @@ const (
 // filterBits returns the anchor bits for n anchors, a power of two.
 func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
 
+// quadBits is the quad filter's bits per anchor (it holds 4 keys for
+// each): a false yes costs a word whose windows are tested one by one.
+const quadBits = 16 * 4
+
 // pow2 returns the least power of two at least n (n > 0).
 func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
 
 // newFilter returns an empty filter for n anchors whose gram table starts
 // as a copy of static (the format keywords', or nil).
 func newFilter(n int, static []uint64) *filter {
-	a, p := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n))
+	a, p, qd := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n)), pow2(max(minFilterBits, quadBits*n))
 	f := &filter{
-		bits: make([]uint64, a/64), pre: make([]uint64, p/64),
+		bits: make([]uint64, a/64), pre: make([]uint64, p/64), quad: make([]uint64, qd/64),
 		grams: make([]uint64, gramWords), dgrams: make([]uint64, gramWords),
 		mul:   rand.Uint64() | 1,
 		shift: uint8(64 - bits.TrailingZeros(uint(a/64))), pshift: uint8(64 - bits.TrailingZeros(uint(p/64))),
+		qshift: uint8(64 - bits.TrailingZeros(uint(qd/64))),
 	}
 	copy(f.grams, static)
 	return f
@@ -77,6 +88,17 @@ func (f *filter) has(w uint64) bool {
 	return atomic.LoadUint64(&f.bits[i])&m == m
 }
 
+// hasQuad reports whether the 4 bytes v (the first the most significant)
+// may be the piece of a held form's first 8 bytes at offset 0 to 3.
+// Every window of 8 normalised bytes holds a run of 4 that starts at a
+// position divisible by 4, at offset 0 to 3 in it: where no such run of
+// the last bytes passes, no window ending in them begins a held form,
+// and the skim tests two or three numbers a word, not eight windows.
+func (f *filter) hasQuad(v uint32) bool {
+	i, m := f.slot(uint64(v)|1<<40, f.qshift)
+	return atomic.LoadUint64(&f.quad[i])&m == m
+}
+
 // prefixKey packs the k-byte prefix p (k < 8) with its length.
 func prefixKey(p uint64, k int) uint64 { return p | uint64(k)<<56 }
 
@@ -92,6 +114,9 @@ func (f *filter) add(c uint64) {
 		if gramClass[byte(c>>k)] == 0 {
 			f.mixed.Store(true)
 		}
+		if !tokenChar[byte(c>>k)] {
+			f.odd.Store(true)
+		}
 	}
 	i, m := f.slot(c, f.shift)
 	atomic.OrUint64(&f.bits[i], m)
@@ -101,6 +126,10 @@ func (f *filter) add(c uint64) {
 	for k := 1; k < 8; k++ {
 		i, m := f.slot(prefixKey(c>>(8*(8-k)), k), f.pshift)
 		atomic.OrUint64(&f.pre[i], m)
+	}
+	for r := range 4 {
+		i, m := f.slot(uint64(uint32(c>>(8*(4-r))))|1<<40, f.qshift)
+		atomic.OrUint64(&f.quad[i], m)
 	}
 }
 

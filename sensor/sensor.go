@@ -54,7 +54,11 @@
 // Anthropic streams joined across events. A keyword opens a format
 // candidate that the rule's charset, length and plausibility checks
 // confirm or drop. Plain text in which no keyword form and no held form
-// begins (most prose and JSON) skips the per-byte steps: see Stream.block.
+// begins (most prose and JSON) skips the per-byte steps: see Stream.block
+// and, without format rules, Stream.skim (skim.go), which reads a word of
+// 8 bytes at a time, undoes the common escapes in place, and tests a word
+// only where 8 key characters in a row end in it, by its runs of 4 at
+// positions divisible by 4 (the filter keeps every anchor's pieces of 4).
 //
 // Format rules see through the same layers as the exact forms: base64,
 // base64url or hex, and base64 or base64url of base64 or of hex. The

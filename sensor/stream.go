@@ -133,10 +133,16 @@ func (s *Stream) scan(p []byte) {
 	js, ja, quiet := s.jState, s.jActive, m.quiet()
 	flt := s.flt
 	blocks := !noBlock
+	// Without format rules the skim takes the place of the block scan.
+	skims := blocks && !noSkim && a.maxLen == 0
 	for i := 0; i < len(p); i++ {
-		if blocks && quiet && !ja && state < sparse && blockByte[p[i]] && (js != jGap || s.gapQuotes == 0) && pos > s.blockAfter {
+		if blocks && quiet && !ja && state < sparse && (js != jGap || s.gapQuotes == 0) && pos > s.blockAfter && (skims || blockByte[p[i]]) {
 			m.state, m.pos, s.jState = state, pos, js
-			i = s.block(p, i)
+			if skims && !flt.odd.Load() {
+				i = s.skim(p, i)
+			} else if blockByte[p[i]] {
+				i = s.block(p, i)
+			}
 			state, pos, js = m.state, m.pos, s.jState
 			ring, mask, lim = m.ring, m.mask, m.limit // block may have grown the ring
 			if i == len(p) {
