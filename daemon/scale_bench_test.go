@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,12 +22,16 @@ import (
 // daemon's clock moves a second an operation and every session lives
 // 10,000 seconds, so the oldest one is due to expire just when its turn
 // comes; housekeeping runs at each expiry. It reports
-// grant latency (p50, p99) at that size, the RSS each live session costs
-// and the RSS growth across the cycle:
+// grant latency (p50, p99) at that size, the RSS (and live heap) each live
+// session costs, and the growth across the cycle: in all, and after the
+// first full turnover of the live set (steady), when the sets that hold
+// killed sessions until their tokens expire have reached their size:
 //
 //	go test -run '^$' -bench TenThousandSessions -benchtime 1x ./daemon/
 //
-// TOKFENCE_SCALE_OPS and TOKFENCE_SCALE_LIVE shrink it for a quick look.
+// TOKFENCE_SCALE_OPS and TOKFENCE_SCALE_LIVE shrink it for a quick look;
+// TOKFENCE_SCALE_HEAPPROFILE=P writes heap profiles P.live and P.end
+// before and after the cycle, while the daemon runs.
 func BenchmarkTenThousandSessions(b *testing.B) {
 	live, ops := 10_000, 100_000
 	if v, err := strconv.Atoi(os.Getenv("TOKFENCE_SCALE_OPS")); err == nil && v > 0 {
@@ -67,14 +72,18 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 		ring = append(ring, sess{g.Session, agent, g.Expires})
 		return took
 	}
-	rss0 := rssBytes()
+	rss0, heap0 := rssBytes(), liveHeap()
 	for range live {
 		grant()
 		e.clock.Advance(time.Second)
 	}
-	rssLive := rssBytes()
+	e.logs.reset()
+	rssLive, heapLive := rssBytes(), liveHeap()
+	heapProfile("live")
 	b.ResetTimer()
 	var lat []time.Duration
+	var rssWarm int64
+	var heapWarm float64
 	for range b.N {
 		lat = lat[:0]
 		for i := range ops {
@@ -99,21 +108,54 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 					b.Fatalf("session %s outlived its expiry %v", old.id, old.expires)
 				}
 			}
+			if i%100 == 0 {
+				e.logs.reset() // the harness keeps the daemon's log in memory
+			}
+			if i+1 == live && ops > live {
+				// One full turnover: the killed-session sets, the
+				// revocation list and the book's tables are at their
+				// steady size from here on.
+				rssWarm, heapWarm = rssBytes(), liveHeap()
+				heapProfile("warm")
+			}
 		}
 	}
 	b.StopTimer()
 	if got := len(e.d.sessions.List()); got < live/2 {
 		b.Fatalf("%d sessions live after the cycle, want about %d", got, live)
 	}
-	rssEnd := rssBytes()
+	e.logs.reset()
+	rssEnd, heapEnd := rssBytes(), liveHeap()
+	heapProfile("end")
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "grant-p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "grant-p99-ms")
 	b.ReportMetric(float64(rssLive-rss0)/float64(live)/1024, "rss-KiB/session")
 	b.ReportMetric(float64(rssEnd-rssLive)/(1<<20), "rss-growth-MiB")
+	b.ReportMetric(float64(heapLive-heap0)/float64(live)/1024, "heap-KiB/session")
+	b.ReportMetric((heapEnd-heapLive)/(1<<20), "heap-growth-MiB")
+	if rssWarm != 0 {
+		// Growth after the first turnover, when nothing should grow.
+		b.ReportMetric(float64(rssEnd-rssWarm)/(1<<20), "rss-growth-steady-MiB")
+		b.ReportMetric((heapEnd-heapWarm)/(1<<20), "heap-growth-steady-MiB")
+	}
 	b.ReportMetric(float64(ops), "ops")
 	b.ReportMetric(0, "ns/op")
 }
+
+// heapProfile writes the heap profile to $TOKFENCE_SCALE_HEAPPROFILE.when,
+// if that is set.
+func heapProfile(when string) {
+	if path := os.Getenv("TOKFENCE_SCALE_HEAPPROFILE"); path != "" {
+		if f, err := os.Create(path + "." + when); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+}
+
+// liveHeap is the live heap after a GC.
+func liveHeap() float64 { return liveMemory()[0] }
 
 // rssBytes is this process's resident set after a GC that returns what it
 // can to the system.
