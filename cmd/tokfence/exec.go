@@ -169,7 +169,7 @@ func runUnfenced(c *cli.Context, cl *ctl.Client, req api.GrantRequest, providers
 	defer killQuietly(cl, g.Session, c.App.ErrWriter)
 	if g.TCP == "" {
 		return withHint(errors.New("the daemon has no TCP listener, so an unfenced agent's SDKs cannot reach it"),
-			"restart it with `tokfence daemon --tcp 127.0.0.1:9471`, or run the agent fenced (without --no-fence)")
+			"restart it with `tokfence daemon --tcp 127.0.0.1:9471` (`make run` listens there by default), or run the agent fenced (without --no-fence)")
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tokfence: warning: session %s runs UNFENCED: the agent can reach the keychain, the control socket and the network\n", g.Session)
 	warnUnexported(c.App.ErrWriter, cfg, g.Scope.Providers, g.BaseURLs, "exec sets")
