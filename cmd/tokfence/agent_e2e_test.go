@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,14 +200,24 @@ func TestExecSessionDiesWithExecEvenOnSIGKILL(t *testing.T) {
 func TestExecPassesSignalsAndExitCodes(t *testing.T) {
 	e, _, _ := agentEnv(t)
 	e.startDaemon("--tcp", "127.0.0.1:0")
-	cmd := exec.Command(binPath, "exec", "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; while :; do sleep 0.05; done`)
+	// The child says when its trap is set: a SIGTERM before that would
+	// end sh with 143, which is no fault of exec.
+	cmd := exec.Command(binPath, "exec", "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; echo trapped; while :; do sleep 0.05; done`)
 	cmd.Env = e.env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "trapped\n" {
+		t.Fatalf("the agent's first line = %q, %v; want trapped", line, err)
+	}
 	waitFor(t, "the session to appear", func() bool { return strings.Contains(e.run("", "sessions").stdout, "sig") })
 	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	io.Copy(io.Discard, out) // to its end: Wait must come after the last read
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
 		t.Fatalf("exec after SIGTERM = %v, want the child's trap exit 42", err)
