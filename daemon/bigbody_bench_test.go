@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -44,18 +43,7 @@ func BenchmarkProxyLargeBody(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for range b.N {
-				req, _ := http.NewRequest("POST", c.url, bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+g.Token)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := e.tcp.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("status %d", resp.StatusCode)
-				}
+				postOK(b, e.tcp, c.url, g.Token, bytes.NewReader(body))
 			}
 		})
 	}
@@ -87,17 +75,8 @@ func BenchmarkProxyLargeStream(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(stream.Len()))
 			for range b.N {
-				req, _ := http.NewRequest("POST", c.url, strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[]}`))
-				req.Header.Set("Authorization", "Bearer "+g.Token)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := e.tcp.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || n < 1<<20 {
-					b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+				if n := postOK(b, e.tcp, c.url, g.Token, strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[]}`)); n < 1<<20 {
+					b.Fatalf("%d bytes streamed, want 1 MiB", n)
 				}
 			}
 		})

@@ -45,3 +45,20 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	}
 	return nil
 }
+
+// walkCommands calls f for every visible command of app, at every depth,
+// with its full path ("tokfence key set").
+func walkCommands(app *cli.App, f func(path string, cmd *cli.Command)) {
+	var walk func(parent string, cmds []*cli.Command)
+	walk = func(parent string, cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			if cmd.Hidden {
+				continue
+			}
+			path := parent + " " + cmd.Name
+			f(path, cmd)
+			walk(path, cmd.Subcommands)
+		}
+	}
+	walk(app.Name, app.Commands)
+}

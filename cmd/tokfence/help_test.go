@@ -8,23 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// walkCommands calls f for every visible command of app, at every depth,
-// with its full path ("tokfence key set").
-func walkCommands(app *cli.App, f func(path string, cmd *cli.Command)) {
-	var walk func(parent string, cmds []*cli.Command)
-	walk = func(parent string, cmds []*cli.Command) {
-		for _, cmd := range cmds {
-			if cmd.Hidden {
-				continue
-			}
-			path := parent + " " + cmd.Name
-			f(path, cmd)
-			walk(path, cmd.Subcommands)
-		}
-	}
-	walk(app.Name, app.Commands)
-}
-
 // TestEveryCommandHasAnExample walks the whole command tree: a command
 // added without an example in its --help fails here, parents included
 // (`tokfence key --help` once had none).

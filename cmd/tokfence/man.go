@@ -48,29 +48,20 @@ func manPage(app *cli.App) string {
 		manFlag(&b, f)
 	}
 	b.WriteString(".SH COMMANDS\n")
-	var walk func(parent string, cmds []*cli.Command)
-	walk = func(parent string, cmds []*cli.Command) {
-		for _, cmd := range cmds {
-			if cmd.Hidden {
-				continue
+	walkCommands(app, func(path string, cmd *cli.Command) {
+		fmt.Fprintf(&b, ".SS \"%s\"\n%s\n", roff(path), roff(cmd.Usage))
+		manText(&b, cmd.UsageText)
+		manText(&b, cmd.Description)
+		own := slices.DeleteFunc(slices.Clone(cmd.Flags), func(f cli.Flag) bool {
+			return global[f.Names()[0]] || f == cli.HelpFlag
+		})
+		if len(own) > 0 {
+			b.WriteString(".PP\nOptions:\n")
+			for _, f := range own {
+				manFlag(&b, f)
 			}
-			path := parent + " " + cmd.Name
-			fmt.Fprintf(&b, ".SS \"%s\"\n%s\n", roff(path), roff(cmd.Usage))
-			manText(&b, cmd.UsageText)
-			manText(&b, cmd.Description)
-			own := slices.DeleteFunc(slices.Clone(cmd.Flags), func(f cli.Flag) bool {
-				return global[f.Names()[0]] || f == cli.HelpFlag
-			})
-			if len(own) > 0 {
-				b.WriteString(".PP\nOptions:\n")
-				for _, f := range own {
-					manFlag(&b, f)
-				}
-			}
-			walk(path, cmd.Subcommands)
 		}
-	}
-	walk(app.Name, app.Commands)
+	})
 	b.WriteString(`.SH FILES
 .TP
 .I $XDG_RUNTIME_DIR/tokfence/tokfence.sock
