@@ -19,7 +19,7 @@ GO      ?= go
 BIN     := bin/tokfence
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tokfence/tokfence/daemon.Version=$(VERSION)
-APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux zsh fish
+APT_PKGS := gnome-keyring dbus dbus-bin libsecret-tools curl util-linux zsh fish groff-base
 
 .PHONY: build install uninstall deps run test check unit soak fuzz vet fmt bench bench-peers prices clean
 
@@ -71,7 +71,7 @@ uninstall:
 # or sudo without a password).
 deps:
 	@missing=""; \
-	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv unshare zsh fish; do \
+	for b in gnome-keyring-daemon dbus-daemon dbus-run-session dbus-send secret-tool curl setpriv unshare zsh fish groff; do \
 	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
