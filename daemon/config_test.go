@@ -120,18 +120,7 @@ func TestLoadFence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"XDG_CONFIG_HOME": t.TempDir()}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			file := ""
-			if tt.body != "" {
-				file = writeFile(t, tt.body)
-			}
-			cfg, err := Load(file, envMap(env))
-			if err == nil {
-				err = cfg.Validate()
-			}
+			cfg, err := loadBody(t, tt.body, tt.env)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Load(%q) = %v, want an error with %q", tt.body, err, tt.wantErr)
@@ -255,19 +244,7 @@ func TestLoadAuditSync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"XDG_CONFIG_HOME": t.TempDir()}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			file := ""
-			if tt.body != "" {
-				file = writeFile(t, tt.body)
-			}
-			cfg, err := Load(file, envMap(env))
-			if err == nil {
-				cfg.Socket, cfg.StateDir = "/tmp/x.sock", "/tmp/x"
-				err = cfg.Validate()
-			}
+			cfg, err := loadBody(t, tt.body, tt.env)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Load(%q) = %v, want an error with %q", tt.body, err, tt.wantErr)
@@ -282,4 +259,23 @@ func TestLoadAuditSync(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadBody loads and validates a config file holding body (none if it is
+// empty) under env, with no other config in sight.
+func loadBody(t *testing.T, body string, extra map[string]string) (Config, error) {
+	t.Helper()
+	env := map[string]string{"XDG_CONFIG_HOME": t.TempDir()}
+	for k, v := range extra {
+		env[k] = v
+	}
+	file := ""
+	if body != "" {
+		file = writeFile(t, body)
+	}
+	cfg, err := Load(file, envMap(env))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	return cfg, err
 }

@@ -49,14 +49,18 @@ func completeWith(t *testing.T, shell, script, line string) []string {
 	return strings.Fields(string(out))
 }
 
-// needShell skips when shell is missing, except where make deps ran
-// (which installs zsh and fish): there a missing shell is a failure.
-func needShell(t *testing.T, shell string) {
-	if _, err := exec.LookPath(shell); err != nil {
-		if os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" {
-			t.Fatalf("%s is not installed, and make deps should have installed it", shell)
+// needTool skips when a command the test runs is missing, except where
+// make deps ran (make test sets TOKFENCE_REQUIRE_KEYRING): it installs
+// every one of them, so there a missing command is a failure.
+func needTool(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" {
+				t.Fatalf("%s is not installed, and make deps should have installed it", name)
+			}
+			t.Skipf("%s is not installed (make deps installs it)", name)
 		}
-		t.Skipf("%s is not installed (make deps installs it)", shell)
 	}
 }
 
@@ -87,7 +91,7 @@ func TestCompletion(t *testing.T) {
 	}
 	for _, shell := range shells {
 		t.Run(shell, func(t *testing.T) {
-			needShell(t, shell)
+			needTool(t, shell)
 			out, err := exec.Command(binPath, "completion", shell).Output()
 			if err != nil {
 				t.Fatalf("tokfence completion %s: %v", shell, err)

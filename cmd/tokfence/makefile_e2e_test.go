@@ -21,9 +21,7 @@ var repoRoot = filepath.Join("..", "..")
 // needMake skips without make, except where make deps ran.
 func needMake(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
-	}
+	needTool(t, "make")
 }
 
 // TestMakeInstall installs under a PREFIX and uninstalls again: the
@@ -99,9 +97,7 @@ func TestMakeInstallPrefix(t *testing.T) {
 	if out := dryRun(home, false); !strings.Contains(out, "install -m 0755 bin/tokfence /usr/local/bin/tokfence") {
 		t.Errorf("make -n install as root:\n%s\nwant it into /usr/local/bin", out)
 	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	needTool(t, "setpriv")
 	if out := dryRun(home, true); !strings.Contains(out, "install -m 0755 bin/tokfence "+home+"/.local/bin/tokfence") {
 		t.Errorf("make -n install as uid 65534:\n%s\nwant it into ~/.local/bin", out)
 	}
@@ -278,14 +274,7 @@ func keyringEnv(t *testing.T, path string) []string {
 // temp dir; Ctrl-C stops daemon, bus and keyring; KEYRING=throwaway
 // leaves nothing at all; a keyring directory others can read is refused.
 func TestMakeRunKeepsItsKeyring(t *testing.T) {
-	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon", "dbus-send", "setsid"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" {
-				t.Fatalf("%s is not installed, and make deps should have installed it", bin)
-			}
-			t.Skipf("%s is not installed (make deps installs it)", bin)
-		}
-	}
+	needTool(t, "dbus-daemon", "gnome-keyring-daemon", "dbus-send", "setsid")
 	e := newCLIEnv(t, nil)
 	os.Mkdir(filepath.Join(e.home, "tmp"), 0o700)
 	state := filepath.Join(e.home, ".local", "state", "tokfence")

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,12 +38,7 @@ func TestManPageCoversTheTree(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("walked %d commands; the walk is broken", n)
 	}
-	if _, err := exec.LookPath("groff"); err != nil {
-		if os.Getenv("TOKFENCE_REQUIRE_KEYRING") == "1" { // make test: make deps installs it
-			t.Fatal("groff is not installed (make deps installs groff-base)")
-		}
-		t.Skip("groff is not installed; the page's roff is unchecked")
-	}
+	needTool(t, "groff")
 	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = bytes.NewReader(out)
 	if msg, err := cmd.CombinedOutput(); err != nil || len(msg) > 0 {
