@@ -182,6 +182,7 @@ func (l *lane) xStart() int64 {
 // end of an SSE event or a JSON document nothing is held.
 func (l *lane) trail(end int64) int {
 	f := l.st.flt
+	odd := f.odd.Load() // else no held form, nor its start, holds a byte that is not a key character
 	w, best := uint64(0), 0
 	for k := 1; k < 8; k++ {
 		at := end - int64(k)
@@ -189,7 +190,7 @@ func (l *lane) trail(end int64) int {
 			break
 		}
 		b := byte(l.ring[at&l.mask])
-		if gramClass[b] == 0 && !l.st.mixed {
+		if gramClass[b] == 0 && !l.st.mixed || !tokenChar[b] && !odd {
 			break
 		}
 		if w |= uint64(b) << (8 * (k - 1)); f.hasPrefix(w, k) {

@@ -139,7 +139,7 @@ func (s *Stream) scan(p []byte) {
 		if blocks && quiet && !ja && state < sparse && (js != jGap || s.gapQuotes == 0) && pos > s.blockAfter && (skims || blockByte[p[i]]) {
 			m.state, m.pos, s.jState = state, pos, js
 			if skims && !flt.odd.Load() {
-				i = s.skim(p, i)
+				i = s.fast(p, i)
 			} else if blockByte[p[i]] {
 				i = s.block(p, i)
 			}

@@ -1,0 +1,651 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// The leap is the exact pass's fastest path, in front of the skim. Where
+// the skim does, a word at a time, all that the byte path would have done,
+// the leap only proves that nothing would have happened: over a stretch
+// of the body that it finds clear it keeps no lane state at all, and the
+// lane resumes after the stretch as if it had read it.
+//
+// That works because of where a stretch ends. After a breaker (a byte
+// that is neither a key character nor a gap character, such as ':' or
+// '{'), with the main lane quiet and no held form holding a byte that is
+// not a key character (filter.odd), the lane is in a state that does not
+// depend on what came before: no window ending there can begin a held
+// form (each would hold the breaker), the joiner is broken, and the join
+// lane idle. So the leap starts only where the joiner is broken, and ends
+// just after the last breaker before the first thing it cannot rule out;
+// the lane then skips the stretch's normalised bytes and resets, and the
+// skim reads on from there.
+//
+// Inside a stretch it must rule out all that could have been found:
+//
+//   - A window of 8 normalised key characters that begins a held form.
+//     The leap classifies 64 raw bytes at a time into bit masks, marks
+//     the escapes' bytes by what they stand for, and tests each window of
+//     8 key characters by its run of 4 that starts at a raw index divisible
+//     by 4 (filter.hasQuad), and a window whose run passes by the filter
+//     and then the book, as the byte path would.
+//   - A window of the join lane that crosses a join. For each gap with two
+//     quotes or more between two runs, the leap rebuilds the joined bytes
+//     about the join and tests each window across it the same way. It
+//     takes a gap for a join whenever the joiner might (it ignores maxGap
+//     for gaps of up to twice its length), so it tests a few windows too
+//     many, never one too few.
+//   - Anything it does not undo: an escape or a character that stands for
+//     a key character, or for nothing (percent escapes, \/, \u escapes of
+//     ASCII, surrogates, fullwidth and invisible characters). It stops
+//     before those, and the skim and the byte path take them.
+//
+// Without escapes of those kinds, every normalised key character is a raw
+// key character and every run of them a run of raw bytes, so the windows
+// are read from the raw body. FuzzBlockScanner holds the leap, like the
+// other fast paths, to the byte path: the same bytes, the same hits.
+
+// noLeap turns the leap off (the skim still runs); benchmarks compare.
+var noLeap = false
+
+// bmask holds the classes of the 64 raw bytes of a block, bit k for byte
+// k: key characters, gap characters (quotes, and '+', included), quotes,
+// the bytes the leap must look at (the normaliser's escape starts and
+// UTF-8 leads), and plain ASCII breakers. The escapes' bytes are then
+// marked by what they stand for, and u1, u3, u4 and u5 mark the units
+// that normalise to 1, 3, 4 or 5 bytes fewer than they take. (The layout
+// is classifyAVX2's.)
+type bmask struct {
+	k, g, q, s, b  uint64
+	u1, u3, u4, u5 uint64
+}
+
+// leapClasses is the byte classes of bmask: key, gap, quote, special,
+// breaker.
+var leapClasses = [5]func(b byte) bool{
+	func(b byte) bool { return tokenChar[b] },
+	func(b byte) bool { return gapChar[b] },
+	func(b byte) bool { return b == '"' || b == '\'' },
+	func(b byte) bool { return !plain[b] },
+	func(b byte) bool { return b < 0x80 && plain[b] && !tokenChar[b] && !gapChar[b] },
+}
+
+// leapClass holds each byte's classes at bits 0, 8, 16, 24 and 32 (in
+// leapClasses' order), so that the classes of a word's 8 bytes, each
+// shifted by its index, OR into one number holding a mask per class.
+var leapClass = func() (t [256]uint64) {
+	for c := range 256 {
+		for i, in := range leapClasses {
+			if in(byte(c)) {
+				t[c] |= 1 << (8 * i)
+			}
+		}
+	}
+	return t
+}()
+
+// classifyGeneric is classifyBlocks a word at a time.
+func classifyGeneric(p []byte, m []bmask) {
+	t := &leapClass
+	for i := range m {
+		blk := p[64*i : 64*i+64]
+		var k, g, q, s, b uint64
+		for w := 0; w < 64; w += 8 {
+			x := binary.LittleEndian.Uint64(blk[w:])
+			c := t[byte(x)] | t[byte(x>>8)]<<1 | t[byte(x>>16)]<<2 | t[byte(x>>24)]<<3 |
+				t[byte(x>>32)]<<4 | t[byte(x>>40)]<<5 | t[byte(x>>48)]<<6 | t[byte(x>>56)]<<7
+			k |= (c & 0xFF) << w
+			g |= (c >> 8 & 0xFF) << w
+			q |= (c >> 16 & 0xFF) << w
+			s |= (c >> 24 & 0xFF) << w
+			b |= (c >> 32 & 0xFF) << w
+		}
+		m[i] = bmask{k: k, g: g, q: q, s: s, b: b}
+	}
+}
+
+// nibbles are the vector classifier's tables, each twice over (one copy
+// per 128-bit lane): the row bit of each high nibble for the ASCII
+// classes (bit h for row h < 8) and for the special bytes (rows 2, 5, C
+// and E), then the rows in which each low nibble is a key, gap, quote,
+// breaker or special byte. A byte is in a class when its two nibbles'
+// entries share a bit; TestNibbleTables checks that for every byte.
+var nibbles = func() (t [7][32]byte) {
+	sRows := map[int]int{2: 0, 5: 1, 0xC: 2, 0xE: 3}
+	for h := range 16 {
+		if h < 8 {
+			t[0][h] = 1 << h
+		}
+		if r, ok := sRows[h]; ok {
+			t[1][h] = 1 << r
+		}
+	}
+	table := [5]int{2, 3, 4, 6, 5} // leapClasses' tables in t
+	for c := range 256 {
+		h, lo := c>>4, c&15
+		for i, in := range leapClasses {
+			switch {
+			case !in(byte(c)):
+			case i == 3:
+				t[table[i]][lo] |= t[1][h]
+			default:
+				t[table[i]][lo] |= t[0][h]
+			}
+		}
+	}
+	for i := range t {
+		copy(t[i][16:], t[i][:16])
+	}
+	return t
+}()
+
+// leapBlocks is the blocks the leap classifies at once, besides one
+// behind and one ahead: a piece of 512 bytes, whose masks stay small on
+// the stack.
+const leapBlocks = 8
+
+// Unit kinds, as the leap sees them.
+const (
+	uBreak = iota // stands for bytes that are neither key nor gap characters
+	uGap          // stands for a gap character other than a quote
+	uQuote        // stands for a quote
+	uStop         // the leap does not undo it
+)
+
+// leapUnit returns the width in raw bytes of the unit at p[u] (a byte the
+// classes mark special), how many normalised bytes fewer it makes, and
+// what it stands for, as the skim's unit takes it; uStop for anything the
+// skim would not pass, or that p cuts off.
+func leapUnit(p []byte, u int) (w, shrink int, kind uint8) {
+	switch p[u] {
+	case '\\':
+		if u+1 >= len(p) {
+			return 0, 0, uStop
+		}
+		if p[u+1] == 'u' {
+			if u+6 > len(p) {
+				return 0, 0, uStop
+			}
+			var r rune
+			for _, c := range p[u+2 : u+6] {
+				v, ok := unhex(c)
+				if !ok {
+					return 0, 0, uStop
+				}
+				r = r<<4 | rune(v)
+			}
+			if r < 0x80 {
+				switch c := byte(r); {
+				case tokenChar[c]:
+					return 0, 0, uStop
+				case c == '"' || c == '\'':
+					return 6, 5, uQuote
+				case gapChar[c]:
+					return 6, 5, uGap
+				}
+				return 6, 5, uBreak
+			}
+			if r >= 0xD800 && r <= 0xDFFF || invisible(r) || r >= 0xFF01 && r <= 0xFF5E {
+				return 0, 0, uStop
+			}
+			if r < 0x800 {
+				return 6, 4, uBreak // two bytes of UTF-8
+			}
+			return 6, 3, uBreak
+		}
+		switch jsonEscape[p[u+1]] {
+		case '"', '\'':
+			return 2, 1, uQuote
+		case '\n', '\t', '\r':
+			return 2, 1, uGap
+		case '\\', '\b', '\f':
+			return 2, 1, uBreak
+		}
+		return 0, 0, uStop // '/', a key character, or no escape
+	case '%':
+		if u+1 >= len(p) || isHex[p[u+1]] {
+			return 0, 0, uStop
+		}
+		return 1, 0, uBreak
+	}
+	n := 3 // 0xE1, 0xE2, 0xEF
+	if p[u] == 0xC2 {
+		n = 2
+	}
+	if u+n > len(p) || p[u+1]&0xC0 != 0x80 || p[u+n-1]&0xC0 != 0x80 {
+		return 0, 0, uStop
+	}
+	if r := decodeRune(p[u : u+n]); invisible(r) || r >= 0xFF01 && r <= 0xFF5E {
+		return 0, 0, uStop
+	}
+	return n, 0, uBreak
+}
+
+// leaper is a leap in progress over p.
+type leaper struct {
+	p    []byte
+	flt  *filter
+	book *book
+	mk   [leapBlocks + 2]bmask // the block before the piece, the piece, the block after
+	a    int                   // raw index of the piece's first byte (mk[1])
+	end  int                   // raw index past the piece's last block
+	top  int                   // raw index past the block after it
+	stop int                   // the first thing the leap cannot rule out; len(p) if none
+	skip int                   // raw index where the next unit may start
+	// cross is the start of a unit that runs from the last piece into this
+	// one (-1 if none): its marks past the last piece's end are redone.
+	cross int
+	// The joins: quotes before consumed belong to gaps already decided;
+	// the last join's second run started at chainY, and the 7 or fewer
+	// joined bytes before it are chainT (chainN of them).
+	consumed       int
+	chainY, chainN int
+	chainT         uint64
+	// The last breaker of the pieces before this one, and the normalised
+	// bytes fewer that the units before it make; shrink is the same for
+	// the units before a.
+	lastB, shrinkB int
+	shrink         int
+}
+
+// leap finds the stretch of p from i that the lane may skip: it returns
+// r, the index just past the stretch (i if there is none), the number of
+// normalised bytes in p[i:r], and stop, where the first thing the leap
+// could not rule out is (len(p) if none). The caller checks what the skim
+// needs, and that the joiner is broken.
+func (s *Stream) leap(p []byte, i int) (r int, n int64, stop int) {
+	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1}
+	for l.a = i; l.a < len(p) && l.a < l.stop; l.a = l.end {
+		if l.a == i {
+			l.mk[0] = bmask{} // nothing before i counts: the joiner is broken there
+		} else {
+			l.mk[0] = l.mk[leapBlocks]
+		}
+		l.piece()
+	}
+	// The stretch ends after the last breaker before stop.
+	lb, sh := l.lastB, l.shrinkB
+	if l.stop < l.end {
+		if b, s2, ok := l.lastBreaker(l.stop); ok {
+			lb, sh = b, s2
+		}
+	}
+	if lb < 0 {
+		return i, 0, l.stop
+	}
+	return lb + 1, int64(lb + 1 - i - sh), l.stop
+}
+
+// piece classifies and checks the piece from l.a.
+func (l *leaper) piece() {
+	n := min(leapBlocks, (len(l.p)-l.a+63)/64)
+	l.end, l.top = l.a+64*n, l.a+64*(n+1)
+	l.classify(n + 1)
+	l.units()
+	lim := min(l.stop, l.end) // what this piece checks: up to its end, or the stop
+	l.windows(n, lim)
+	l.joins(lim)
+	if l.stop >= l.end {
+		// The piece is clear: note its last breaker for the stretch.
+		if b, sh, ok := l.lastBreaker(l.end); ok {
+			l.lastB, l.shrinkB = b, sh
+		}
+		l.shrink += l.unitShrink(l.end)
+	}
+}
+
+// classify fills mk[1:nb+1] from p at l.a, with zero masks past p's end.
+func (l *leaper) classify(nb int) {
+	p := l.p
+	full := max(0, min(nb, (len(p)-l.a)/64))
+	if full > 0 {
+		classifyBlocks(p[l.a:l.a+64*full], l.mk[1:1+full])
+	}
+	for i := full; i < nb; i++ {
+		at := l.a + 64*i
+		if at >= len(p) {
+			l.mk[1+i] = bmask{}
+			continue
+		}
+		var buf [64]byte
+		copy(buf[:], p[at:])
+		classifyBlocks(buf[:], l.mk[1+i:2+i])
+		v := uint64(1)<<(len(p)-at) - 1
+		m := &l.mk[1+i]
+		m.k, m.g, m.q, m.s, m.b = m.k&v, m.g&v, m.q&v, m.s&v, m.b&v
+	}
+}
+
+// at returns the mask index and bit of raw index x.
+func (l *leaper) at(x int) (int, uint) {
+	d := x - l.a + 64
+	return d >> 6, uint(d & 63)
+}
+
+// units parses the special bytes of the piece and the block after it, in
+// order from l.skip, marking each unit's bytes by what it stands for. A
+// unit the leap does not undo sets the stop (when in the piece).
+func (l *leaper) units() {
+	p := l.p
+	if l.cross >= 0 {
+		w, _, kind := leapUnit(p, l.cross)
+		l.mark(l.cross, w, 0, kind)
+		l.cross = -1
+	}
+	next := -1 // where the next piece's units start
+	for bi := 1; bi*64 < l.top-l.a+64; bi++ {
+		base := l.a + 64*(bi-1)
+		for sp := l.mk[bi].s; sp != 0; sp &= sp - 1 {
+			u := base + bits.TrailingZeros64(sp)
+			if u < l.skip {
+				continue
+			}
+			if next < 0 && u >= l.end {
+				next = max(l.skip, l.end)
+			}
+			w, sh, kind := leapUnit(p, u)
+			if kind == uStop || u+w > l.top {
+				if u < l.end {
+					l.stop = min(l.stop, u)
+				}
+				if next < 0 {
+					next = u
+				}
+				l.skip = next
+				return
+			}
+			if u < l.end {
+				l.mark(u, w, sh, kind)
+				if u+w > l.end {
+					l.cross = u
+				}
+			} else {
+				l.mark(u, w, 0, kind) // counted by the next piece
+			}
+			l.skip = u + w
+		}
+	}
+	if next < 0 {
+		next = max(l.skip, l.end)
+	}
+	l.skip = next
+}
+
+// mark marks the w bytes of the unit at u by what it stands for, and its
+// start by how many normalised bytes fewer it makes.
+func (l *leaper) mark(u, w, sh int, kind uint8) {
+	j, bit := l.at(u)
+	m := &l.mk[j]
+	switch sh {
+	case 1:
+		m.u1 |= 1 << bit
+	case 3:
+		m.u3 |= 1 << bit
+	case 4:
+		m.u4 |= 1 << bit
+	case 5:
+		m.u5 |= 1 << bit
+	}
+	if l.p[u] != '\\' {
+		return // '%' and UTF-8: breakers already
+	}
+	for x := u + 1; x < u+w; x++ {
+		l.clear(x) // the letters and digits of \n, \uXXXX and the like
+	}
+	if kind == uQuote || kind == uGap {
+		for x := u; x < u+w; x++ {
+			l.setG(x)
+		}
+	}
+	if kind == uQuote {
+		m.q |= 1 << bit // one quote for the unit, at its backslash
+	}
+}
+
+// clear marks raw index x as a breaker inside a unit: not a key
+// character, nor a gap character or quote of its own.
+func (l *leaper) clear(x int) {
+	if x < l.top {
+		j, b := l.at(x)
+		m := &l.mk[j]
+		m.k, m.g, m.q = m.k&^(1<<b), m.g&^(1<<b), m.q&^(1<<b)
+	}
+}
+
+func (l *leaper) setG(x int) {
+	if x < l.top {
+		j, b := l.at(x)
+		l.mk[j].g |= 1 << b
+	}
+}
+
+// kAt reports whether raw index x, in the masks, is a key character.
+func (l *leaper) kAt(x int) bool { j, b := l.at(x); return l.mk[j].k>>b&1 != 0 }
+
+// windows tests the windows of 8 key characters that end in the piece
+// before lim.
+func (l *leaper) windows(n, lim int) {
+	p, flt := l.p, l.flt
+	for bi := 1; bi <= n; bi++ {
+		base := l.a + 64*(bi-1)
+		if base >= lim {
+			return
+		}
+		k, prev := l.mk[bi].k, l.mk[bi-1].k
+		w := k
+		for d := 1; d < 8; d++ {
+			w &= k<<d | prev>>(64-d)
+		}
+		if lim-base < 64 {
+			w &= uint64(1)<<(lim-base) - 1
+		}
+		for w != 0 {
+			e := base + bits.TrailingZeros64(w)
+			g := e &^ 3 // the windows ending at g to g+3 hold the run of 4 at g-4
+			c := min(g+4-base, 64)
+			if flt.hasQuad(binary.BigEndian.Uint32(p[g-4:])) {
+				for ends := w & (uint64(1)<<c - 1); ends != 0; ends &= ends - 1 {
+					if x := base + bits.TrailingZeros64(ends); l.held(binary.BigEndian.Uint64(p[x-7:])) {
+						l.stop = min(l.stop, x-7)
+						return
+					}
+				}
+			}
+			if c == 64 {
+				break
+			}
+			w &^= uint64(1)<<c - 1
+		}
+	}
+}
+
+// held reports whether a held form begins with the window w.
+func (l *leaper) held(w uint64) bool {
+	if !l.flt.has(w) {
+		return false
+	}
+	_, ok := l.book.anchor(w)
+	return ok
+}
+
+// joins finds the gaps whose first quote is in the piece before lim that
+// the joiner may take for a join, and tests the join lane's windows across
+// each.
+func (l *leaper) joins(lim int) {
+	for bi := 1; l.a+64*(bi-1) < lim; bi++ {
+		base := l.a + 64*(bi-1)
+		for qs := l.mk[bi].q; qs != 0; qs &= qs - 1 {
+			x := base + bits.TrailingZeros64(qs)
+			if x >= lim {
+				return
+			}
+			if x < l.consumed {
+				continue
+			}
+			if back, y, ok := l.join(x); ok && !l.across(back, y) {
+				l.stop = min(l.stop, y)
+				return
+			}
+		}
+	}
+}
+
+// maxRawGap is the longest gap, in raw bytes, that may normalise to one
+// the joiner takes: each normalised gap byte is one raw byte, or two (an
+// escape such as \n or \").
+const maxRawGap = 2 * maxGap
+
+// join decides the gap whose first quote is at x. If the joiner might
+// take it for a join, it returns the index of the last key character
+// before it and of the key character after it. It marks the gap's quotes
+// as decided.
+func (l *leaper) join(x int) (back, y int, ok bool) {
+	// back: the last byte before x that is not a gap character other than
+	// '+' (before the gap's first quote, '+' is a key character).
+	back = -1
+	for d := x - 1; d >= x-maxRawGap-1 && d >= l.a-64; d-- {
+		j, b := l.at(d)
+		if m := &l.mk[j]; (m.g&^m.k)>>b&1 == 0 {
+			back = d
+			break
+		}
+	}
+	if back < 0 || !l.kAt(back) {
+		return 0, 0, false // no run before the gap, or a breaker in it
+	}
+	// y: the first byte after x that is not a gap character.
+	y = -1
+	for d := x + 1; d <= back+maxRawGap+1 && d < l.top; d++ {
+		if j, b := l.at(d); l.mk[j].g>>b&1 == 0 {
+			y = d
+			break
+		}
+	}
+	if y < 0 {
+		return 0, 0, false // longer than any gap the joiner takes
+	}
+	l.consumed = y
+	if !l.kAt(y) {
+		return 0, 0, false
+	}
+	quotes := 0
+	for d := x; d < y && quotes < 2; d++ {
+		j, b := l.at(d)
+		quotes += int(l.mk[j].q >> b & 1)
+	}
+	return back, y, quotes >= 2
+}
+
+// across tests the join lane's windows across the join of the run that
+// ends at back to the run at y; it reports false if one may begin a held
+// form.
+func (l *leaper) across(back, y int) bool {
+	p := l.p
+	// The run before the gap, back to its start, 7 bytes, or the start of
+	// the last join's second run, whose joined bytes come before it.
+	rs := back
+	for rs > back-6 && rs != l.chainY && l.kAt(rs-1) {
+		rs--
+	}
+	var t uint64
+	tn := 0
+	if rs == l.chainY && back-rs < 6 {
+		t, tn = l.chainT, l.chainN
+	}
+	for d := rs; d <= back; d++ {
+		t, tn = t<<8|uint64(p[d]), tn+1
+	}
+	tn = min(tn, 7)
+	t &= 1<<(8*tn) - 1
+	l.chainY, l.chainT, l.chainN = y, t, tn
+	for d := y; d < y+7 && d < len(p) && l.kAt(d); d++ {
+		if t, tn = t<<8|uint64(p[d]), tn+1; tn >= 8 && l.held(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// lastBreaker returns the last breaker in the current piece before raw
+// index lim, and the normalised bytes fewer that the units before it
+// make.
+func (l *leaper) lastBreaker(lim int) (int, int, bool) {
+	if lim <= l.a {
+		return 0, 0, false // a window that starts in the piece before: lastB is before it
+	}
+	for base := l.a + (lim-1-l.a)/64*64; base >= l.a; base -= 64 {
+		j, _ := l.at(base)
+		m := l.mk[j].b
+		if lim-base < 64 {
+			m &= uint64(1)<<(lim-base) - 1
+		}
+		if m != 0 {
+			x := base + 63 - bits.LeadingZeros64(m)
+			return x, l.shrink + l.unitShrink(x), true
+		}
+	}
+	return 0, 0, false
+}
+
+// unitShrink returns the normalised bytes fewer that the piece's units
+// before raw index lim make.
+func (l *leaper) unitShrink(lim int) int {
+	sh := 0
+	for x := l.a; x < lim; x += 64 {
+		j, _ := l.at(x)
+		m := &l.mk[j]
+		u1, u3, u4, u5 := m.u1, m.u3, m.u4, m.u5
+		if lim-x < 64 {
+			v := uint64(1)<<(lim-x) - 1
+			u1, u3, u4, u5 = u1&v, u3&v, u4&v, u5&v
+		}
+		sh += bits.OnesCount64(u1) + 3*bits.OnesCount64(u3) + 4*bits.OnesCount64(u4) + 5*bits.OnesCount64(u5)
+	}
+	return sh
+}
+
+// fast runs the leap and the skim from p[i] for as long as they can go,
+// and returns where the byte path must take over. The caller checks what
+// the skim needs.
+func (s *Stream) fast(p []byte, i int) int {
+	for {
+		x := i
+		if s.jState == jBroken && !noLeap {
+			r, n, stop := s.leap(p, i)
+			if r > i {
+				s.jump(n)
+				i = r
+			}
+			x = stop
+		}
+		// The skim reads on, to the first breaker at or past what the leap
+		// could not rule out: the joiner is broken again there.
+		b := breakAfter(p, x)
+		j := s.skim(p[:b], i)
+		if j < b || b == len(p) || s.flt.odd.Load() {
+			return j
+		}
+		i = j
+	}
+}
+
+// jump moves the main lane over the n normalised bytes of a stretch the
+// leap found clear, which ends after a breaker: nothing before that
+// counts as a window any more, as nothing would have.
+func (s *Stream) jump(n int64) {
+	m := &s.main
+	m.pos += n
+	m.resetAt, m.win = m.pos, 0
+}
+
+// breakAfter returns the index just past the first plain ASCII breaker in
+// p from x, or len(p).
+func breakAfter(p []byte, x int) int {
+	for ; x < len(p); x++ {
+		if leapClass[p[x]]>>32 != 0 {
+			return x + 1
+		}
+	}
+	return len(p)
+}

@@ -1,0 +1,69 @@
+package sensor
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLeapEscapedJoinProbe(t *testing.T) {
+	v := string(fixtureSecrets["openai"].Value)
+	c := string(fixtureSecrets["canary"].Value)
+	pad := strings.Repeat(`{"role":"user","content":"of keys: the hex is id"},`, 20)
+	for _, body := range []string{
+		pad + `{"x":"code: k = \"` + v[:20] + `\", \"` + v[20:] + `\";"}` + pad,
+		pad + `{"x":"code: k = \"` + c[:5] + `\" + \"` + c[5:] + `\";"}` + pad,
+		pad + `{"x":"a: \u0022` + c[:5] + `\u0022,\u0022` + c[5:] + `\u0022;"}` + pad,
+	} {
+		for _, m := range oracleMatchers {
+			checkFastPaths(t, m, "application/json", []byte(body), nil)
+			checkFastPaths(t, m, "application/json", []byte(body), []byte{200, 7, 255})
+		}
+	}
+}
+
+// TestNibbleTables checks the vector classifier's tables against the
+// classes they stand for, for every byte.
+func TestNibbleTables(t *testing.T) {
+	rows := [5]int{2, 3, 4, 6, 5}
+	for c := range 256 {
+		h, lo := c>>4, c&15
+		for i, in := range leapClasses {
+			row := nibbles[0][h]
+			if i == 3 {
+				row = nibbles[1][h]
+			}
+			if got := nibbles[rows[i]][lo]&row != 0; got != in(byte(c)) {
+				t.Errorf("byte %#x class %d: tables say %v, want %v", c, i, got, in(byte(c)))
+			}
+		}
+	}
+}
+
+// TestClassifyMatchesGeneric holds the vector classifier to the word-at-
+// a-time one, over every byte value at every offset and random blocks.
+func TestClassifyMatchesGeneric(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 on this machine (or a purego build): only the generic classifier runs, and the other tests cover it")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	p := make([]byte, 64*40)
+	for i := range 256 * 4 {
+		p[i] = byte(i)
+	}
+	for i := 256 * 4; i < len(p); i++ {
+		p[i] = byte(r.UintN(256))
+	}
+	for n := 0; n <= 40; n++ {
+		want, got := make([]bmask, n), make([]bmask, n)
+		for i := range got {
+			got[i].u3 = ^uint64(0) // the vector classifier must clear these too
+		}
+		classifyGeneric(p[:64*n], want)
+		classifyBlocks(p[:64*n], got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d blocks: vector classes differ from the generic ones", n)
+		}
+	}
+}
