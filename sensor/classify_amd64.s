@@ -92,3 +92,63 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func classifyVBMI(p *byte, n int, m *bmask, t *[256]byte, bits *[5][64]byte)
+//
+// The class byte of each of 64 bytes at once: two VPERMI2B lookups, one
+// in the table's ASCII half and one in its upper half (each by the low 7
+// bits), blended by each byte's top bit; then one VPTESTMB per class.
+TEXT ·classifyVBMI(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ m+16(FP), DI
+	MOVQ t+24(FP), R15
+	MOVQ bits+32(FP), R14
+	VMOVDQU64 0(R15), Z10
+	VMOVDQU64 64(R15), Z11
+	VMOVDQU64 128(R15), Z12
+	VMOVDQU64 192(R15), Z13
+	VMOVDQU64 0(R14), Z20
+	VMOVDQU64 64(R14), Z21
+	VMOVDQU64 128(R14), Z22
+	VMOVDQU64 192(R14), Z23
+	VMOVDQU64 256(R14), Z24
+	XORQ R13, R13
+
+vloop:
+	TESTQ CX, CX
+	JZ vdone
+	VMOVDQU64 (SI), Z0
+	VMOVDQA64 Z0, Z1
+	VPERMI2B Z11, Z10, Z1
+	VMOVDQA64 Z0, Z2
+	VPERMI2B Z13, Z12, Z2
+	VPMOVB2M Z0, K1
+	VPBLENDMB Z2, Z1, K1, Z3
+	VPTESTMB Z20, Z3, K2
+	VPTESTMB Z21, Z3, K3
+	VPTESTMB Z22, Z3, K4
+	VPTESTMB Z23, Z3, K5
+	VPTESTMB Z24, Z3, K6
+	KMOVQ K2, AX
+	KMOVQ K3, BX
+	KMOVQ K4, DX
+	KMOVQ K5, R8
+	KMOVQ K6, R9
+	MOVQ AX, 0(DI)
+	MOVQ BX, 8(DI)
+	MOVQ DX, 16(DI)
+	MOVQ R8, 24(DI)
+	MOVQ R9, 32(DI)
+	MOVQ R13, 40(DI)
+	MOVQ R13, 48(DI)
+	MOVQ R13, 56(DI)
+	MOVQ R13, 64(DI)
+	ADDQ $64, SI
+	ADDQ $72, DI
+	DECQ CX
+	JMP vloop
+
+vdone:
+	VZEROUPPER
+	RET

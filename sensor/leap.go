@@ -222,6 +222,18 @@ func leapUnit(p []byte, u int) (w, shrink int, kind uint8) {
 	return n, 0, uBreak
 }
 
+// escKind is what a two-byte JSON escape stands for, by its second byte:
+// uStop for \/ (a key character), \u (leapUnit's) and no escape.
+var escKind = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = uStop
+	}
+	t['"'], t['\''] = uQuote, uQuote
+	t['n'], t['t'], t['r'] = uGap, uGap, uGap
+	t['\\'], t['b'], t['f'] = uBreak, uBreak, uBreak
+	return t
+}()
+
 // leaper is a leap in progress over p.
 type leaper struct {
 	p    []byte
@@ -344,6 +356,27 @@ func (l *leaper) units() {
 			if next < 0 && u >= l.end {
 				next = max(l.skip, l.end)
 			}
+			if o := u - base; o < 63 && p[u] == '\\' && u+1 < len(p) {
+				// A two-byte escape, leapUnit and mark inlined: the
+				// commonest special in JSON.
+				if kind := escKind[p[u+1]]; kind != uStop {
+					m := &l.mk[bi]
+					b0, b1 := uint64(1)<<o, uint64(2)<<o
+					m.k, m.q = m.k&^b1, m.q&^b1
+					switch kind {
+					case uQuote:
+						m.g, m.q = m.g|b0|b1, m.q|b0
+					case uGap:
+						m.g |= b0 | b1
+					}
+					if u < l.end {
+						m.u1 |= b0
+					}
+					sp &^= b1
+					l.skip = u + 2
+					continue
+				}
+			}
 			w, sh, kind := leapUnit(p, u)
 			if kind == uStop || u+w > l.top {
 				if u < l.end {
@@ -390,12 +423,19 @@ func (l *leaper) mark(u, w, sh int, kind uint8) {
 	if l.p[u] != '\\' {
 		return // '%' and UTF-8: breakers already
 	}
-	for x := u + 1; x < u+w; x++ {
-		l.clear(x) // the letters and digits of \n, \uXXXX and the like
+	// The letters and digits of \n, \uXXXX and the like: no key
+	// characters, gap characters or quotes of their own.
+	j1, r0, r1 := l.bits(u+1, w-1)
+	l.mk[j1].k, l.mk[j1].g, l.mk[j1].q = l.mk[j1].k&^r0, l.mk[j1].g&^r0, l.mk[j1].q&^r0
+	if r1 != 0 {
+		n := &l.mk[j1+1]
+		n.k, n.g, n.q = n.k&^r1, n.g&^r1, n.q&^r1
 	}
 	if kind == uQuote || kind == uGap {
-		for x := u; x < u+w; x++ {
-			l.setG(x)
+		j0, a0, a1 := l.bits(u, w)
+		l.mk[j0].g |= a0
+		if a1 != 0 {
+			l.mk[j0+1].g |= a1
 		}
 	}
 	if kind == uQuote {
@@ -403,21 +443,12 @@ func (l *leaper) mark(u, w, sh int, kind uint8) {
 	}
 }
 
-// clear marks raw index x as a breaker inside a unit: not a key
-// character, nor a gap character or quote of its own.
-func (l *leaper) clear(x int) {
-	if x < l.top {
-		j, b := l.at(x)
-		m := &l.mk[j]
-		m.k, m.g, m.q = m.k&^(1<<b), m.g&^(1<<b), m.q&^(1<<b)
-	}
-}
-
-func (l *leaper) setG(x int) {
-	if x < l.top {
-		j, b := l.at(x)
-		l.mk[j].g |= 1 << b
-	}
+// bits returns the mask index of raw index x and the bits of the w (at
+// most 64) raw bytes from x there and in the next block.
+func (l *leaper) bits(x, w int) (int, uint64, uint64) {
+	j, b := l.at(x)
+	v := uint64(1)<<w - 1
+	return j, v << b, v >> (64 - b)
 }
 
 // kAt reports whether raw index x, in the masks, is a key character.
@@ -427,16 +458,21 @@ func (l *leaper) kAt(x int) bool { j, b := l.at(x); return l.mk[j].k>>b&1 != 0 }
 // before lim.
 func (l *leaper) windows(n, lim int) {
 	p, flt := l.p, l.flt
+	// Runs of 2, 4 and 8 key characters ending at each bit, by doubling;
+	// those of the block before reach into this one's first bits.
+	k0 := l.mk[0].k
+	w2 := k0 & (k0 << 1)
+	w4 := w2 & (w2 << 2)
 	for bi := 1; bi <= n; bi++ {
 		base := l.a + 64*(bi-1)
 		if base >= lim {
 			return
 		}
-		k, prev := l.mk[bi].k, l.mk[bi-1].k
-		w := k
-		for d := 1; d < 8; d++ {
-			w &= k<<d | prev>>(64-d)
-		}
+		k := l.mk[bi].k
+		v2 := k & (k<<1 | k0>>63)
+		v4 := v2 & (v2<<2 | w2>>62)
+		w := v4 & (v4<<4 | w4>>60)
+		k0, w2, w4 = k, v2, v4
 		if lim-base < 64 {
 			w &= uint64(1)<<(lim-base) - 1
 		}
@@ -501,40 +537,44 @@ const maxRawGap = 2 * maxGap
 // before it and of the key character after it. It marks the gap's quotes
 // as decided.
 func (l *leaper) join(x int) (back, y int, ok bool) {
+	j, b := l.at(x)
+	base := l.a + 64*(j-1) // raw index of mask j's first byte
 	// back: the last byte before x that is not a gap character other than
 	// '+' (before the gap's first quote, '+' is a key character).
+	m := &l.mk[j]
 	back = -1
-	for d := x - 1; d >= x-maxRawGap-1 && d >= l.a-64; d-- {
-		j, b := l.at(d)
-		if m := &l.mk[j]; (m.g&^m.k)>>b&1 == 0 {
-			back = d
-			break
+	if c := ^(m.g &^ m.k) & (uint64(1)<<b - 1); c != 0 {
+		back = base + 63 - bits.LeadingZeros64(c)
+	} else if j > 0 {
+		if c := ^(l.mk[j-1].g &^ l.mk[j-1].k); c != 0 {
+			back = base - 64 + 63 - bits.LeadingZeros64(c)
 		}
 	}
-	if back < 0 || !l.kAt(back) {
-		return 0, 0, false // no run before the gap, or a breaker in it
+	if back < 0 || x-back-1 > maxRawGap || !l.kAt(back) {
+		return 0, 0, false // no run before the gap, a breaker in it, or too long a gap
 	}
 	// y: the first byte after x that is not a gap character.
 	y = -1
-	for d := x + 1; d <= back+maxRawGap+1 && d < l.top; d++ {
-		if j, b := l.at(d); l.mk[j].g>>b&1 == 0 {
-			y = d
-			break
+	if c := ^m.g &^ (uint64(2)<<b - 1); c != 0 {
+		y = base + bits.TrailingZeros64(c)
+	} else if j+1 < len(l.mk) && l.a+64*j < l.top {
+		if c := ^l.mk[j+1].g; c != 0 {
+			y = base + 64 + bits.TrailingZeros64(c)
 		}
 	}
-	if y < 0 {
+	if y < 0 || y-back-1 > maxRawGap {
 		return 0, 0, false // longer than any gap the joiner takes
 	}
 	l.consumed = y
 	if !l.kAt(y) {
 		return 0, 0, false
 	}
-	quotes := 0
-	for d := x; d < y && quotes < 2; d++ {
-		j, b := l.at(d)
-		quotes += int(l.mk[j].q >> b & 1)
+	// The quotes in [x, y): x's, and one more.
+	j2, q0, q1 := l.bits(x+1, y-x-1)
+	if l.mk[j2].q&q0 == 0 && (q1 == 0 || l.mk[j2+1].q&q1 == 0) {
+		return 0, 0, false
 	}
-	return back, y, quotes >= 2
+	return back, y, true
 }
 
 // across tests the join lane's windows across the join of the run that
@@ -618,6 +658,13 @@ func (s *Stream) fast(p []byte, i int) int {
 				i = r
 			}
 			x = stop
+			if stop-i < leapBlocks*64/2 {
+				// The leap read a piece of 512 bytes or more to pass
+				// fewer than half of them: a body can be made of what
+				// stops it. The skim takes the next piece's worth, so
+				// that the leap never costs more than the skim does.
+				x = min(len(p), stop+leapBlocks*64)
+			}
 		}
 		// The skim reads on, to the first breaker at or past what the leap
 		// could not rule out: the joiner is broken again there.
