@@ -149,6 +149,7 @@ func (b *book) removeLocked(e *entry) {
 // 8 bytes long).
 func (b *book) insert(f *dform) {
 	b.count(len(f.b), 1)
+	b.flt.Load().addForm(f.b)
 	c := chunkAt(f.b, 0)
 	n := b.root[c]
 	if n == nil {
@@ -299,6 +300,11 @@ func (b *book) resizeLocked() {
 	for c := range b.root {
 		nf.add(c)
 	}
+	for _, e := range b.entries {
+		for i := range e.forms {
+			nf.addForm(e.forms[i].b)
+		}
+	}
 	b.flt.Store(nf)
 	b.stale = 0
 	if live*4 < b.peak {
@@ -385,7 +391,7 @@ func (b *book) sizes() (data, flt int64) {
 	for _, t := range b.root {
 		n += mapSlot + t.size()
 	}
-	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams)+len(f.quad))
+	return n, 8 * int64(len(f.bits)+len(f.pre)+len(f.grams)+len(f.dgrams)+len(f.quad)+len(f.oct))
 }
 
 func (n *tnode) size() int64 {

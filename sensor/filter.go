@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 	"sync"
@@ -23,10 +24,12 @@ type filter struct {
 	grams  []uint64 // see gramAt: the keywords' and the held forms'
 	dgrams []uint64 // the held forms' alone
 	quad   []uint64 // the anchors' 4-byte pieces at offsets 0 to 3; see hasQuad
+	oct    []uint64 // the forms' 8-byte pieces at offsets 0 to 7; see hasOct
 	mul    uint64
 	shift  uint8 // 64 - log2(len(bits))
 	pshift uint8
 	qshift uint8
+	oshift uint8
 	// mixed is set once some anchor holds a byte of gram class 0. Until
 	// then a window or trigram holding one is certainly clear, and most
 	// of the bytes a stream takes one at a time (JSON's quotes, colons
@@ -36,6 +39,11 @@ type filter struct {
 	// (tokenChar). Until then a window holding one begins no held form,
 	// which the skim (see skim.go) relies on.
 	odd atomic.Bool
+	// short is set once some form's first 15 bytes are not all key
+	// characters (a form shorter than that, say). Until then no held form
+	// begins in a run of fewer than 15, and the leap tests the 8-byte
+	// pieces of longer runs (see hasOct).
+	short atomic.Bool
 }
 
 // Filter sizes: 32 bits per anchor let about one window in 250 through
@@ -56,6 +64,14 @@ func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
 // each): a false yes costs a word whose windows are tested one by one.
 const quadBits = 16 * 4
 
+// octBits is the octet filter's bits per anchor (it holds 8 keys for each
+// of its forms, and a form for each anchor, about).
+const octBits = 16 * 8
+
+// octLen is the length of a form's start that the octet filter holds the
+// pieces of: 8 pieces of 8 bytes, at offsets 0 to 7.
+const octLen = 15
+
 // pow2 returns the least power of two at least n (n > 0).
 func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
 
@@ -63,12 +79,13 @@ func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
 // as a copy of static (the format keywords', or nil).
 func newFilter(n int, static []uint64) *filter {
 	a, p, qd := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n)), pow2(max(minFilterBits, quadBits*n))
+	od := pow2(max(minFilterBits, octBits*n))
 	f := &filter{
-		bits: make([]uint64, a/64), pre: make([]uint64, p/64), quad: make([]uint64, qd/64),
+		bits: make([]uint64, a/64), pre: make([]uint64, p/64), quad: make([]uint64, qd/64), oct: make([]uint64, od/64),
 		grams: make([]uint64, gramWords), dgrams: make([]uint64, gramWords),
 		mul:   rand.Uint64() | 1,
 		shift: uint8(64 - bits.TrailingZeros(uint(a/64))), pshift: uint8(64 - bits.TrailingZeros(uint(p/64))),
-		qshift: uint8(64 - bits.TrailingZeros(uint(qd/64))),
+		qshift: uint8(64 - bits.TrailingZeros(uint(qd/64))), oshift: uint8(64 - bits.TrailingZeros(uint(od/64))),
 	}
 	copy(f.grams, static)
 	return f
@@ -97,6 +114,38 @@ func (f *filter) has(w uint64) bool {
 func (f *filter) hasQuad(v uint32) bool {
 	i, m := f.slot(uint64(v)|1<<40, f.qshift)
 	return atomic.LoadUint64(&f.quad[i])&m == m
+}
+
+// octSalt sets the octet filter's keys apart from the anchors', which
+// share the multiplier.
+const octSalt = 0x9E3779B97F4A7C15
+
+// hasOct reports whether the 8 bytes v (the first the most significant)
+// may be the piece of a held form at offset 0 to 7. A form that begins at
+// s spans the piece that starts at the first index from s divisible by 8:
+// where a run of 15 key characters or more holds no piece that passes,
+// no form begins in it (unless short is set).
+func (f *filter) hasOct(v uint64) bool {
+	i, m := f.slot(v^octSalt, f.oshift)
+	return atomic.LoadUint64(&f.oct[i])&m == m
+}
+
+// addForm sets the octet filter's bits for form b, or short.
+func (f *filter) addForm(b []byte) {
+	if len(b) < octLen {
+		f.short.Store(true)
+		return
+	}
+	for _, c := range b[:octLen] {
+		if !tokenChar[c] {
+			f.short.Store(true)
+			return
+		}
+	}
+	for o := range octLen - 7 {
+		i, m := f.slot(binary.BigEndian.Uint64(b[o:])^octSalt, f.oshift)
+		atomic.OrUint64(&f.oct[i], m)
+	}
 }
 
 // prefixKey packs the k-byte prefix p (k < 8) with its length.

@@ -463,6 +463,8 @@ func (l *leaper) windows(n, lim int) {
 	k0 := l.mk[0].k
 	w2 := k0 & (k0 << 1)
 	w4 := w2 & (w2 << 2)
+	w8 := w4 & (w4 << 4)
+	short := flt.short.Load()
 	for bi := 1; bi <= n; bi++ {
 		base := l.a + 64*(bi-1)
 		if base >= lim {
@@ -472,9 +474,34 @@ func (l *leaper) windows(n, lim int) {
 		v2 := k & (k<<1 | k0>>63)
 		v4 := v2 & (v2<<2 | w2>>62)
 		w := v4 & (v4<<4 | w4>>60)
-		k0, w2, w4 = k, v2, v4
+		w15 := w & (w<<7 | w8>>57)
+		k0, w2, w4, w8 = k, v2, v4, w
 		if lim-base < 64 {
 			w &= uint64(1)<<(lim-base) - 1
+			w15 &= uint64(1)<<(lim-base) - 1
+		}
+		if !short {
+			// Every held form begins with 15 key characters: test the runs
+			// of 15 or more (ending at the bits of w15), each form start s
+			// by its piece at the first index from s divisible by 8.
+			for w15 != 0 {
+				e := base + bits.TrailingZeros64(w15)
+				o := (e - 7) &^ 7 // the piece of the starts e-14 to o, which end at o+7 to o+14
+				c := min(o+15-base, 64)
+				if flt.hasOct(binary.BigEndian.Uint64(p[o:])) {
+					for ends := w15 & (uint64(1)<<c - 1); ends != 0; ends &= ends - 1 {
+						if x := base + bits.TrailingZeros64(ends) - 14; l.held(binary.BigEndian.Uint64(p[x:])) {
+							l.stop = min(l.stop, x)
+							return
+						}
+					}
+				}
+				if c == 64 {
+					break
+				}
+				w15 &^= uint64(1)<<c - 1
+			}
+			continue
 		}
 		for w != 0 {
 			e := base + bits.TrailingZeros64(w)
