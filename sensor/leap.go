@@ -251,6 +251,7 @@ type leaper struct {
 	// The joins: quotes before consumed belong to gaps already decided;
 	// the last join's second run started at chainY, and the 7 or fewer
 	// joined bytes before it are chainT (chainN of them).
+	short          bool // flt.short, as the leap read it
 	consumed       int
 	chainY, chainN int
 	chainT         uint64
@@ -268,6 +269,7 @@ type leaper struct {
 // needs, and that the joiner is broken.
 func (s *Stream) leap(p []byte, i int) (r int, n int64, stop int) {
 	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1}
+	l.short = l.flt.short.Load()
 	for l.a = i; l.a < len(p) && l.a < l.stop; l.a = l.end {
 		if l.a == i {
 			l.mk[0] = bmask{} // nothing before i counts: the joiner is broken there
@@ -464,7 +466,7 @@ func (l *leaper) windows(n, lim int) {
 	w2 := k0 & (k0 << 1)
 	w4 := w2 & (w2 << 2)
 	w8 := w4 & (w4 << 4)
-	short := flt.short.Load()
+	short := l.short
 	for bi := 1; bi <= n; bi++ {
 		base := l.a + 64*(bi-1)
 		if base >= lim {
@@ -609,6 +611,21 @@ func (l *leaper) join(x int) (back, y int, ok bool) {
 // form.
 func (l *leaper) across(back, y int) bool {
 	p := l.p
+	if !l.short {
+		// The windows inside the run before the gap that start in its
+		// last 14 bytes: the main lane tests a start only where 15 key
+		// characters follow it, but in the join lane a form may begin
+		// there and go on across the join.
+		n := 1
+		for n < octLen-1 && l.kAt(back-n) {
+			n++
+		}
+		for x := back - n + 1; x+7 <= back; x++ {
+			if l.held(binary.BigEndian.Uint64(p[x:])) {
+				return false
+			}
+		}
+	}
 	// The run before the gap, back to its start, 7 bytes, or the start of
 	// the last join's second run, whose joined bytes come before it.
 	rs := back

@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func TestLeapEscapedJoinProbe(t *testing.T) {
+// TestLeapJoins holds the leap to the byte path on joins it must see
+// through: escaped quotes, \u quotes, and short runs before a gap.
+func TestLeapJoins(t *testing.T) {
 	v := string(fixtureSecrets["openai"].Value)
 	c := string(fixtureSecrets["canary"].Value)
 	pad := strings.Repeat(`{"role":"user","content":"of keys: the hex is id"},`, 20)
@@ -15,6 +17,11 @@ func TestLeapEscapedJoinProbe(t *testing.T) {
 		pad + `{"x":"code: k = \"` + v[:20] + `\", \"` + v[20:] + `\";"}` + pad,
 		pad + `{"x":"code: k = \"` + c[:5] + `\" + \"` + c[5:] + `\";"}` + pad,
 		pad + `{"x":"a: \u0022` + c[:5] + `\u0022,\u0022` + c[5:] + `\u0022;"}` + pad,
+		// Runs whose last windows the main lane does not test when the
+		// octet filter is on (fewer than 15 key characters follow them),
+		// but whose form goes on across the join.
+		pad + `k = mine` + v[:9] + `" + "` + v[9:] + `;` + pad,
+		pad + `k = abcdefghijklmnopqrstuvwxyz` + v[:10] + `", "` + v[10:] + `;` + pad,
 	} {
 		for _, m := range oracleMatchers {
 			checkFastPaths(t, m, "application/json", []byte(body), nil)
