@@ -3,6 +3,7 @@ package sensor
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync"
 )
 
 // The leap is the exact pass's fastest path, in front of the skim. Where
@@ -176,13 +177,12 @@ func leapUnit(p []byte, u int) (w, shrink int, kind uint8) {
 				r = r<<4 | rune(v)
 			}
 			if r < 0x80 {
-				switch c := byte(r); {
-				case tokenChar[c]:
+				// \u003c and the like, which encoding/json writes for <, >
+				// and &. A key character is the skim's; so is a gap
+				// character or quote, which would let a gap of up to 96
+				// raw bytes join (see maxRawGap).
+				if c := byte(r); tokenChar[c] || gapChar[c] {
 					return 0, 0, uStop
-				case c == '"' || c == '\'':
-					return 6, 5, uQuote
-				case gapChar[c]:
-					return 6, 5, uGap
 				}
 				return 6, 5, uBreak
 			}
@@ -239,6 +239,7 @@ type leaper struct {
 	p    []byte
 	flt  *filter
 	book *book
+	au   *automaton // the format rules' keywords, when they are on; else nil
 	mk   [leapBlocks + 2]bmask // the block before the piece, the piece, the block after
 	a    int                   // raw index of the piece's first byte (mk[1])
 	end  int                   // raw index past the piece's last block
@@ -270,6 +271,9 @@ type leaper struct {
 func (s *Stream) leap(p []byte, i int) (r int, n int64, stop int) {
 	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1}
 	l.short = l.flt.short.Load()
+	if s.m.a.maxLen > 0 {
+		l.au = s.m.a
+	}
 	for l.a = i; l.a < len(p) && l.a < l.stop; l.a = l.end {
 		if l.a == i {
 			l.mk[0] = bmask{} // nothing before i counts: the joiner is broken there
@@ -299,7 +303,10 @@ func (l *leaper) piece() {
 	l.units()
 	lim := min(l.stop, l.end) // what this piece checks: up to its end, or the stop
 	l.windows(n, lim)
-	l.joins(lim)
+	if l.au != nil {
+		l.keywords(min(l.stop, lim))
+	}
+	l.joins(min(l.stop, lim))
 	if l.stop >= l.end {
 		// The piece is clear: note its last breaker for the stretch.
 		if b, sh, ok := l.lastBreaker(l.end); ok {
@@ -525,6 +532,56 @@ func (l *leaper) windows(n, lim int) {
 	}
 }
 
+// keywordDigrams has a bit for the first two bytes of each format
+// keyword form: where none begins, no keyword does.
+var keywordDigrams = sync.OnceValue(func() *[1 << 10]uint64 {
+	var t [1 << 10]uint64
+	for _, w := range ruleWords().words {
+		v := uint16(w[0])<<8 | uint16(w[1]) // every keyword form has three bytes or more
+		t[v>>6] |= 1 << (v & 63)
+	}
+	return &t
+})
+
+// keywords tests each key character of the piece before lim for the
+// start of a format keyword's form.
+func (l *leaper) keywords(lim int) {
+	p, dig := l.p, keywordDigrams()
+	for x := l.a; x < lim; x++ {
+		if x+1 < len(p) {
+			if v := binary.BigEndian.Uint16(p[x:]); dig[v>>6]>>(v&63)&1 == 0 {
+				continue
+			}
+		}
+		if l.kAt(x) && l.keywordAt(x, len(p)) {
+			l.stop = min(l.stop, x)
+			return
+		}
+	}
+}
+
+// keywordAt reports whether a keyword form may begin at raw index x (a
+// key character): the automaton, stepped from its root over p[x:end],
+// stays on the path of some form until one ends there, end comes, or a
+// byte the leap does not read raw (an escape's start).
+func (l *leaper) keywordAt(x, end int) bool {
+	a, st := l.au, uint32(0)
+	for d := x; d < end; d++ {
+		b := l.p[d]
+		if !plain[b] {
+			return true
+		}
+		t := a.step(st, b)
+		if st = t &^ outBit; a.depthOf(st) != int64(d-x+1) {
+			return false // off every path from x: no form begins there
+		}
+		if t&outBit != 0 {
+			return true
+		}
+	}
+	return true
+}
+
 // held reports whether a held form begins with the window w.
 func (l *leaper) held(w uint64) bool {
 	if !l.flt.has(w) {
@@ -557,8 +614,8 @@ func (l *leaper) joins(lim int) {
 }
 
 // maxRawGap is the longest gap, in raw bytes, that may normalise to one
-// the joiner takes: each normalised gap byte is one raw byte, or two (an
-// escape such as \n or \").
+// the joiner takes: each normalised gap byte the leap passes is one raw
+// byte, or two (an escape such as \n or \"; see leapUnit).
 const maxRawGap = 2 * maxGap
 
 // join decides the gap whose first quote is at x. If the joiner might
@@ -611,6 +668,15 @@ func (l *leaper) join(x int) (back, y int, ok bool) {
 // form.
 func (l *leaper) across(back, y int) bool {
 	p := l.p
+	if l.au != nil {
+		// A keyword form that begins in the run before the gap and is
+		// still unbroken at its end may go on across the join.
+		for x := back; x > back-int(l.au.maxLen) && l.kAt(x); x-- {
+			if l.keywordAt(x, back+1) {
+				return false
+			}
+		}
+	}
 	if !l.short {
 		// The windows inside the run before the gap that start in its
 		// last 14 bytes: the main lane tests a start only where 15 key
@@ -739,4 +805,20 @@ func breakAfter(p []byte, x int) int {
 		}
 	}
 	return len(p)
+}
+
+// leapRules is the leap for a stream with the format rules on: it jumps
+// the clear stretch from p[i] and returns where the block scan and the
+// byte path read on. A leap that passed little is not tried again until
+// a piece's worth further on.
+func (s *Stream) leapRules(p []byte, i int) int {
+	r, n, stop := s.leap(p, i)
+	s.leapFrom = s.total + int64(stop)
+	if stop-i < leapBlocks*64/2 {
+		s.leapFrom += leapBlocks * 64
+	}
+	if r > i {
+		s.jump(n)
+	}
+	return r
 }

@@ -22,6 +22,8 @@ func TestLeapJoins(t *testing.T) {
 		// but whose form goes on across the join.
 		pad + `k = mine` + v[:9] + `" + "` + v[9:] + `;` + pad,
 		pad + `k = abcdefghijklmnopqrstuvwxyz` + v[:10] + `", "` + v[10:] + `;` + pad,
+		// A gap of \u escapes: 12 normalised bytes from 62 raw ones.
+		pad + `k = "` + c[:5] + `"` + strings.Repeat(`\u0020`, 10) + `,"` + c[5:] + `";` + pad,
 	} {
 		for _, m := range oracleMatchers {
 			checkFastPaths(t, m, "application/json", []byte(body), nil)

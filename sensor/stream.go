@@ -47,6 +47,9 @@ type Stream struct {
 	// every three bytes clear of the gram table, and blockAfter the last
 	// one it must not pass over (see block).
 	gramsTo, blockAfter int64
+	// leapFrom is the offset before which a stream with the format rules
+	// on does not try the leap again (see leapRules).
+	leapFrom int64
 	spare               spare // memory kept by Release for the next NewStream
 }
 
@@ -135,13 +138,19 @@ func (s *Stream) scan(p []byte) {
 	blocks := !noBlock
 	// Without format rules the skim takes the place of the block scan.
 	skims := blocks && !noSkim && a.maxLen == 0
+	leaps := blocks && !noLeap
 	for i := 0; i < len(p); i++ {
 		if blocks && quiet && !ja && state < sparse && (js != jGap || s.gapQuotes == 0) && pos > s.blockAfter && (skims || blockByte[p[i]]) {
 			m.state, m.pos, s.jState = state, pos, js
 			if skims && !flt.odd.Load() {
 				i = s.fast(p, i)
-			} else if blockByte[p[i]] {
-				i = s.block(p, i)
+			} else {
+				if leaps && state == 0 && js == jBroken && base+int64(i) >= s.leapFrom && !flt.odd.Load() {
+					i = s.leapRules(p, i)
+				}
+				if i < len(p) && blockByte[p[i]] {
+					i = s.block(p, i)
+				}
 			}
 			state, pos, js = m.state, m.pos, s.jState
 			ring, mask, lim = m.ring, m.mask, m.limit // block may have grown the ring
