@@ -45,6 +45,7 @@ type book struct {
 	root    map[uint64]*tnode // by a form's first 8 bytes
 	flt     atomic.Pointer[filter]
 	lens    map[int]int // forms held per length
+	forms   int         // forms held
 	longest atomic.Int64
 	stale   int      // filter keys whose anchor has gone, since the last rebuild
 	peak    int      // the most root keys since the maps were last made anew
@@ -89,7 +90,7 @@ func chunkAt(b []byte, d int32) uint64 { return binary.BigEndian.Uint64(b[d : d+
 func (b *book) init(static []uint64) {
 	b.static = static
 	b.entries, b.root, b.lens = map[string]*entry{}, map[uint64]*tnode{}, map[int]int{}
-	b.flt.Store(newFilter(0, b.static))
+	b.flt.Store(newFilter(0, 0, b.static))
 }
 
 // put adds secret s under key, replacing what key held.
@@ -270,6 +271,7 @@ func (n *tnode) collapse() {
 // count tracks how many forms of each length the book holds, for the
 // window streams need.
 func (b *book) count(l, d int) {
+	b.forms += d
 	if b.lens[l] += d; b.lens[l] == 0 {
 		delete(b.lens, l)
 	}
@@ -293,10 +295,11 @@ func (b *book) resizeLocked() {
 	f := b.flt.Load()
 	live, have := len(b.root), len(f.bits)*64
 	want := filterBits(live)
-	if want <= have && (have <= minFilterBits || want*4 > have) && b.stale <= max(live, minFilterKeys) {
+	if want <= have && (have <= minFilterBits || want*4 > have) && b.stale <= max(live, minFilterKeys) &&
+		octFilterBits(b.forms) <= len(f.oct)*64 {
 		return
 	}
-	nf := newFilter(live, b.static)
+	nf := newFilter(live, b.forms, b.static)
 	for c := range b.root {
 		nf.add(c)
 	}

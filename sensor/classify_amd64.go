@@ -8,13 +8,13 @@ import "golang.org/x/sys/cpu"
 // at p, by the nibble tables t (see nibbleTables).
 //
 //go:noescape
-func classifyAVX2(p *byte, n int, m *bmask, t *[7][32]byte)
+func classifyAVX2(p *byte, n int, m *bmask, t *[10][32]byte)
 
 // classifyVBMI is classifyAVX2 with AVX-512 VBMI: a lookup of all 256
 // byte values in t, 64 bytes at a time, then the class bits in bits.
 //
 //go:noescape
-func classifyVBMI(p *byte, n int, m *bmask, t *[256]byte, bits *[5][64]byte)
+func classifyVBMI(p *byte, n int, m *bmask, t *[256]byte, bits *[8][64]byte)
 
 // hasAVX2 and hasVBMI select the vector classifiers; tests turn them off
 // to compare each with the generic one.
@@ -25,7 +25,7 @@ var (
 
 // classBytes is each byte's classes, bit i for leapClasses[i], and
 // classBits each bit alone, 64 times over.
-var classBytes, classBits = func() (t [256]byte, b [5][64]byte) {
+var classBytes, classBits = func() (t [256]byte, b [8][64]byte) {
 	for c := range 256 {
 		for i, in := range leapClasses {
 			if in(byte(c)) {

@@ -2,90 +2,69 @@
 
 #include "textflag.h"
 
-// One half block: the 32 bytes at off(SI) into the five 32-bit masks
-// k, g, q, b, s (registers). A byte is in an ASCII class when its low
-// nibble's entry in the class's table and its high nibble's row bit
-// (Y14) share a bit; the special bytes have their own row bits (Y9).
-#define HALF(off, k, g, q, b, s) \
+// bmask's layout: eight class masks (k, g, q, s, b, bs, ntr, uu) at 0 to
+// 56, then the four unit masks (u1, u3, u4, u5) the leap fills, which
+// the classifiers zero; 96 bytes in all.
+
+// One class of the 32 bytes whose low nibbles are in Y2: its low-nibble
+// table at tbl(R15), the row bits in rows; the 32-bit mask goes to
+// off(DI).
+#define CLASS(tbl, rows, off) \
+	VMOVDQU tbl(R15), Y5 \
+	VPSHUFB Y2, Y5, Y5 \
+	VPAND rows, Y5, Y5 \
+	VPCMPEQB Y7, Y5, Y5 \
+	VPMOVMSKB Y5, AX \
+	NOTL AX \
+	MOVL AX, off(DI)
+
+// The 32 bytes at off(SI): their nibbles, the ASCII row bits (Y3) and the
+// special bytes' row bits (Y4), then each class's half of its mask.
+#define HALF(off, half) \
 	VMOVDQU off(SI), Y0 \
 	VPSRLW $4, Y0, Y1 \
 	VPAND Y15, Y0, Y2 \
 	VPAND Y15, Y1, Y1 \
 	VPSHUFB Y1, Y14, Y3 \
 	VPSHUFB Y1, Y9, Y4 \
-	VPSHUFB Y2, Y13, Y5 \
-	VPAND Y3, Y5, Y5 \
-	VPCMPEQB Y7, Y5, Y5 \
-	VPMOVMSKB Y5, k \
-	VPSHUFB Y2, Y12, Y5 \
-	VPAND Y3, Y5, Y5 \
-	VPCMPEQB Y7, Y5, Y5 \
-	VPMOVMSKB Y5, g \
-	VPSHUFB Y2, Y11, Y5 \
-	VPAND Y3, Y5, Y5 \
-	VPCMPEQB Y7, Y5, Y5 \
-	VPMOVMSKB Y5, q \
-	VPSHUFB Y2, Y10, Y5 \
-	VPAND Y3, Y5, Y5 \
-	VPCMPEQB Y7, Y5, Y5 \
-	VPMOVMSKB Y5, b \
-	VPSHUFB Y2, Y8, Y5 \
-	VPAND Y4, Y5, Y5 \
-	VPCMPEQB Y7, Y5, Y5 \
-	VPMOVMSKB Y5, s \
-	NOTL k \
-	NOTL g \
-	NOTL q \
-	NOTL b \
-	NOTL s
+	CLASS(64, Y3, 0+half) \
+	CLASS(96, Y3, 8+half) \
+	CLASS(128, Y3, 16+half) \
+	CLASS(192, Y4, 24+half) \
+	CLASS(160, Y3, 32+half) \
+	CLASS(224, Y3, 40+half) \
+	CLASS(256, Y3, 48+half) \
+	CLASS(288, Y3, 56+half)
 
-// func classifyAVX2(p *byte, n int, m *bmask, t *[7][32]byte)
+// func classifyAVX2(p *byte, n int, m *bmask, t *[10][32]byte)
+//
+// t: the row bit of each high nibble for the ASCII classes and for the
+// special bytes, then the low-nibble tables of key, gap, quote, special,
+// breaker, backslash, n t r and u (see nibbles).
 TEXT ·classifyAVX2(SB), NOSPLIT, $0-32
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), CX
 	MOVQ m+16(FP), DI
 	MOVQ t+24(FP), R15
-	// t: the row bits of the ASCII classes and of the special bytes, then
-	// the low-nibble tables of key, gap, quote, breaker and special.
 	VMOVDQU 0(R15), Y14
 	VMOVDQU 32(R15), Y9
-	VMOVDQU 64(R15), Y13
-	VMOVDQU 96(R15), Y12
-	VMOVDQU 128(R15), Y11
-	VMOVDQU 160(R15), Y10
 	MOVQ $0x0f0f0f0f0f0f0f0f, AX
 	MOVQ AX, X15
 	VPBROADCASTQ X15, Y15
-	VMOVDQU 192(R15), Y8
 	VPXOR Y7, Y7, Y7
+	XORQ R13, R13
 
 loop:
 	TESTQ CX, CX
 	JZ done
-	HALF(0, AX, BX, DX, R8, R9)
-	HALF(32, R10, R11, R12, R13, R14)
-	SHLQ $32, R10
-	ORQ R10, AX
-	SHLQ $32, R11
-	ORQ R11, BX
-	SHLQ $32, R12
-	ORQ R12, DX
-	SHLQ $32, R13
-	ORQ R13, R8
-	SHLQ $32, R14
-	ORQ R14, R9
-	MOVQ AX, 0(DI)
-	MOVQ BX, 8(DI)
-	MOVQ DX, 16(DI)
-	MOVQ R9, 24(DI)
-	MOVQ R8, 32(DI)
-	XORQ AX, AX
-	MOVQ AX, 40(DI)
-	MOVQ AX, 48(DI)
-	MOVQ AX, 56(DI)
-	MOVQ AX, 64(DI)
+	HALF(0, 0)
+	HALF(32, 4)
+	MOVQ R13, 64(DI)
+	MOVQ R13, 72(DI)
+	MOVQ R13, 80(DI)
+	MOVQ R13, 88(DI)
 	ADDQ $64, SI
-	ADDQ $72, DI
+	ADDQ $96, DI
 	DECQ CX
 	JMP loop
 
@@ -93,7 +72,7 @@ done:
 	VZEROUPPER
 	RET
 
-// func classifyVBMI(p *byte, n int, m *bmask, t *[256]byte, bits *[5][64]byte)
+// func classifyVBMI(p *byte, n int, m *bmask, t *[256]byte, bits *[8][64]byte)
 //
 // The class byte of each of 64 bytes at once: two VPERMI2B lookups, one
 // in the table's ASCII half and one in its upper half (each by the low 7
@@ -113,6 +92,9 @@ TEXT ·classifyVBMI(SB), NOSPLIT, $0-40
 	VMOVDQU64 128(R14), Z22
 	VMOVDQU64 192(R14), Z23
 	VMOVDQU64 256(R14), Z24
+	VMOVDQU64 320(R14), Z25
+	VMOVDQU64 384(R14), Z26
+	VMOVDQU64 448(R14), Z27
 	XORQ R13, R13
 
 vloop:
@@ -130,22 +112,31 @@ vloop:
 	VPTESTMB Z22, Z3, K4
 	VPTESTMB Z23, Z3, K5
 	VPTESTMB Z24, Z3, K6
+	VPTESTMB Z25, Z3, K7
 	KMOVQ K2, AX
 	KMOVQ K3, BX
 	KMOVQ K4, DX
 	KMOVQ K5, R8
 	KMOVQ K6, R9
+	KMOVQ K7, R10
+	VPTESTMB Z26, Z3, K2
+	VPTESTMB Z27, Z3, K3
+	KMOVQ K2, R11
+	KMOVQ K3, R12
 	MOVQ AX, 0(DI)
 	MOVQ BX, 8(DI)
 	MOVQ DX, 16(DI)
 	MOVQ R8, 24(DI)
 	MOVQ R9, 32(DI)
-	MOVQ R13, 40(DI)
-	MOVQ R13, 48(DI)
-	MOVQ R13, 56(DI)
+	MOVQ R10, 40(DI)
+	MOVQ R11, 48(DI)
+	MOVQ R12, 56(DI)
 	MOVQ R13, 64(DI)
+	MOVQ R13, 72(DI)
+	MOVQ R13, 80(DI)
+	MOVQ R13, 88(DI)
 	ADDQ $64, SI
-	ADDQ $72, DI
+	ADDQ $96, DI
 	DECQ CX
 	JMP vloop
 

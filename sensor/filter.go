@@ -64,8 +64,7 @@ func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
 // each): a false yes costs a word whose windows are tested one by one.
 const quadBits = 16 * 4
 
-// octBits is the octet filter's bits per anchor (it holds 8 keys for each
-// of its forms, and a form for each anchor, about).
+// octBits is the octet filter's bits per form (it holds 8 keys for each).
 const octBits = 16 * 8
 
 // octLen is the length of a form's start that the octet filter holds the
@@ -75,11 +74,15 @@ const octLen = 15
 // pow2 returns the least power of two at least n (n > 0).
 func pow2(n int) int { return 1 << bits.Len(uint(n-1)) }
 
-// newFilter returns an empty filter for n anchors whose gram table starts
-// as a copy of static (the format keywords', or nil).
-func newFilter(n int, static []uint64) *filter {
+// octFilterBits returns the octet filter's bits for n forms, a power of
+// two.
+func octFilterBits(n int) int { return pow2(max(minFilterBits, octBits*n)) }
+
+// newFilter returns an empty filter for n anchors and forms forms whose
+// gram table starts as a copy of static (the format keywords', or nil).
+func newFilter(n, forms int, static []uint64) *filter {
 	a, p, qd := filterBits(n), pow2(max(minFilterBits, prefixBits*7*n)), pow2(max(minFilterBits, quadBits*n))
-	od := pow2(max(minFilterBits, octBits*n))
+	od := octFilterBits(forms)
 	f := &filter{
 		bits: make([]uint64, a/64), pre: make([]uint64, p/64), quad: make([]uint64, qd/64), oct: make([]uint64, od/64),
 		grams: make([]uint64, gramWords), dgrams: make([]uint64, gramWords),

@@ -59,20 +59,24 @@ var noLeap = false
 // is classifyAVX2's.)
 type bmask struct {
 	k, g, q, s, b  uint64
+	bs, ntr, uu    uint64 // backslashes, and the letters n, t and r, and u
 	u1, u3, u4, u5 uint64
 }
 
 // leapClasses is the byte classes of bmask: key, gap, quote, special,
-// breaker.
-var leapClasses = [5]func(b byte) bool{
+// breaker, backslash, n t r, u.
+var leapClasses = [8]func(b byte) bool{
 	func(b byte) bool { return tokenChar[b] },
 	func(b byte) bool { return gapChar[b] },
 	func(b byte) bool { return b == '"' || b == '\'' },
 	func(b byte) bool { return !plain[b] },
 	func(b byte) bool { return b < 0x80 && plain[b] && !tokenChar[b] && !gapChar[b] },
+	func(b byte) bool { return b == '\\' },
+	func(b byte) bool { return b == 'n' || b == 't' || b == 'r' },
+	func(b byte) bool { return b == 'u' },
 }
 
-// leapClass holds each byte's classes at bits 0, 8, 16, 24 and 32 (in
+// leapClass holds each byte's classes at bits 0, 8, ..., 56 (in
 // leapClasses' order), so that the classes of a word's 8 bytes, each
 // shifted by its index, OR into one number holding a mask per class.
 var leapClass = func() (t [256]uint64) {
@@ -91,18 +95,16 @@ func classifyGeneric(p []byte, m []bmask) {
 	t := &leapClass
 	for i := range m {
 		blk := p[64*i : 64*i+64]
-		var k, g, q, s, b uint64
+		var v [8]uint64
 		for w := 0; w < 64; w += 8 {
 			x := binary.LittleEndian.Uint64(blk[w:])
 			c := t[byte(x)] | t[byte(x>>8)]<<1 | t[byte(x>>16)]<<2 | t[byte(x>>24)]<<3 |
 				t[byte(x>>32)]<<4 | t[byte(x>>40)]<<5 | t[byte(x>>48)]<<6 | t[byte(x>>56)]<<7
-			k |= (c & 0xFF) << w
-			g |= (c >> 8 & 0xFF) << w
-			q |= (c >> 16 & 0xFF) << w
-			s |= (c >> 24 & 0xFF) << w
-			b |= (c >> 32 & 0xFF) << w
+			for j := range v {
+				v[j] |= (c >> (8 * j) & 0xFF) << w
+			}
 		}
-		m[i] = bmask{k: k, g: g, q: q, s: s, b: b}
+		m[i] = bmask{k: v[0], g: v[1], q: v[2], s: v[3], b: v[4], bs: v[5], ntr: v[6], uu: v[7]}
 	}
 }
 
@@ -110,9 +112,9 @@ func classifyGeneric(p []byte, m []bmask) {
 // per 128-bit lane): the row bit of each high nibble for the ASCII
 // classes (bit h for row h < 8) and for the special bytes (rows 2, 5, C
 // and E), then the rows in which each low nibble is a key, gap, quote,
-// breaker or special byte. A byte is in a class when its two nibbles'
+// breaker or special byte, backslash, n t r and u. A byte is in a class when its two nibbles'
 // entries share a bit; TestNibbleTables checks that for every byte.
-var nibbles = func() (t [7][32]byte) {
+var nibbles = func() (t [10][32]byte) {
 	sRows := map[int]int{2: 0, 5: 1, 0xC: 2, 0xE: 3}
 	for h := range 16 {
 		if h < 8 {
@@ -122,7 +124,7 @@ var nibbles = func() (t [7][32]byte) {
 			t[1][h] = 1 << r
 		}
 	}
-	table := [5]int{2, 3, 4, 6, 5} // leapClasses' tables in t
+	table := [8]int{2, 3, 4, 6, 5, 7, 8, 9} // leapClasses' tables in t
 	for c := range 256 {
 		h, lo := c>>4, c&15
 		for i, in := range leapClasses {
@@ -239,7 +241,7 @@ type leaper struct {
 	p    []byte
 	flt  *filter
 	book *book
-	au   *automaton // the format rules' keywords, when they are on; else nil
+	au   *automaton            // the format rules' keywords, when they are on; else nil
 	mk   [leapBlocks + 2]bmask // the block before the piece, the piece, the block after
 	a    int                   // raw index of the piece's first byte (mk[1])
 	end  int                   // raw index past the piece's last block
@@ -335,6 +337,7 @@ func (l *leaper) classify(nb int) {
 		v := uint64(1)<<(len(p)-at) - 1
 		m := &l.mk[1+i]
 		m.k, m.g, m.q, m.s, m.b = m.k&v, m.g&v, m.q&v, m.s&v, m.b&v
+		m.bs, m.ntr, m.uu = m.bs&v, m.ntr&v, m.uu&v
 	}
 }
 
@@ -357,7 +360,28 @@ func (l *leaper) units() {
 	next := -1 // where the next piece's units start
 	for bi := 1; bi*64 < l.top-l.a+64; bi++ {
 		base := l.a + 64*(bi-1)
-		for sp := l.mk[bi].s; sp != 0; sp &= sp - 1 {
+		if next < 0 && base >= l.end {
+			next = max(l.skip, l.end)
+		}
+		m := &l.mk[bi]
+		sp, last := m.s, 0
+		if bs := m.bs; bs != 0 && l.skip <= base && bs&(bs<<1) == 0 && bs>>63 == 0 {
+			// Lone backslashes, none at the block's end, so each escapes
+			// the byte after it: if all of those are \n, \t, \r, \" or
+			// \', mark them at once (see mark).
+			e := bs << 1
+			gapE, quoteE := e&m.ntr, e&m.q
+			if e&^(gapE|quoteE) == 0 {
+				m.k &^= gapE
+				m.g |= gapE>>1 | gapE | quoteE>>1
+				if base < l.end {
+					m.u1 |= bs
+				}
+				sp &^= bs
+				last = base + 63 - bits.LeadingZeros64(bs) + 2
+			}
+		}
+		for ; sp != 0; sp &= sp - 1 {
 			u := base + bits.TrailingZeros64(sp)
 			if u < l.skip {
 				continue
@@ -371,10 +395,10 @@ func (l *leaper) units() {
 				if kind := escKind[p[u+1]]; kind != uStop {
 					m := &l.mk[bi]
 					b0, b1 := uint64(1)<<o, uint64(2)<<o
-					m.k, m.q = m.k&^b1, m.q&^b1
+					m.k &^= b1
 					switch kind {
 					case uQuote:
-						m.g, m.q = m.g|b0|b1, m.q|b0
+						m.g |= b0 // the quote after it is the unit's quote
 					case uGap:
 						m.g |= b0 | b1
 					}
@@ -407,6 +431,7 @@ func (l *leaper) units() {
 			}
 			l.skip = u + w
 		}
+		l.skip = max(l.skip, last)
 	}
 	if next < 0 {
 		next = max(l.skip, l.end)
@@ -448,7 +473,8 @@ func (l *leaper) mark(u, w, sh int, kind uint8) {
 		}
 	}
 	if kind == uQuote {
-		m.q |= 1 << bit // one quote for the unit, at its backslash
+		j2, b2 := l.at(u + w - 1)
+		l.mk[j2].q |= 1 << b2 // one quote for the unit, at its last byte
 	}
 }
 
@@ -597,7 +623,9 @@ func (l *leaper) held(w uint64) bool {
 func (l *leaper) joins(lim int) {
 	for bi := 1; l.a+64*(bi-1) < lim; bi++ {
 		base := l.a + 64*(bi-1)
-		for qs := l.mk[bi].q; qs != 0; qs &= qs - 1 {
+		// Only a quote that a gap character follows can be a gap's first
+		// quote with another after it (see join).
+		for qs := l.mk[bi].q & (l.mk[bi].g>>1 | l.mk[bi+1].g<<63); qs != 0; qs &= qs - 1 {
 			x := base + bits.TrailingZeros64(qs)
 			if x >= lim {
 				return
@@ -768,12 +796,12 @@ func (s *Stream) fast(p []byte, i int) int {
 				i = r
 			}
 			x = stop
-			if stop-i < leapBlocks*64/2 {
-				// The leap read a piece of 512 bytes or more to pass
-				// fewer than half of them: a body can be made of what
-				// stops it. The skim takes the next piece's worth, so
-				// that the leap never costs more than the skim does.
-				x = min(len(p), stop+leapBlocks*64)
+			if stop-i < leapBack {
+				// The leap classified a piece of 512 bytes to pass fewer
+				// than leapBack of them: a body can be made of what stops
+				// it. The skim takes the next leapBack bytes, so that the
+				// leap never costs much more than the skim would have.
+				x = min(len(p), stop+leapBack)
 			}
 		}
 		// The skim reads on, to the first breaker at or past what the leap
@@ -786,6 +814,11 @@ func (s *Stream) fast(p []byte, i int) int {
 		i = j
 	}
 }
+
+// leapBack is how far the skim reads on, past where the leap stopped,
+// before the leap is tried again, when the leap passed fewer bytes than
+// this.
+const leapBack = 64
 
 // jump moves the main lane over the n normalised bytes of a stretch the
 // leap found clear, which ends after a breaker: nothing before that
@@ -814,8 +847,8 @@ func breakAfter(p []byte, x int) int {
 func (s *Stream) leapRules(p []byte, i int) int {
 	r, n, stop := s.leap(p, i)
 	s.leapFrom = s.total + int64(stop)
-	if stop-i < leapBlocks*64/2 {
-		s.leapFrom += leapBlocks * 64
+	if stop-i < leapBack {
+		s.leapFrom += leapBack
 	}
 	if r > i {
 		s.jump(n)
