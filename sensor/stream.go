@@ -50,7 +50,7 @@ type Stream struct {
 	// leapFrom is the offset before which a stream with the format rules
 	// on does not try the leap again (see leapRules).
 	leapFrom int64
-	spare               spare // memory kept by Release for the next NewStream
+	spare    spare // memory kept by Release for the next NewStream
 }
 
 // NewStream starts scanning a body of the given direction. A content type
