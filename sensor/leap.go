@@ -238,16 +238,17 @@ var escKind = func() (t [256]uint8) {
 
 // leaper is a leap in progress over p.
 type leaper struct {
-	p    []byte
-	flt  *filter
-	book *book
-	au   *automaton            // the format rules' keywords, when they are on; else nil
-	mk   [leapBlocks + 2]bmask // the block before the piece, the piece, the block after
-	a    int                   // raw index of the piece's first byte (mk[1])
-	end  int                   // raw index past the piece's last block
-	top  int                   // raw index past the block after it
-	stop int                   // the first thing the leap cannot rule out; len(p) if none
-	skip int                   // raw index where the next unit may start
+	p     []byte
+	flt   *filter
+	book  *book
+	au    *automaton // the format rules' keywords, when they are on; else nil
+	rules []rule
+	mk    [leapBlocks + 2]bmask // the block before the piece, the piece, the block after
+	a     int                   // raw index of the piece's first byte (mk[1])
+	end   int                   // raw index past the piece's last block
+	top   int                   // raw index past the block after it
+	stop  int                   // the first thing the leap cannot rule out; len(p) if none
+	skip  int                   // raw index where the next unit may start
 	// cross is the start of a unit that runs from the last piece into this
 	// one (-1 if none): its marks past the last piece's end are redone.
 	cross int
@@ -274,7 +275,7 @@ func (s *Stream) leap(p []byte, i int) (r int, n int64, stop int) {
 	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1}
 	l.short = l.flt.short.Load()
 	if s.m.a.maxLen > 0 {
-		l.au = s.m.a
+		l.au, l.rules = s.m.a, s.m.rules
 	}
 	for l.a = i; l.a < len(p) && l.a < l.stop; l.a = l.end {
 		if l.a == i {
@@ -558,54 +559,131 @@ func (l *leaper) windows(n, lim int) {
 	}
 }
 
-// keywordDigrams has a bit for the first two bytes of each format
-// keyword form: where none begins, no keyword does.
-var keywordDigrams = sync.OnceValue(func() *[1 << 10]uint64 {
+// keywordTrigrams has a bit for the first three bytes of each format
+// keyword form (by trigramBit): where none begins, no keyword does.
+var keywordTrigrams = sync.OnceValue(func() *[1 << 10]uint64 {
 	var t [1 << 10]uint64
 	for _, w := range ruleWords().words {
-		v := uint16(w[0])<<8 | uint16(w[1]) // every keyword form has three bytes or more
-		t[v>>6] |= 1 << (v & 63)
+		h := trigramBit(uint32(w[0])<<16 | uint32(w[1])<<8 | uint32(w[2])) // every keyword form has three bytes or more
+		t[h>>6] |= 1 << (h & 63)
 	}
 	return &t
 })
 
+// trigramBit hashes the three bytes v (the first the most significant)
+// to a bit of keywordTrigrams.
+func trigramBit(v uint32) uint32 { return (v & 0xFFFFFF) * 0x9E3779B1 >> 16 }
+
 // keywords tests each key character of the piece before lim for the
 // start of a format keyword's form.
 func (l *leaper) keywords(lim int) {
-	p, dig := l.p, keywordDigrams()
-	for x := l.a; x < lim; x++ {
-		if x+1 < len(p) {
-			if v := binary.BigEndian.Uint16(p[x:]); dig[v>>6]>>(v&63)&1 == 0 {
-				continue
+	p, tri := l.p, keywordTrigrams()
+	x := l.a
+	if n := min(lim, len(p)-2); x < n {
+		v := uint32(p[x])<<8 | uint32(p[x+1])
+		for ; x < n; x++ {
+			v = v<<8 | uint32(p[x+2])
+			if h := trigramBit(v); tri[h>>6]>>(h&63)&1 != 0 && l.kAt(x) && l.keywordStops(x) {
+				l.stop = min(l.stop, x)
+				return
 			}
 		}
-		if l.kAt(x) && l.keywordAt(x, len(p)) {
+	}
+	for ; x < lim; x++ { // the last two bytes of p: no trigram to test
+		if l.kAt(x) && l.keywordStops(x) {
 			l.stop = min(l.stop, x)
 			return
 		}
 	}
 }
 
-// keywordAt reports whether a keyword form may begin at raw index x (a
-// key character): the automaton, stepped from its root over p[x:end],
-// stays on the path of some form until one ends there, end comes, or a
-// byte the leap does not read raw (an escape's start).
-func (l *leaper) keywordAt(x, end int) bool {
-	a, st := l.au, uint32(0)
-	for d := x; d < end; d++ {
-		b := l.p[d]
+// keywordStops reports whether a keyword form that begins at raw index x
+// (a key character) may open a candidate that matters. A raw keyword
+// whose tail (the run of its rule's charset after it) is shorter than the
+// rule's minimum opens one that is dropped as soon as the run ends, and
+// changes nothing: the leap passes it. Any other keyword form, a tail
+// that runs into a byte the leap does not read raw or to the end of p,
+// and a byte the walk does not read raw, stop it.
+func (l *leaper) keywordStops(x int) bool {
+	a, p, st := l.au, l.p, uint32(0)
+	for d := x; d < len(p); d++ {
+		b := p[d]
 		if !plain[b] {
 			return true
 		}
 		t := a.step(st, b)
 		if st = t &^ outBit; a.depthOf(st) != int64(d-x+1) {
-			return false // off every path from x: no form begins there
+			return false // off every path from x: no (other) form begins there
 		}
-		if t&outBit != 0 {
-			return true
+		if t&outBit == 0 {
+			continue
+		}
+		// The forms that end at st's own state begin at x; those on its
+		// dictionary chain begin later, and their starts are tested too.
+		if oi := a.out[a.id(st)]; oi >= 0 {
+			for _, pi := range a.outsOf(oi) {
+				pat := &a.pats[pi]
+				if r := &l.rules[pat.ref]; pat.dec != decRaw || r.pem || !l.shortTail(d+1, r) {
+					return true
+				}
+			}
 		}
 	}
 	return true
+}
+
+// shortTail reports whether the run of r's charset from raw index t is
+// shorter than r.min and ends at a plain byte.
+func (l *leaper) shortTail(t int, r *rule) bool {
+	p := l.p
+	e := t
+	for e < len(p) && e-t < r.min && r.charset[p[e]] {
+		e++
+	}
+	return e-t < r.min && e < len(p) && plain[p[e]]
+}
+
+// maxJoinRun is the longest run before a join whose keyword forms the
+// leap looks for (with the format rules on); a longer one stops it.
+const maxJoinRun = 48
+
+// keywordJoins reports whether a keyword form that begins at raw index x,
+// in the run that ends at back, may open a candidate that the join to
+// the run at y changes: one that goes on across the join, or whose tail
+// (the run of its rule's charset) reaches the run's end. The walk is the
+// join lane's: the run from x, then the run from y.
+func (l *leaper) keywordJoins(x, back, y int) bool {
+	a, p, st := l.au, l.p, uint32(0)
+	for d, k := x, 1; ; d, k = d+1, k+1 {
+		if d == back+1 {
+			d = y // the join lane's next byte
+		}
+		if d >= len(p) || !plain[p[d]] {
+			return true
+		}
+		t := a.step(st, p[d])
+		if st = t &^ outBit; a.depthOf(st) != int64(k) {
+			return false
+		}
+		if t&outBit == 0 {
+			continue
+		}
+		if d >= y && y > back {
+			return true // a form across the join
+		}
+		if oi := a.out[a.id(st)]; oi >= 0 {
+			for _, pi := range a.outsOf(oi) {
+				r := &l.rules[a.pats[pi].ref]
+				e := d + 1
+				for e <= back && r.charset[p[e]] {
+					e++
+				}
+				if e > back {
+					return true // its tail runs to the join
+				}
+			}
+		}
+	}
 }
 
 // held reports whether a held form begins with the window w.
@@ -697,10 +775,16 @@ func (l *leaper) join(x int) (back, y int, ok bool) {
 func (l *leaper) across(back, y int) bool {
 	p := l.p
 	if l.au != nil {
-		// A keyword form that begins in the run before the gap and is
-		// still unbroken at its end may go on across the join.
-		for x := back; x > back-int(l.au.maxLen) && l.kAt(x); x-- {
-			if l.keywordAt(x, back+1) {
+		// A keyword form in the run before the gap, or one unbroken at its
+		// end, may open a candidate that goes on across the join.
+		n := 0
+		for ; l.kAt(back - n); n++ {
+			if n == maxJoinRun {
+				return false
+			}
+		}
+		for x := back - n + 1; x <= back; x++ {
+			if l.keywordJoins(x, back, y) {
 				return false
 			}
 		}
