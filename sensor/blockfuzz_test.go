@@ -41,7 +41,7 @@ var oracleMatchers = func() []*Matcher {
 		return m
 	}
 	plain := oracleSecrets[:4]
-	return []*Matcher{mk(plain, false), mk(plain, true), mk(oracleSecrets, false), mk(nil, true), mk(oracleSecrets, true), mk(plain[:3], false)}
+	return []*Matcher{mk(plain, false), mk(plain, true), mk(oracleSecrets, false), mk(nil, true), mk(oracleSecrets, true), mk(plain[:3], false), mk(plain[:3], true)}
 }()
 
 // oracleInserts are the values the fuzzer can splice into a body: held
@@ -125,17 +125,22 @@ func oracleSeeds() []string {
 	}
 }
 
-// TestOracleCoversFastPaths checks that the oracle's matchers without
-// format rules reach both ways of the exact pass: the skim and the block
-// scan.
+// TestOracleCoversFastPaths checks that the oracle's matchers reach every
+// fast path: without format rules, the block scan, and the skim behind
+// the leap with each of its window tests (the quad filter, when a form is
+// short, and the octet filter); with them, the leap with each test in
+// front of the block scan, and the block scan alone.
 func TestOracleCoversFastPaths(t *testing.T) {
 	got := map[string]bool{}
 	for _, m := range oracleMatchers {
-		if !m.opts.FormatRules {
-			got[map[bool]string{false: "skim", true: "block scan"}[m.book.flt.Load().odd.Load()]] = true
+		f := m.book.flt.Load()
+		path := "block scan"
+		if !f.odd.Load() {
+			path = map[bool]string{false: "leap by octets", true: "leap by quads"}[f.short.Load()]
 		}
+		got[path+map[bool]string{false: "", true: ", rules"}[m.opts.FormatRules]] = true
 	}
-	for _, want := range []string{"skim", "block scan"} {
+	for _, want := range []string{"block scan", "leap by octets", "leap by quads", "block scan, rules", "leap by octets, rules", "leap by quads, rules"} {
 		if !got[want] {
 			t.Errorf("no oracle matcher without format rules takes the %s", want)
 		}
