@@ -182,19 +182,58 @@ func BenchmarkFullPass(b *testing.B) {
 	b.Run("code", func(b *testing.B) { benchScan(b, m, "application/json", codeBody(b, 1<<20)) })
 }
 
-// BenchmarkSkim compares the exact pass's two fast paths in one run, on
-// BenchmarkExactPass's bodies: the block scan (noSkim) and the skim.
+// BenchmarkSkim compares the exact pass's fast paths in one run, on
+// BenchmarkExactPass's bodies: the block scan (noSkim), the skim alone
+// (noLeap) and the leap in front of it (the default); and, with the
+// format rules on, the block scan with and without the leap.
 func BenchmarkSkim(b *testing.B) {
-	m := mustMatcher(b, benchSecrets(100), Options{})
+	exact := mustMatcher(b, benchSecrets(100), Options{})
+	rules := mustMatcher(b, benchSecrets(100), Options{FormatRules: true})
 	for _, c := range []struct {
 		name string
 		body []byte
 	}{{"chat", chatBody(1 << 20)}, {"code", codeBody(b, 1<<20)}} {
-		b.Run(c.name+"/block", func(b *testing.B) {
-			defer func() { noSkim = false }()
-			noSkim = true
-			benchScan(b, m, "application/json", c.body)
+		for _, v := range []struct {
+			name string
+			m    *Matcher
+			off  *bool
+		}{{"block", exact, &noSkim}, {"skim", exact, &noLeap}, {"leap", exact, nil}, {"rules/block", rules, &noLeap}, {"rules/leap", rules, nil}} {
+			b.Run(c.name+"/"+v.name, func(b *testing.B) {
+				if v.off != nil {
+					*v.off = true
+					defer func() { *v.off = false }()
+				}
+				benchScan(b, v.m, "application/json", c.body)
+			})
+		}
+	}
+}
+
+// BenchmarkClassify is the leap's byte classifier over 1 MiB of chat
+// JSON, 512 bytes at a time as the leap takes it: each vector classifier
+// the machine has, and the generic one.
+func BenchmarkClassify(b *testing.B) {
+	body := chatBody(1 << 20)
+	body = body[:len(body)/512*512]
+	m := make([]bmask, 8)
+	vbmi, avx2 := hasVBMI, hasAVX2
+	defer func() { hasVBMI, hasAVX2 = vbmi, avx2 }()
+	for _, v := range []struct {
+		name       string
+		vbmi, avx2 bool
+	}{{"vbmi", true, false}, {"avx2", false, true}, {"generic", false, false}} {
+		if v.vbmi && !vbmi || v.avx2 && !avx2 {
+			continue
+		}
+		b.Run(v.name, func(b *testing.B) {
+			hasVBMI, hasAVX2 = v.vbmi, v.avx2
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				for i := 0; i < len(body); i += 512 {
+					classifyBlocks(body[i:i+512], m)
+				}
+			}
 		})
-		b.Run(c.name+"/skim", func(b *testing.B) { benchScan(b, m, "application/json", c.body) })
 	}
 }

@@ -206,8 +206,16 @@ func leapUnit(p []byte, u int) (w, shrink int, kind uint8) {
 		}
 		return 0, 0, uStop // '/', a key character, or no escape
 	case '%':
-		if u+1 >= len(p) || isHex[p[u+1]] {
+		// A '%' that starts no escape passes through, and so does one
+		// hex digit after it that a second does not follow (%d in a
+		// format string): see flushPct.
+		switch {
+		case u+1 >= len(p):
 			return 0, 0, uStop
+		case !isHex[p[u+1]]:
+			return 1, 0, uBreak
+		case u+2 >= len(p) || isHex[p[u+2]]:
+			return 0, 0, uStop // an escape, or p cuts it off
 		}
 		return 1, 0, uBreak
 	}

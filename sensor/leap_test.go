@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -22,6 +23,8 @@ func TestLeapJoins(t *testing.T) {
 		// but whose form goes on across the join.
 		pad + `k = mine` + v[:9] + `" + "` + v[9:] + `;` + pad,
 		pad + `k = abcdefghijklmnopqrstuvwxyz` + v[:10] + `", "` + v[10:] + `;` + pad,
+		// Percent signs: %d passes through, %41 is an A, %4 at a cut.
+		pad + `fmt.Printf("%d %x%d\n", n, ` + c[:6] + `%` + fmt.Sprintf("%X", c[6]) + c[7:] + `)` + pad,
 		// A gap of \u escapes: 12 normalised bytes from 62 raw ones.
 		pad + `k = "` + c[:5] + `"` + strings.Repeat(`\u0020`, 10) + `,"` + c[5:] + `";` + pad,
 	} {
