@@ -272,6 +272,7 @@ type leaper struct {
 	// the units before a.
 	lastB, shrinkB int
 	shrink         int
+	bsh            [leapBlocks + 2]int // the shrink of the units that start in each block of the piece
 }
 
 // leap finds the stretch of p from i that the lane may skip: it returns
@@ -367,6 +368,7 @@ func (l *leaper) units() {
 		l.cross = -1
 	}
 	next := -1 // where the next piece's units start
+	l.bsh = [leapBlocks + 2]int{}
 	for bi := 1; bi*64 < l.top-l.a+64; bi++ {
 		base := l.a + 64*(bi-1)
 		if next < 0 && base >= l.end {
@@ -385,6 +387,7 @@ func (l *leaper) units() {
 				m.g |= gapE>>1 | gapE | quoteE>>1
 				if base < l.end {
 					m.u1 |= bs
+					l.bsh[bi] += bits.OnesCount64(bs)
 				}
 				sp &^= bs
 				last = base + 63 - bits.LeadingZeros64(bs) + 2
@@ -413,6 +416,7 @@ func (l *leaper) units() {
 					}
 					if u < l.end {
 						m.u1 |= b0
+						l.bsh[bi]++
 					}
 					sp &^= b1
 					l.skip = u + 2
@@ -453,6 +457,7 @@ func (l *leaper) units() {
 func (l *leaper) mark(u, w, sh int, kind uint8) {
 	j, bit := l.at(u)
 	m := &l.mk[j]
+	l.bsh[j] += sh
 	switch sh {
 	case 1:
 		m.u1 |= 1 << bit
@@ -859,18 +864,17 @@ func (l *leaper) lastBreaker(lim int) (int, int, bool) {
 }
 
 // unitShrink returns the normalised bytes fewer that the piece's units
-// before raw index lim make.
+// before raw index lim (in the piece, or its end) make: the blocks'
+// sums before lim's block, and that block's units before lim.
 func (l *leaper) unitShrink(lim int) int {
+	j, b := l.at(lim)
 	sh := 0
-	for x := l.a; x < lim; x += 64 {
-		j, _ := l.at(x)
-		m := &l.mk[j]
-		u1, u3, u4, u5 := m.u1, m.u3, m.u4, m.u5
-		if lim-x < 64 {
-			v := uint64(1)<<(lim-x) - 1
-			u1, u3, u4, u5 = u1&v, u3&v, u4&v, u5&v
-		}
-		sh += bits.OnesCount64(u1) + 3*bits.OnesCount64(u3) + 4*bits.OnesCount64(u4) + 5*bits.OnesCount64(u5)
+	for _, n := range l.bsh[1:j] {
+		sh += n
+	}
+	if m := &l.mk[j]; b > 0 && j <= leapBlocks {
+		v := uint64(1)<<b - 1
+		sh += bits.OnesCount64(m.u1&v) + 3*bits.OnesCount64(m.u3&v) + 4*bits.OnesCount64(m.u4&v) + 5*bits.OnesCount64(m.u5&v)
 	}
 	return sh
 }
