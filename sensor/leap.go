@@ -378,19 +378,19 @@ func (l *leaper) units() {
 		sp, last := m.s, 0
 		if bs := m.bs; bs != 0 && l.skip <= base && bs&(bs<<1) == 0 && bs>>63 == 0 {
 			// Lone backslashes, none at the block's end, so each escapes
-			// the byte after it: if all of those are \n, \t, \r, \" or
-			// \', mark them at once (see mark).
+			// the byte after it: those that escape n, t, r, a quote or an
+			// apostrophe are marked at once (see mark).
 			e := bs << 1
 			gapE, quoteE := e&m.ntr, e&m.q
-			if e&^(gapE|quoteE) == 0 {
+			if done := (gapE | quoteE) >> 1; done != 0 {
 				m.k &^= gapE
 				m.g |= gapE>>1 | gapE | quoteE>>1
 				if base < l.end {
-					m.u1 |= bs
-					l.bsh[bi] += bits.OnesCount64(bs)
+					m.u1 |= done
+					l.bsh[bi] += bits.OnesCount64(done)
 				}
-				sp &^= bs
-				last = base + 63 - bits.LeadingZeros64(bs) + 2
+				sp &^= done // the rest (\u, \b, \f, \/ and no escape) are leapUnit's
+				last = base + 63 - bits.LeadingZeros64(done) + 2
 			}
 		}
 		for ; sp != 0; sp &= sp - 1 {
