@@ -392,6 +392,31 @@ func (l *leaper) units() {
 				sp &^= done // the rest (\u, \b, \f, \/ and no escape) are leapUnit's
 				last = base + 63 - bits.LeadingZeros64(done) + 2
 			}
+			// \u escapes of characters the skim passes through (see
+			// leapUnit), within the block.
+			for ue := e & m.uu; ue != 0; ue &= ue - 1 {
+				o := bits.TrailingZeros64(ue) - 1
+				u := base + o
+				if o > 64-6 || u+6 > len(p) {
+					continue
+				}
+				w, sh, kind := leapUnit(p, u)
+				if kind != uBreak || w != 6 {
+					continue // leapUnit's, in turn
+				}
+				v := uint64(0x1F) << (o + 1)
+				m.k, m.g, m.q = m.k&^v, m.g&^v, m.q&^v
+				if base < l.end {
+					if sh == 4 {
+						m.u4 |= 1 << o
+					} else {
+						m.u3 |= 1 << o
+					}
+					l.bsh[bi] += sh
+				}
+				sp &^= 1 << o
+				last = max(last, u+6)
+			}
 		}
 		for ; sp != 0; sp &= sp - 1 {
 			u := base + bits.TrailingZeros64(sp)
