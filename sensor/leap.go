@@ -6,46 +6,61 @@ import (
 	"sync"
 )
 
-// The leap is the exact pass's fastest path, in front of the skim. Where
-// the skim does, a word at a time, all that the byte path would have done,
-// the leap only proves that nothing would have happened: over a stretch
-// of the body that it finds clear it keeps no lane state at all, and the
-// lane resumes after the stretch as if it had read it.
+// The leap is the scan's fastest path, in front of the skim (and, with
+// the format rules on, of the block scan). Where those do, a word or a
+// byte at a time, all that the byte path would have done, the leap only
+// proves that nothing would have happened: over a stretch of the body
+// that it finds clear it keeps no lane state at all, and the lane resumes
+// after the stretch as if it had read it.
 //
 // That works because of where a stretch ends. After a breaker (a byte
 // that is neither a key character nor a gap character, such as ':' or
 // '{'), with the main lane quiet and no held form holding a byte that is
 // not a key character (filter.odd), the lane is in a state that does not
 // depend on what came before: no window ending there can begin a held
-// form (each would hold the breaker), the joiner is broken, and the join
-// lane idle. So the leap starts only where the joiner is broken, and ends
-// just after the last breaker before the first thing it cannot rule out;
-// the lane then skips the stretch's normalised bytes and resets, and the
-// skim reads on from there.
+// form (each would hold the breaker), no keyword form is under way, the
+// joiner is broken and the join lane idle. So the leap starts only where
+// the joiner is broken, and ends just after the last breaker before the
+// first thing it cannot rule out; the lane then counts the stretch's
+// normalised bytes and resets (see jump), and the skim or the block scan
+// reads on from there.
 //
-// Inside a stretch it must rule out all that could have been found:
+// The leap reads 512 raw bytes at a time (a piece), with the 64 before
+// and after: a vector classifier (classify_amd64.s: AVX-512 VBMI or AVX2,
+// else classifyGeneric) turns each 64 into bit masks of their classes,
+// and the escapes are marked by what they stand for (units). Inside a
+// stretch it must then rule out all that could have been found:
 //
-//   - A window of 8 normalised key characters that begins a held form.
-//     The leap classifies 64 raw bytes at a time into bit masks, marks
-//     the escapes' bytes by what they stand for, and tests each window of
-//     8 key characters by its run of 4 that starts at a raw index divisible
-//     by 4 (filter.hasQuad), and a window whose run passes by the filter
-//     and then the book, as the byte path would.
-//   - A window of the join lane that crosses a join. For each gap with two
+//   - A held form. Each begins with 8 normalised key characters (its
+//     anchor). When every form begins with 15 (filter.short is clear),
+//     only runs of 15 or more can hold one, and each start is tested by
+//     the form's 8-byte piece at the first raw index from it divisible
+//     by 8 (filter.hasOct); otherwise each window of 8 by its run of 4 at
+//     an index divisible by 4 (filter.hasQuad). A start whose piece
+//     passes is tested by the anchor filter and then the book, as the
+//     byte path would.
+//   - A window of the join lane across a join. For each gap with two
 //     quotes or more between two runs, the leap rebuilds the joined bytes
-//     about the join and tests each window across it the same way. It
-//     takes a gap for a join whenever the joiner might (it ignores maxGap
-//     for gaps of up to twice its length), so it tests a few windows too
-//     many, never one too few.
+//     about the join and tests each window across it, and the windows
+//     near the end of the run before it that the octet test leaves to
+//     the join lane. It takes a gap for a join whenever the joiner might
+//     (it ignores maxGap for gaps of up to twice its length), so it tests
+//     a few windows too many, never one too few.
+//   - With the format rules on, a keyword form that opens a candidate
+//     that matters: one whose tail could reach its rule's minimum, one
+//     encoded or of the PEM rule, and one the join lane would carry
+//     across a join (see keywordStops and keywordJoins).
 //   - Anything it does not undo: an escape or a character that stands for
-//     a key character, or for nothing (percent escapes, \/, \u escapes of
-//     ASCII, surrogates, fullwidth and invisible characters). It stops
-//     before those, and the skim and the byte path take them.
+//     a key character, a gap character or nothing (percent escapes, \/,
+//     \u escapes of ASCII letters, digits, spaces or quotes, surrogates,
+//     fullwidth and invisible characters). It stops before those, and the
+//     skim and the byte path take them.
 //
 // Without escapes of those kinds, every normalised key character is a raw
 // key character and every run of them a run of raw bytes, so the windows
 // are read from the raw body. FuzzBlockScanner holds the leap, like the
-// other fast paths, to the byte path: the same bytes, the same hits.
+// other fast paths, to the byte path: the same bytes, the same hits, and
+// the same count of normalised bytes.
 
 // noLeap turns the leap off (the skim still runs); benchmarks compare.
 var noLeap = false

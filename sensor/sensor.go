@@ -59,6 +59,9 @@
 // 8 bytes at a time, undoes the common escapes in place, and tests a word
 // only where 8 key characters in a row end in it, by its runs of 4 at
 // positions divisible by 4 (the filter keeps every anchor's pieces of 4).
+// In front of both, the leap (leap.go) classifies 64 bytes at a time
+// into bit masks, proves whole stretches clear between breakers, and
+// skips them without keeping any lane state.
 //
 // Format rules see through the same layers as the exact forms: base64,
 // base64url or hex, and base64 or base64url of base64 or of hex. The
