@@ -247,6 +247,16 @@ func leapUnit(p []byte, u int) (w, shrink int, kind uint8) {
 	return n, 0, uBreak
 }
 
+// escapers returns the backslashes of bs (a block's, none escaped from
+// the block before) that escape the byte after them: in each run, the
+// first, the third and so on. Shifted left by one, the run's bits and
+// the odd bits subtract to mark even-aligned runs, and XOR with the odd
+// bits fixes the odd-aligned ones (simdjson's method).
+func escapers(bs uint64) uint64 {
+	const odd = 0xAAAAAAAAAAAAAAAA
+	return ((bs<<1 | odd) - bs ^ odd) & bs
+}
+
 // escKind is what a two-byte JSON escape stands for, by its second byte:
 // uStop for \/ (a key character), \u (leapUnit's) and no escape.
 var escKind = func() (t [256]uint8) {
@@ -391,13 +401,20 @@ func (l *leaper) units() {
 		}
 		m := &l.mk[bi]
 		sp, last := m.s, 0
-		if bs := m.bs; bs != 0 && l.skip <= base && bs&(bs<<1) == 0 && bs>>63 == 0 {
-			// Lone backslashes, none at the block's end, so each escapes
-			// the byte after it: those that escape n, t, r, a quote or an
-			// apostrophe are marked at once (see mark).
-			e := bs << 1
-			gapE, quoteE := e&m.ntr, e&m.q
-			if done := (gapE | quoteE) >> 1; done != 0 {
+		if bs := m.bs; bs != 0 && l.skip <= base {
+			// The backslashes that escape the byte after them, and those
+			// bytes, by simdjson's carry trick: in a run of backslashes
+			// every other one escapes, from the run's first.
+			esc := escapers(bs)
+			e := esc << 1
+			if esc>>63 != 0 {
+				goto seq // an escape across the block's end: leapUnit's
+			}
+			// Those that escape n, t, r, a quote, an apostrophe or a
+			// backslash are marked at once (see mark).
+			gapE, quoteE, bsE := e&m.ntr, e&m.q, e&bs
+			sp &^= bsE // an escaped backslash starts no unit
+			if done := (gapE | quoteE | bsE) >> 1; done != 0 {
 				m.k &^= gapE
 				m.g |= gapE>>1 | gapE | quoteE>>1
 				if base < l.end {
@@ -433,6 +450,7 @@ func (l *leaper) units() {
 				last = max(last, u+6)
 			}
 		}
+	seq:
 		for ; sp != 0; sp &= sp - 1 {
 			u := base + bits.TrailingZeros64(sp)
 			if u < l.skip {

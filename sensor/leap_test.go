@@ -94,3 +94,30 @@ func TestClassifyMatchesGeneric(t *testing.T) {
 		t.Skip("no vector classifier on this machine: the generic one runs, and the other tests cover it")
 	}
 }
+
+// TestEscapers holds the carry trick to the backslash runs counted one by
+// one: in each run, every other backslash escapes, from the first.
+func TestEscapers(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		bs := r.Uint64() & r.Uint64() // runs of every length
+		if r.IntN(4) == 0 {
+			bs |= r.Uint64()
+		}
+		var want uint64
+		for i := 0; i < 64; {
+			if bs>>i&1 == 0 {
+				i++
+				continue
+			}
+			for k := 0; i < 64 && bs>>i&1 != 0; i, k = i+1, k+1 {
+				if k%2 == 0 {
+					want |= 1 << i
+				}
+			}
+		}
+		if got := escapers(bs); got != want {
+			t.Fatalf("escapers(%064b) = %064b, want %064b", bs, got, want)
+		}
+	}
+}
