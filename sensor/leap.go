@@ -941,9 +941,12 @@ func (l *leaper) unitShrink(lim int) int {
 // and returns where the byte path must take over. The caller checks what
 // the skim needs.
 func (s *Stream) fast(p []byte, i int) int {
+	if noLeap {
+		return s.skim(p, i)
+	}
 	for {
 		x := i
-		if s.jState == jBroken && !noLeap {
+		if s.jState == jBroken {
 			r, n, stop := s.leap(p, i)
 			if r > i {
 				s.jump(n)
