@@ -36,16 +36,30 @@
 	CLASS(256, Y3, 48+half) \
 	CLASS(288, Y3, 56+half)
 
+// The arguments both classifiers share: p, n, m and t.
+#define ARGS \
+	MOVQ p+0(FP), SI \
+	MOVQ n+8(FP), CX \
+	MOVQ m+16(FP), DI \
+	MOVQ t+24(FP), R15
+
+// The unit masks zeroed (R13 holds 0), and on to the next block.
+#define NEXT \
+	MOVQ R13, 64(DI) \
+	MOVQ R13, 72(DI) \
+	MOVQ R13, 80(DI) \
+	MOVQ R13, 88(DI) \
+	ADDQ $64, SI \
+	ADDQ $96, DI \
+	DECQ CX
+
 // func classifyAVX2(p *byte, n int, m *bmask, t *[10][32]byte)
 //
 // t: the row bit of each high nibble for the ASCII classes and for the
 // special bytes, then the low-nibble tables of key, gap, quote, special,
 // breaker, backslash, n t r and u (see nibbles).
 TEXT ·classifyAVX2(SB), NOSPLIT, $0-32
-	MOVQ p+0(FP), SI
-	MOVQ n+8(FP), CX
-	MOVQ m+16(FP), DI
-	MOVQ t+24(FP), R15
+	ARGS
 	VMOVDQU 0(R15), Y14
 	VMOVDQU 32(R15), Y9
 	MOVQ $0x0f0f0f0f0f0f0f0f, AX
@@ -59,13 +73,7 @@ loop:
 	JZ done
 	HALF(0, 0)
 	HALF(32, 4)
-	MOVQ R13, 64(DI)
-	MOVQ R13, 72(DI)
-	MOVQ R13, 80(DI)
-	MOVQ R13, 88(DI)
-	ADDQ $64, SI
-	ADDQ $96, DI
-	DECQ CX
+	NEXT
 	JMP loop
 
 done:
@@ -78,10 +86,7 @@ done:
 // in the table's ASCII half and one in its upper half (each by the low 7
 // bits), blended by each byte's top bit; then one VPTESTMB per class.
 TEXT ·classifyVBMI(SB), NOSPLIT, $0-40
-	MOVQ p+0(FP), SI
-	MOVQ n+8(FP), CX
-	MOVQ m+16(FP), DI
-	MOVQ t+24(FP), R15
+	ARGS
 	MOVQ bits+32(FP), R14
 	VMOVDQU64 0(R15), Z10
 	VMOVDQU64 64(R15), Z11
@@ -131,13 +136,7 @@ vloop:
 	MOVQ R10, 40(DI)
 	MOVQ R11, 48(DI)
 	MOVQ R12, 56(DI)
-	MOVQ R13, 64(DI)
-	MOVQ R13, 72(DI)
-	MOVQ R13, 80(DI)
-	MOVQ R13, 88(DI)
-	ADDQ $64, SI
-	ADDQ $96, DI
-	DECQ CX
+	NEXT
 	JMP vloop
 
 vdone:
