@@ -285,10 +285,10 @@ type leaper struct {
 	// cross is the start of a unit that runs from the last piece into this
 	// one (-1 if none): its marks past the last piece's end are redone.
 	cross int
+	short bool // flt.short, as the leap read it
 	// The joins: quotes before consumed belong to gaps already decided;
 	// the last join's second run started at chainY, and the 7 or fewer
 	// joined bytes before it are chainT (chainN of them).
-	short          bool // flt.short, as the leap read it
 	consumed       int
 	chainY, chainN int
 	chainT         uint64
