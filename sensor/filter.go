@@ -64,8 +64,10 @@ func filterBits(n int) int { return pow2(max(minFilterBits, anchorBits*n)) }
 // each): a false yes costs a word whose windows are tested one by one.
 const quadBits = 16 * 4
 
-// octBits is the octet filter's bits per form (it holds 8 keys for each).
-const octBits = 16 * 8
+// octBits is the octet filter's bits per form: it holds 8 keys for each,
+// at 12 bits a key or more (12 to 24 once rounded up to a power of two;
+// a false yes costs 8 anchor tests at most).
+const octBits = 12 * 8
 
 // octLen is the length of a form's start that the octet filter holds the
 // pieces of: 8 pieces of 8 bytes, at offsets 0 to 7.
