@@ -257,18 +257,6 @@ func escapers(bs uint64) uint64 {
 	return ((bs<<1 | odd) - bs ^ odd) & bs
 }
 
-// escKind is what a two-byte JSON escape stands for, by its second byte:
-// uStop for \/ (a key character), \u (leapUnit's) and no escape.
-var escKind = func() (t [256]uint8) {
-	for c := range 256 {
-		t[c] = uStop
-	}
-	t['"'], t['\''] = uQuote, uQuote
-	t['n'], t['t'], t['r'] = uGap, uGap, uGap
-	t['\\'], t['b'], t['f'] = uBreak, uBreak, uBreak
-	return t
-}()
-
 // leaper is a leap in progress over p.
 type leaper struct {
 	p     []byte
@@ -401,15 +389,18 @@ func (l *leaper) units() {
 		}
 		m := &l.mk[bi]
 		sp, last := m.s, 0
-		if bs := m.bs; bs != 0 && l.skip <= base {
+		if bs := m.bs; bs != 0 && l.skip < base+64 {
 			// The backslashes that escape the byte after them, and those
 			// bytes, by simdjson's carry trick: in a run of backslashes
-			// every other one escapes, from the run's first.
-			esc := escapers(bs)
-			e := esc << 1
-			if esc>>63 != 0 {
-				goto seq // an escape across the block's end: leapUnit's
+			// every other one escapes, from the run's first. Bytes before
+			// l.skip belong to a unit from the block before (marked by
+			// then); one that escapes across the block's end is left to
+			// leapUnit.
+			if l.skip > base {
+				bs &^= uint64(1)<<(l.skip-base) - 1
 			}
+			esc := escapers(bs) &^ (1 << 63)
+			e := esc << 1
 			// Those that escape n, t, r, a quote, an apostrophe or a
 			// backslash are marked at once (see mark).
 			gapE, quoteE, bsE := e&m.ntr, e&m.q, e&bs
@@ -450,7 +441,6 @@ func (l *leaper) units() {
 				last = max(last, u+6)
 			}
 		}
-	seq:
 		for ; sp != 0; sp &= sp - 1 {
 			u := base + bits.TrailingZeros64(sp)
 			if u < l.skip {
@@ -458,28 +448,6 @@ func (l *leaper) units() {
 			}
 			if next < 0 && u >= l.end {
 				next = max(l.skip, l.end)
-			}
-			if o := u - base; o < 63 && p[u] == '\\' && u+1 < len(p) {
-				// A two-byte escape, leapUnit and mark inlined: the
-				// commonest special in JSON.
-				if kind := escKind[p[u+1]]; kind != uStop {
-					m := &l.mk[bi]
-					b0, b1 := uint64(1)<<o, uint64(2)<<o
-					m.k &^= b1
-					switch kind {
-					case uQuote:
-						m.g |= b0 // the quote after it is the unit's quote
-					case uGap:
-						m.g |= b0 | b1
-					}
-					if u < l.end {
-						m.u1 |= b0
-						l.bsh[bi]++
-					}
-					sp &^= b1
-					l.skip = u + 2
-					continue
-				}
 			}
 			w, sh, kind := leapUnit(p, u)
 			if kind == uStop || u+w > l.top {
