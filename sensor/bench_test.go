@@ -237,3 +237,31 @@ func BenchmarkClassify(b *testing.B) {
 		})
 	}
 }
+
+// sseBody returns about size bytes of an OpenAI-style chat stream whose
+// events each carry a delta of about delta bytes of prose.
+func sseBody(size, delta int) []byte {
+	r := rand.New(rand.NewPCG(9, 10))
+	var b bytes.Buffer
+	for b.Len() < size {
+		t := ""
+		for len(t) < delta {
+			t += benignText(r, 4)
+		}
+		c, _ := json.Marshal(t[:delta])
+		fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-9Xq2\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%s},\"finish_reason\":null}]}\n\n", c)
+	}
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
+}
+
+// BenchmarkSSEStream is a 1 MiB streamed reply through the whole sensor
+// (100 held secrets, all format rules): events of 1 KiB of delta, as
+// BenchmarkProxyLargeStream in ./daemon sends, and of 8 bytes, as a chat
+// model streams its tokens.
+func BenchmarkSSEStream(b *testing.B) {
+	m := mustMatcher(b, benchSecrets(100), Options{FormatRules: true})
+	for _, d := range []int{1024, 8} {
+		b.Run(fmt.Sprint("delta=", d), func(b *testing.B) { benchScan(b, m, "text/event-stream", sseBody(1<<20, d)) })
+	}
+}

@@ -79,9 +79,9 @@ func scanCalls(m *Matcher, ctype string, body, sizes []byte) []string {
 		i += n
 	}
 	f, h := st.Close()
-	// The normalised bytes the main lane counted: the leap skips them, and
-	// must count them as the byte path would.
-	return append(calls, fmt.Sprintf("%q %v", f, h), fmt.Sprintf("main lane at %d", st.main.pos))
+	// The normalised bytes the main and SSE lanes counted: the leap skips
+	// them, and must count them as the byte path would.
+	return append(calls, fmt.Sprintf("%q %v", f, h), fmt.Sprintf("main lane at %d, SSE lane at %d", st.main.pos, st.sl.pos))
 }
 
 // checkFastPaths is the oracle: body scanned with the fast paths and
@@ -123,8 +123,18 @@ func oracleSeeds() []string {
 		"prose “quotes” — 100% of 50%off C:\\\\Users \\u00e9t\\u00e9 " + c + " \u200b" + encoders["zw"](c),
 		`{"text":"Zq8vX2kM Zq8vX2k Zq8vX2kMM p\"ss: w0rd\/Zq"}`,
 		string(chatBody(2 << 10)),
+		// Deltas long enough for the SSE lane's leap: a secret inside one,
+		// one split across two, escapes, keywords and a short tail.
+		sseEvent(`The answer, in prose: `+strings.Repeat("words and more words, ", 5)+v+` then \"quoted\" text\n\tand AKIA of sk-abc`) +
+			sseEvent(strings.Repeat("tokens stream in ", 6)+v[:30]) + sseEvent(v[30:]+strings.Repeat(" more tokens", 8)) +
+			sseEvent(strings.Repeat("x", 70)+` \u00e9t\u00e9 \u0041 100% `+c),
 		strings.Repeat("func main() { fmt.Println(\"hello\") } // sk-proj- AKIA ", 20),
 	}
+}
+
+// sseEvent returns an OpenAI-style SSE event whose delta is text (JSON-escaped already).
+func sseEvent(text string) string {
+	return "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + text + "\"}}]}\n\n"
 }
 
 // TestOracleCoversFastPaths checks that the oracle's matchers reach every
@@ -146,6 +156,25 @@ func TestOracleCoversFastPaths(t *testing.T) {
 		if !got[want] {
 			t.Errorf("no oracle matcher without format rules takes the %s", want)
 		}
+	}
+	// The SSE lane's leap: the seed of long deltas takes it in every
+	// matcher that leaps (the only jumps of the SSE lane are the leap's).
+	var seed string
+	for _, s := range oracleSeeds() {
+		if strings.Contains(s, "tokens stream in") {
+			seed = s
+		}
+	}
+	for i, m := range oracleMatchers {
+		if m.book.flt.Load().odd.Load() {
+			continue
+		}
+		st := m.NewStream(Response, "text/event-stream")
+		st.Write([]byte(seed))
+		if st.Close(); st.sl.resetAt == 0 {
+			t.Errorf("oracle matcher %d: the SSE lane never leapt over the seed of long deltas", i)
+		}
+		st.Release()
 	}
 }
 

@@ -274,6 +274,14 @@ type leaper struct {
 	// one (-1 if none): its marks past the last piece's end are redone.
 	cross int
 	short bool // flt.short, as the leap read it
+	// sse is set for the SSE lane's leap, which has no joiner: no join is
+	// tested, and a stretch may end after any byte that is neither a key
+	// character nor a quote (see ends).
+	sse bool
+	// ends marks, per block, the raw bytes a stretch may end after: plain
+	// ASCII breakers, and for the SSE lane raw gap characters that are
+	// not quotes. None is part of a unit.
+	ends [leapBlocks + 2]uint64
 	// The joins: quotes before consumed belong to gaps already decided;
 	// the last join's second run started at chainY, and the 7 or fewer
 	// joined bytes before it are chainT (chainN of them).
@@ -288,24 +296,28 @@ type leaper struct {
 	bsh            [leapBlocks + 2]int // the shrink of the units that start in each block of the piece
 }
 
-// leap finds the stretch of p from i that the lane may skip: it returns
-// r, the index just past the stretch (i if there is none), the number of
-// normalised bytes in p[i:r], and stop, where the first thing the leap
-// could not rule out is (len(p) if none). The caller checks what the skim
-// needs, and that the joiner is broken.
-func (s *Stream) leap(p []byte, i int) (r int, n int64, stop int) {
-	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1}
+// leap finds the stretch of p from i that the main lane may skip (the
+// SSE lane, if sse is set): it returns r, the index just past the stretch
+// (i if there is none), the number of normalised bytes in p[i:r], and
+// stop, where the first thing the leap could not rule out is (len(p) if
+// none). The caller checks what the skim needs, and that the joiner is
+// broken; for the SSE lane, what sseLeapable does.
+func (s *Stream) leap(p []byte, i int, sse bool) (r int, n int64, stop int) {
+	l := leaper{p: p, flt: s.flt, book: &s.m.book, stop: len(p), skip: i, cross: -1, consumed: i, chainY: -1, lastB: -1, sse: sse}
 	l.short = l.flt.short.Load()
 	if s.m.a.maxLen > 0 {
 		l.au, l.rules = s.m.a, s.m.rules
 	}
-	for l.a = i; l.a < len(p) && l.a < l.stop; l.a = l.end {
+	for l.a = i; ; l.a = l.end {
 		if l.a == i {
 			l.mk[0] = bmask{} // nothing before i counts: the joiner is broken there
 		} else {
 			l.mk[0] = l.mk[leapBlocks]
 		}
 		l.piece()
+		if l.end >= len(p) || l.end >= l.stop {
+			break // l.a stays the last piece's, for lastBreaker
+		}
 	}
 	// The stretch ends after the last breaker before stop.
 	lb, sh := l.lastB, l.shrinkB
@@ -331,7 +343,9 @@ func (l *leaper) piece() {
 	if l.au != nil {
 		l.keywords(min(l.stop, lim))
 	}
-	l.joins(min(l.stop, lim))
+	if !l.sse {
+		l.joins(min(l.stop, lim))
+	}
 	if l.stop >= l.end {
 		// The piece is clear: note its last breaker for the stretch.
 		if b, sh, ok := l.lastBreaker(l.end); ok {
@@ -361,6 +375,14 @@ func (l *leaper) classify(nb int) {
 		m := &l.mk[1+i]
 		m.k, m.g, m.q, m.s, m.b = m.k&v, m.g&v, m.q&v, m.s&v, m.b&v
 		m.bs, m.ntr, m.uu = m.bs&v, m.ntr&v, m.uu&v
+	}
+	// Before units marks the escapes: the raw classes.
+	for i := 1; i <= nb; i++ {
+		m := &l.mk[i]
+		l.ends[i] = m.b
+		if l.sse {
+			l.ends[i] |= m.g &^ m.k &^ m.q
+		}
 	}
 }
 
@@ -822,7 +844,16 @@ func (l *leaper) across(back, y int) bool {
 				return false
 			}
 		}
+		// A form begins at x only if its first three bytes are in the
+		// trigram table: raw bytes of the run for all but the last two
+		// starts, whose trigrams run across the join and are walked.
+		tri := keywordTrigrams()
 		for x := back - n + 1; x <= back; x++ {
+			if x+2 <= back {
+				if h := trigramBit(uint32(p[x])<<16 | uint32(p[x+1])<<8 | uint32(p[x+2])); tri[h>>6]>>(h&63)&1 == 0 {
+					continue
+				}
+			}
 			if l.keywordJoins(x, back, y) {
 				return false
 			}
@@ -868,16 +899,16 @@ func (l *leaper) across(back, y int) bool {
 	return true
 }
 
-// lastBreaker returns the last breaker in the current piece before raw
-// index lim, and the normalised bytes fewer that the units before it
-// make.
+// lastBreaker returns the last byte a stretch may end after (see ends)
+// in the current piece before raw index lim, and the normalised bytes
+// fewer that the units before it make.
 func (l *leaper) lastBreaker(lim int) (int, int, bool) {
 	if lim <= l.a {
 		return 0, 0, false // a window that starts in the piece before: lastB is before it
 	}
 	for base := l.a + (lim-1-l.a)/64*64; base >= l.a; base -= 64 {
 		j, _ := l.at(base)
-		m := l.mk[j].b
+		m := l.ends[j]
 		if lim-base < 64 {
 			m &= uint64(1)<<(lim-base) - 1
 		}
@@ -915,9 +946,9 @@ func (s *Stream) fast(p []byte, i int) int {
 	for {
 		x := i
 		if s.jState == jBroken {
-			r, n, stop := s.leap(p, i)
+			r, n, stop := s.leap(p, i, false)
 			if r > i {
-				s.jump(n)
+				s.main.jump(n)
 				i = r
 			}
 			x = stop
@@ -945,13 +976,12 @@ func (s *Stream) fast(p []byte, i int) int {
 // this.
 const leapBack = 64
 
-// jump moves the main lane over the n normalised bytes of a stretch the
-// leap found clear, which ends after a breaker: nothing before that
-// counts as a window any more, as nothing would have.
-func (s *Stream) jump(n int64) {
-	m := &s.main
-	m.pos += n
-	m.resetAt, m.win = m.pos, 0
+// jump moves the lane over the n normalised bytes of a stretch the leap
+// found clear, which ends after a byte no held form holds: nothing
+// before that counts as a window any more, as nothing would have.
+func (l *lane) jump(n int64) {
+	l.pos += n
+	l.resetAt, l.win = l.pos, 0
 }
 
 // breakAfter returns the index just past the first plain ASCII breaker in
@@ -970,13 +1000,13 @@ func breakAfter(p []byte, x int) int {
 // byte path read on. A leap that passed little is not tried again until
 // a piece's worth further on.
 func (s *Stream) leapRules(p []byte, i int) int {
-	r, n, stop := s.leap(p, i)
+	r, n, stop := s.leap(p, i, false)
 	s.leapFrom = s.total + int64(stop)
 	if stop-i < leapBack {
 		s.leapFrom += leapBack
 	}
 	if r > i {
-		s.jump(n)
+		s.main.jump(n)
 	}
 	return r
 }

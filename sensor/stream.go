@@ -119,9 +119,7 @@ var isHex = byteSet("0123456789abcdefABCDEF")
 // else takes the general path.
 func (s *Stream) scan(p []byte) {
 	if s.sse {
-		for i, b := range p {
-			s.sx.feed(s, b, s.total+int64(i))
-		}
+		s.sseScan(p)
 	}
 	m, a := &s.main, s.main.a
 	if m.ring == nil {
