@@ -129,3 +129,13 @@ func TestUsageStripperAtEveryChunking(t *testing.T) {
 		}
 	}
 }
+
+// TestHasUsageChunkIsContains: the stripper's search by ']' finds the
+// usage chunk exactly where bytes.Contains would, at every edge.
+func TestHasUsageChunkIsContains(t *testing.T) {
+	for _, s := range []string{"", "]", `"choices":[]`, `x"choices":[]`, `"choices":[] `, `"choices":[`, `]]]"choices":[]]`, `"choices": []`, `"choices":[1]"choices":[]`, `choices":[]`} {
+		if got, want := hasUsageChunk([]byte(s)), bytes.Contains([]byte(s), usageChunk); got != want {
+			t.Errorf("hasUsageChunk(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

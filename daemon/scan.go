@@ -255,7 +255,7 @@ func (b *scanBody) Read(p []byte) (int, error) {
 		}
 		// p is free: everything cleared so far has been copied out, and
 		// pending never aliases p (the sensor copies what it is given).
-		n, err := b.src.Read(p)
+		n, err := b.src.Read(p[:b.readSize(len(p))])
 		if n > 0 {
 			if b.f.idle != nil {
 				b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
@@ -292,6 +292,33 @@ func (b *scanBody) Read(p []byte) (int, error) {
 	b.pending = b.pending[n:]
 	return n, nil
 }
+
+// readSize returns how much of a buffer of n bytes an upstream read may
+// fill. A streamed reply goes to the agent one chunk per Read, flushed: the
+// bytes the sensor and the usage stripper hold come out with the next
+// read's, and the whole should fit, with its chunk framing, the server's
+// 4 KiB write buffer. Then each upstream read costs the agent's connection
+// one write, where a full 4 KiB read cost three (the buffer's worth, the
+// few bytes past it at the flush, and the held bytes' own chunk).
+func (b *scanBody) readSize(n int) int {
+	if b.tap == nil {
+		return n // read whole by wrapResponse, not flushed
+	}
+	held := b.stream.Held()
+	if b.strip != nil {
+		held += len(b.strip.ev)
+	}
+	return max(min(n, chunkRoom)-held, min(n, minStreamRead))
+}
+
+const (
+	// chunkRoom is net/http's 4 KiB connection write buffer less a chunk's
+	// size line and its closing CRLF ("ff8\r\n", "\r\n").
+	chunkRoom = 4<<10 - 8
+	// minStreamRead keeps reads from shrinking to nothing behind a large
+	// hold: such a read is forwarded in two writes, as before.
+	minStreamRead = 1 << 10
+)
 
 func (b *scanBody) hits(hs []sensor.Hit) {
 	for _, h := range hs {

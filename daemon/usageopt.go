@@ -72,14 +72,14 @@ func (s *usageStripper) filter(p []byte) []byte {
 	done, rest := buf[:k+2], buf[k+2:]
 	var out []byte
 	switch {
-	case !bytes.Contains(done, usageChunk) && len(s.ev) == 0:
+	case !hasUsageChunk(done) && len(s.ev) == 0:
 		out = done // p's own bytes: nothing held, nothing to drop
 	default:
 		s.out = s.out[:0]
 		for len(done) > 0 {
 			i := bytes.Index(done, sseEventEnd)
 			ev := done[:i+2]
-			if !(bytes.Contains(ev, usageChunk) && bytes.Contains(ev, []byte(`"usage":{`))) {
+			if !(hasUsageChunk(ev) && bytes.Contains(ev, []byte(`"usage":{`))) {
 				s.out = append(s.out, ev...)
 			}
 			done = done[i+2:]
@@ -88,6 +88,25 @@ func (s *usageStripper) filter(p []byte) []byte {
 	}
 	s.ev = append(s.ev[:0], rest...) // out never aliases s.ev
 	return out
+}
+
+// hasUsageChunk is bytes.Contains(b, usageChunk), by the chunk's last
+// byte: a ']' comes about once an event, where a search for the whole
+// chunk tests every quote, which JSON is full of.
+func hasUsageChunk(b []byte) bool {
+	if len(b) < len(usageChunk) {
+		return false
+	}
+	for k := len(usageChunk) - 1; ; {
+		i := bytes.IndexByte(b[k:], ']')
+		if i < 0 {
+			return false
+		}
+		if k += i; bytes.Equal(b[k+1-len(usageChunk):k+1], usageChunk) {
+			return true
+		}
+		k++
+	}
 }
 
 // flush returns whatever is left at the end of the stream.

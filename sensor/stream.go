@@ -222,6 +222,10 @@ func (s *Stream) scan(p []byte) {
 	m.state, m.pos, s.jState = state, pos, js
 }
 
+// Held returns how many bytes written so far the stream holds back: what
+// a later call may forward besides the bytes it is given.
+func (s *Stream) Held() int { return len(s.buf) - s.drop }
+
 // Flush returns every byte still held, as Close would, but keeps scanning:
 // a match open across the flush point completes in later writes and is
 // reported then, and is redacted only in its part written after the flush
