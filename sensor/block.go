@@ -72,12 +72,23 @@ func (s *Stream) block(p []byte, i int) int {
 	// The classes of the two bytes before p[j] stay in registers.
 	grams, cls := g.grams, &gramClass
 	c0, c1 := uint32(cls[t[6]]), uint32(cls[t[7]])
+	// With the format rules on, the block hands back to the leap after the
+	// first breaker from where the leap may be tried again (see
+	// leapRules): the joiner is broken there.
+	back := len(p)
+	if !noLeap && !g.odd.Load() {
+		back = max(i, int(min(s.leapFrom-s.total, int64(len(p)))))
+	}
 	j := i
 	for ; j < len(p); j++ {
 		b := p[j]
 		c := uint32(cls[b])
 		k := (c0*nGramClasses+c1)*nGramClasses + c
 		if !blockByte[b] && (!plain[b] || !safeQuote(p, i, j)) || atomic.LoadUint64(&grams[k>>6])&(1<<(k&63)) != 0 {
+			break
+		}
+		if j >= back && breaksGap[b] {
+			j++
 			break
 		}
 		c0, c1 = c1, c
