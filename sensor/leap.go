@@ -625,37 +625,72 @@ func (l *leaper) windows(n, lim int) {
 var keywordTrigrams = sync.OnceValue(func() *[1 << 10]uint64 {
 	var t [1 << 10]uint64
 	for _, w := range ruleWords().words {
-		h := trigramBit(uint32(w[0])<<16 | uint32(w[1])<<8 | uint32(w[2])) // every keyword form has three bytes or more
+		h := trigramBit(uint32(w[0]) | uint32(w[1])<<8 | uint32(w[2])<<16) // every keyword form has three bytes or more
 		t[h>>6] |= 1 << (h & 63)
 	}
 	return &t
 })
 
-// trigramBit hashes the three bytes v (the first the most significant)
+// trigramBit hashes the three bytes v (the first the least significant;
+// a fourth, above them, is ignored)
 // to a bit of keywordTrigrams.
 func trigramBit(v uint32) uint32 { return (v & 0xFFFFFF) * 0x9E3779B1 >> 16 }
 
 // keywords tests each key character of the piece before lim for the
-// start of a format keyword's form.
+// start of a format keyword's form: those whose first three bytes the
+// trigram table has, and those among the last two bytes of p, which have
+// no trigram.
 func (l *leaper) keywords(lim int) {
 	p, tri := l.p, keywordTrigrams()
-	x := l.a
-	if n := min(lim, len(p)-2); x < n {
-		v := uint32(p[x])<<8 | uint32(p[x+1])
-		for ; x < n; x++ {
-			v = v<<8 | uint32(p[x+2])
-			if h := trigramBit(v); tri[h>>6]>>(h&63)&1 != 0 && l.kAt(x) && l.keywordStops(x) {
+	// The blocks with two bytes after them have their trigrams' bits by
+	// the block (trigramMasks); the rest, a byte at a time.
+	nb := min((lim-l.a+63)/64, (len(p)-2-l.a)/64, leapBlocks)
+	var tm [leapBlocks]uint64
+	if nb > 0 {
+		trigramMasks(p[l.a:], tri, tm[:nb])
+	}
+	for bi := range nb {
+		base := l.a + 64*bi
+		m := tm[bi] & l.mk[1+bi].k
+		if lim-base < 64 {
+			m &= uint64(1)<<(lim-base) - 1
+		}
+		for ; m != 0; m &= m - 1 {
+			if x := base + bits.TrailingZeros64(m); l.keywordStops(x) {
 				l.stop = min(l.stop, x)
 				return
 			}
 		}
 	}
-	for ; x < lim; x++ { // the last two bytes of p: no trigram to test
-		if l.kAt(x) && l.keywordStops(x) {
+	for x := l.a + 64*nb; x < lim; x++ {
+		if (x+2 >= len(p) || hasTrigram(tri, p, x)) && l.kAt(x) && l.keywordStops(x) {
 			l.stop = min(l.stop, x)
 			return
 		}
 	}
+}
+
+// trigramMasksGeneric is trigramMasks a byte at a time: each position's
+// trigram read whole, with the byte after it where there is one, so that
+// no position waits on the one before.
+func trigramMasksGeneric(p []byte, tri *[1 << 10]uint64, out []uint64) {
+	for i := range out {
+		var m uint64
+		q := p[64*i : 64*i+66]
+		for k := range 64 {
+			v := uint32(q[k]) | uint32(q[k+1])<<8 | uint32(q[k+2])<<16
+			h := trigramBit(v)
+			m |= (tri[h>>6&(1<<10-1)] >> (h & 63) & 1) << k
+		}
+		out[i] = m
+	}
+}
+
+// hasTrigram reports whether the three bytes of p from x are those a
+// keyword form begins with, as far as the table tells.
+func hasTrigram(tri *[1 << 10]uint64, p []byte, x int) bool {
+	h := trigramBit(uint32(p[x]) | uint32(p[x+1])<<8 | uint32(p[x+2])<<16)
+	return tri[h>>6]>>(h&63)&1 != 0
 }
 
 // keywordStops reports whether a keyword form that begins at raw index x
@@ -850,7 +885,7 @@ func (l *leaper) across(back, y int) bool {
 		tri := keywordTrigrams()
 		for x := back - n + 1; x <= back; x++ {
 			if x+2 <= back {
-				if h := trigramBit(uint32(p[x])<<16 | uint32(p[x+1])<<8 | uint32(p[x+2])); tri[h>>6]>>(h&63)&1 == 0 {
+				if !hasTrigram(tri, p, x) {
 					continue
 				}
 			}

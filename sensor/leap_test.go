@@ -121,3 +121,49 @@ func TestEscapers(t *testing.T) {
 		}
 	}
 }
+
+// TestTrigramMasksMatchScalar holds the trigram masks, the vector ones
+// where the machine has them and the generic ones, to hasTrigram at each
+// position: over random bytes and a chat body, with the keyword table and
+// with a random one, in which half of all bits are set.
+func TestTrigramMasksMatchScalar(t *testing.T) {
+	avx := hasAVX512
+	defer func() { hasAVX512 = avx }()
+	r := rand.New(rand.NewPCG(5, 6))
+	random := make([]byte, 64*24+2)
+	for i := range random {
+		random[i] = byte(r.UintN(256))
+	}
+	var half [1 << 10]uint64
+	for i := range half {
+		half[i] = r.Uint64()
+	}
+	hits := 0
+	for _, tri := range []*[1 << 10]uint64{keywordTrigrams(), &half} {
+		for _, p := range [][]byte{random, chatBody(64*24 + 2)[:64*24+2]} {
+			for _, vec := range []bool{false, true} {
+				if vec && !avx {
+					t.Log("no AVX-512 on this machine (or a purego build): the generic masks only")
+					continue
+				}
+				hasAVX512 = vec
+				for n := 1; n <= 24; n++ {
+					out := make([]uint64, n)
+					trigramMasks(p[:64*n+2], tri, out)
+					for x := range 64 * n {
+						want := hasTrigram(tri, p, x)
+						if got := out[x/64]>>(x%64)&1 != 0; got != want {
+							t.Fatalf("AVX-512 %v, %d blocks, position %d: bit %v, want %v", vec, n, x, got, want)
+						}
+						if want {
+							hits++
+						}
+					}
+				}
+			}
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no position hit: the test checks nothing")
+	}
+}
