@@ -548,6 +548,20 @@ func (l *leaper) bits(x, w int) (int, uint64, uint64) {
 	return j, v << b, v >> (64 - b)
 }
 
+// runTo returns the length of the run of key characters that ends at raw
+// index x (a key character), up to most (at most 64): the run's bits
+// counted in x's mask and the one before it.
+func (l *leaper) runTo(x, most int) int {
+	j, b := l.at(x)
+	// With x's bit shifted to the top, the run is the leading ones (the
+	// bits shifted in stop the count at the block's first byte).
+	n := bits.LeadingZeros64(^(l.mk[j].k << (63 - b)))
+	if n == int(b)+1 && j > 0 {
+		n += bits.LeadingZeros64(^l.mk[j-1].k)
+	}
+	return min(n, most)
+}
+
 // kAt reports whether raw index x, in the masks, is a key character.
 func (l *leaper) kAt(x int) bool { j, b := l.at(x); return l.mk[j].k>>b&1 != 0 }
 
@@ -873,11 +887,9 @@ func (l *leaper) across(back, y int) bool {
 	if l.au != nil {
 		// A keyword form in the run before the gap, or one unbroken at its
 		// end, may open a candidate that goes on across the join.
-		n := 0
-		for ; l.kAt(back - n); n++ {
-			if n == maxJoinRun {
-				return false
-			}
+		n := l.runTo(back, maxJoinRun+1)
+		if n > maxJoinRun {
+			return false
 		}
 		// A form begins at x only if its first three bytes are in the
 		// trigram table: raw bytes of the run for all but the last two
@@ -899,10 +911,7 @@ func (l *leaper) across(back, y int) bool {
 		// last 14 bytes: the main lane tests a start only where 15 key
 		// characters follow it, but in the join lane a form may begin
 		// there and go on across the join.
-		n := 1
-		for n < octLen-1 && l.kAt(back-n) {
-			n++
-		}
+		n := l.runTo(back, octLen-1)
 		for x := back - n + 1; x+7 <= back; x++ {
 			if l.held(binary.BigEndian.Uint64(p[x:])) {
 				return false
