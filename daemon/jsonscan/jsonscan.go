@@ -10,6 +10,7 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 )
@@ -93,15 +94,26 @@ func SkipSpace(b []byte, i int) int {
 // skipString returns the index just past the string that starts at b[i].
 // b is valid JSON.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
+	for i++; ; {
+		// Eight bytes at a time to the next quote or backslash (a valid
+		// string has no control character, stopIn's third stop).
+		for i+8 <= len(b) {
+			k := stopIn(binary.LittleEndian.Uint64(b[i:]))
+			if i += k; k < 8 {
+				break
+			}
+		}
+		for i < len(b) && b[i] != '"' && b[i] != '\\' {
 			i++
-		case '"':
+		}
+		if i >= len(b) {
+			return len(b)
+		}
+		if b[i] == '"' {
 			return i + 1
 		}
+		i += 2 // an escape: its next byte is never the end
 	}
-	return i
 }
 
 // skipValue returns the index just past the value that starts at b[i].

@@ -38,6 +38,11 @@ func FuzzValid(f *testing.F) {
 		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
 		}
+		if i := SkipSpace(b, 0); Valid(b) && b[i] == '"' {
+			if got, want := skipString(b, i), validString(b, i); got != want {
+				t.Fatalf("skipString(%q) = %d, validString %d", b, got, want)
+			}
+		}
 	})
 }
 
@@ -59,5 +64,20 @@ func BenchmarkValid(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSkipStringByWords: the word-at-a-time skip ends each string where
+// validString does, with escapes at every offset of the 8-byte words.
+func TestSkipStringByWords(t *testing.T) {
+	for _, esc := range []string{`\"`, `\\`, `\n`, `\u00e9`, `\/`} {
+		for pre := range 20 {
+			for post := range 20 {
+				doc := []byte(`"` + strings.Repeat("a", pre) + esc + strings.Repeat("b", post) + `" , "x"`)
+				if got, want := skipString(doc, 0), validString(doc, 0); got != want || want < 0 {
+					t.Fatalf("skipString(%q) = %d, validString %d", doc, got, want)
+				}
+			}
+		}
 	}
 }
