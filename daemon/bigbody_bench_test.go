@@ -30,22 +30,32 @@ func bigChatBody(n int) []byte {
 // BenchmarkProxyLargeBody sends one 1 MiB request body directly, through a
 // bare httputil.ReverseProxy and through Tokfence on TCP, in one run; a
 // variant's time minus direct's is what it adds per MiB, to be set beside
-// the sensors' own figure (BenchmarkScanAll in ./sensor):
+// the sensors' own figure (BenchmarkScanAll in ./sensor). The stream
+// variant asks for a streamed reply ("stream": true), which the daemon
+// also has report its usage (stream_options); the fake upstream answers
+// both with a small JSON reply:
 //
 //	go test -run '^$' -bench 'ProxyLarge' -benchmem ./daemon/
 func BenchmarkProxyLargeBody(b *testing.B) {
-	body := bigChatBody(1 << 20)
 	e := startProxyEnv(b, nil)
 	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	e.up.record = false
-	for _, c := range largeCases(b, e) {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for range b.N {
-				postOK(b, e.tcp, c.url, g.Token, bytes.NewReader(body))
-			}
-		})
+	for _, stream := range []bool{false, true} {
+		body := bigChatBody(1 << 20)
+		pre := ""
+		if stream {
+			body = append([]byte(`{"stream":true,`), body[1:]...)
+			pre = "stream/"
+		}
+		for _, c := range largeCases(b, e) {
+			b.Run(pre+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for range b.N {
+					postOK(b, e.tcp, c.url, g.Token, bytes.NewReader(body))
+				}
+			})
+		}
 	}
 }
 
@@ -136,6 +146,43 @@ func TestHasUsageChunkIsContains(t *testing.T) {
 	for _, s := range []string{"", "]", `"choices":[]`, `x"choices":[]`, `"choices":[] `, `"choices":[`, `]]]"choices":[]]`, `"choices": []`, `"choices":[1]"choices":[]`, `choices":[]`} {
 		if got, want := hasUsageChunk([]byte(s)), bytes.Contains([]byte(s), usageChunk); got != want {
 			t.Errorf("hasUsageChunk(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestRequestUsageEditsInPlace: requestUsage asks for include_usage by
+// adding or rewriting stream_options alone; every other byte goes upstream
+// as the agent wrote it, and a body it must not touch is left whole.
+func TestRequestUsageEditsInPlace(t *testing.T) {
+	d := &Daemon{}
+	for _, c := range []struct{ in, want string }{
+		{`{"model":"m","stream":true,"messages":[{"content":"a \"stream\":true"}]}`,
+			`{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"content":"a \"stream\":true"}]}`},
+		{" \n{ \"stream\" : true }", " \n{\"stream_options\":{\"include_usage\":true}, \"stream\" : true }"},
+		{`{"str\u0065am":true,"stream_options":{"b":2,"a":1}}`, `{"str\u0065am":true,"stream_options":{"a":1,"b":2,"include_usage":true}}`},
+		{`{"stream":true,"stream_options":null,"x":1}`, `{"stream":true,"stream_options":{"include_usage":true},"x":1}`},
+		{`{"stream":true,"stream_options":{"include_usage":false}}`, `{"stream":true,"stream_options":{"include_usage":true}}`},
+		// Left whole: usage asked already, no stream, stream twice,
+		// stream_options twice or not an object, not JSON.
+		{`{"stream":true,"stream_options":{"include_usage":true}}`, ""},
+		{`{"stream":false}`, ""},
+		{`{"model":"m","messages":[{"stream":true}]}`, ""},
+		{`{"stream":true,"stream":false}`, ""},
+		{`{"stream":true,"stream_options":{},"stream_options":{}}`, ""},
+		{`{"stream":true,"stream_options":7}`, ""},
+		{`{"stream":true,`, ""},
+	} {
+		f := &forward{p: &Provider{StreamUsage: true}, rest: "/v1/chat/completions", rec: &requestRecord{}}
+		want := c.want
+		if want == "" {
+			want = c.in
+		}
+		got := string(d.requestUsage(f, []byte(c.in)))
+		if got != want || f.stripUsage != (c.want != "") {
+			t.Errorf("requestUsage(%s) = %s (strip %v), want %s", c.in, got, f.stripUsage, want)
+		}
+		if c.want != "" && !json.Valid([]byte(got)) {
+			t.Errorf("requestUsage(%s) = %s: not JSON", c.in, got)
 		}
 	}
 }

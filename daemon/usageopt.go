@@ -3,7 +3,10 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
+
+	"github.com/tokfence/tokfence/daemon/jsonscan"
 )
 
 // requestUsage makes an OpenAI-style streaming chat request report its
@@ -11,27 +14,56 @@ import (
 // daemon asks for it upstream and strips the extra usage-only chunk from
 // what the agent sees, so metering works and the agent's stream is exactly
 // what it asked for. It returns the body to forward.
+//
+// The body is edited where it says so and nowhere else: the member
+// "stream_options":{"include_usage":true} goes in after the object's '{',
+// or an existing stream_options object is rewritten in place. So a large
+// request costs a walk of its top level, not a decode and re-encode of
+// the whole (30 ms for 1 MiB), and the upstream reads every other byte as
+// the agent wrote it. A body whose top level names stream or
+// stream_options twice is left alone: parsers disagree on which counts.
 func (d *Daemon) requestUsage(f *forward, body []byte) []byte {
-	if !f.p.StreamUsage || !strings.HasSuffix(f.rest, "/chat/completions") || !bytes.Contains(body, []byte(`"stream"`)) {
+	if !f.p.StreamUsage || !strings.HasSuffix(f.rest, "/chat/completions") {
 		return body
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil || string(bytes.TrimSpace(m["stream"])) != "true" {
+	var stream, opts []byte
+	twice := false
+	err := jsonscan.Members(body, func(key, val []byte) error {
+		switch {
+		case jsonscan.IsKey(key, "stream"):
+			twice = twice || stream != nil
+			stream = val
+		case jsonscan.IsKey(key, "stream_options"):
+			twice = twice || opts != nil
+			opts = val
+		}
+		return nil
+	})
+	if err != nil || twice || string(stream) != "true" {
 		return body
 	}
-	opts := map[string]json.RawMessage{}
-	if raw, ok := m["stream_options"]; ok && json.Unmarshal(raw, &opts) != nil {
-		return body
-	}
-	if string(bytes.TrimSpace(opts["include_usage"])) == "true" {
-		return body
-	}
-	opts["include_usage"] = json.RawMessage("true")
-	o, _ := json.Marshal(opts)
-	m["stream_options"] = o
-	out, err := json.Marshal(m)
-	if err != nil {
-		return body
+	var out []byte
+	if opts == nil {
+		i := bytes.IndexByte(body, '{') + 1 // Members found the object
+		out = slices.Concat(body[:i], []byte(`"stream_options":{"include_usage":true},`), body[i:])
+	} else {
+		o := map[string]json.RawMessage{}
+		if json.Unmarshal(opts, &o) != nil {
+			return body // not an object: the upstream will say so
+		}
+		if string(bytes.TrimSpace(o["include_usage"])) == "true" {
+			return body
+		}
+		if o == nil {
+			o = map[string]json.RawMessage{} // null, which Unmarshal makes a nil map
+		}
+		o["include_usage"] = json.RawMessage("true")
+		v, err := json.Marshal(o)
+		if err != nil {
+			return body
+		}
+		at := cap(body) - cap(opts) // opts is a slice of body
+		out = slices.Concat(body[:at], v, body[at+len(opts):])
 	}
 	f.stripUsage = true
 	f.rec.BytesIn = int64(len(out))
