@@ -25,10 +25,18 @@ var ErrInvalid = errors.New("request body starts as a JSON object but is not val
 // is not a valid JSON object, and stops at fn's first error.
 func Members(doc []byte, fn func(key, val []byte) error) error {
 	i := SkipSpace(doc, 0)
-	if i == len(doc) || doc[i] != '{' || !Valid(doc) {
+	var buf [16]member
+	ms := buf[:0]
+	if i == len(doc) || doc[i] != '{' || !validate(doc, &ms) {
 		return ErrInvalid
 	}
-	return EachMember(doc[i:], fn)
+	// validate noted the members as it went: no second walk.
+	for _, m := range ms {
+		if err := fn(doc[m.k0:m.k1], doc[m.v0:m.v1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EachMember is Members for an object obj already known to be valid JSON

@@ -12,8 +12,34 @@ const maxDepth = 10000
 // it, exactly as encoding/json.Valid does (FuzzValid holds the two
 // together), but several times faster on the long strings agents send:
 // a string's plain bytes are passed over eight at a time.
-func Valid(doc []byte) bool {
+func Valid(doc []byte) bool { return validate(doc, nil) }
+
+// member is a top-level member of an object: its quoted key doc[k0:k1]
+// and raw value doc[v0:v1].
+type member struct{ k0, k1, v0, v1 int }
+
+// validate is Valid, and for a document that is an object it also appends
+// its top-level members to *ms (if ms is not nil) as it goes, so that
+// Members need not walk the document a second time.
+func validate(doc []byte, ms *[]member) bool {
 	var stack []byte // '{' or '[' per open container
+	var m member     // the top-level member being read
+	// key reads the key at i in an object at depth d, noting its span at
+	// the top level.
+	key := func(i, d int) int {
+		k1, next := objectKey(doc, i)
+		if d == 1 {
+			m = member{k0: i, k1: k1, v0: next}
+		}
+		return next
+	}
+	// ended notes that the value before i ended with the stack at depth d.
+	ended := func(i, d int) {
+		if d == 1 && ms != nil && stack[0] == '{' {
+			m.v1 = i
+			*ms = append(*ms, m)
+		}
+	}
 	i := SkipSpace(doc, 0)
 	for {
 		// A value starts at i.
@@ -33,7 +59,7 @@ func Valid(doc []byte) bool {
 				break
 			}
 			if c == '{' {
-				if i = objectKey(doc, i); i < 0 {
+				if i = key(i, len(stack)); i < 0 {
 					return false
 				}
 			}
@@ -61,6 +87,7 @@ func Valid(doc []byte) bool {
 		default:
 			return false
 		}
+		ended(i, len(stack))
 		// A value ended at i: close containers, or go on to the next value.
 		for {
 			i = SkipSpace(doc, i)
@@ -74,7 +101,7 @@ func Valid(doc []byte) bool {
 			if c == ',' {
 				i = SkipSpace(doc, i+1)
 				if top == '{' {
-					if i = objectKey(doc, i); i < 0 {
+					if i = key(i, len(stack)); i < 0 {
 						return false
 					}
 				}
@@ -83,6 +110,7 @@ func Valid(doc []byte) bool {
 			if top == '{' && c == '}' || top == '[' && c == ']' {
 				stack = stack[:len(stack)-1]
 				i++
+				ended(i, len(stack))
 				continue
 			}
 			return false
@@ -90,20 +118,21 @@ func Valid(doc []byte) bool {
 	}
 }
 
-// objectKey reads `"key" :` at i and returns the index after the colon
-// and its white space, or -1.
-func objectKey(doc []byte, i int) int {
+// objectKey reads `"key" :` at i and returns the index just past the key
+// and the one after the colon and its white space, or -1, -1.
+func objectKey(doc []byte, i int) (int, int) {
 	if i >= len(doc) || doc[i] != '"' {
-		return -1
+		return -1, -1
 	}
 	if i = validString(doc, i); i < 0 {
-		return -1
+		return -1, -1
 	}
+	k1 := i
 	i = SkipSpace(doc, i)
 	if i >= len(doc) || doc[i] != ':' {
-		return -1
+		return -1, -1
 	}
-	return SkipSpace(doc, i+1)
+	return k1, SkipSpace(doc, i+1)
 }
 
 // strStop marks the bytes a string's fast pass stops at: the quote, the

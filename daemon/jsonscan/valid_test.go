@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,19 @@ func FuzzValid(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
+		}
+		if i := SkipSpace(b, 0); Valid(b) && b[i] == '{' {
+			// Members takes the members validate noted; EachMember walks
+			// the valid object again: the two must agree.
+			type kv struct{ k, v string }
+			var got, want []kv
+			if err := Members(b, func(k, v []byte) error { got = append(got, kv{string(k), string(v)}); return nil }); err != nil {
+				t.Fatalf("Members(%q): %v", b, err)
+			}
+			EachMember(b[i:], func(k, v []byte) error { want = append(want, kv{string(k), string(v)}); return nil })
+			if !slices.Equal(got, want) {
+				t.Fatalf("Members(%q) = %q, EachMember %q", b, got, want)
+			}
 		}
 		if i := SkipSpace(b, 0); Valid(b) && b[i] == '"' {
 			if got, want := skipString(b, i), validString(b, i); got != want {
