@@ -172,17 +172,23 @@ func TestRequestUsageEditsInPlace(t *testing.T) {
 		{`{"stream":true,"stream_options":7}`, ""},
 		{`{"stream":true,`, ""},
 	} {
-		f := &forward{p: &Provider{StreamUsage: true}, rest: "/v1/chat/completions", rec: &requestRecord{}}
 		want := c.want
 		if want == "" {
 			want = c.in
 		}
-		got := string(d.requestUsage(f, []byte(c.in)))
-		if got != want || f.stripUsage != (c.want != "") {
-			t.Errorf("requestUsage(%s) = %s (strip %v), want %s", c.in, got, f.stripUsage, want)
-		}
-		if c.want != "" && !json.Valid([]byte(got)) {
-			t.Errorf("requestUsage(%s) = %s: not JSON", c.in, got)
+		// As the proxy calls it, with what the walk for the model found,
+		// and as for a provider whose path names the model (no walk yet).
+		body := []byte(c.in)
+		fields, _ := readFields(body)
+		for _, fs := range []bodyFields{fields, {}} {
+			f := &forward{p: &Provider{StreamUsage: true}, rest: "/v1/chat/completions", rec: &requestRecord{}}
+			got := string(d.requestUsage(f, body, fs))
+			if got != want || f.stripUsage != (c.want != "") {
+				t.Errorf("requestUsage(%s, walked %v) = %s (strip %v), want %s", c.in, fs.scanned, got, f.stripUsage, want)
+			}
+			if c.want != "" && !json.Valid([]byte(got)) {
+				t.Errorf("requestUsage(%s) = %s: not JSON", c.in, got)
+			}
 		}
 	}
 }

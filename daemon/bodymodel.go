@@ -24,13 +24,40 @@ var (
 // It scans the body once to validate it and once more over its top level
 // only; nested values are skipped, not decoded.
 func bodyModel(body []byte) (string, error) {
+	f, err := readFields(body)
+	return f.model, err
+}
+
+// bodyFields is what the daemon reads of a JSON object body's top level,
+// in the one walk that finds its model: the model, and the raw values of
+// stream and stream_options (slices of the body; nil where absent) for
+// requestUsage. scanned is false for a body that is not a JSON object.
+type bodyFields struct {
+	model          string
+	stream, opts   []byte
+	streamKeyTwice bool // stream or stream_options named twice
+	scanned        bool
+}
+
+// readFields reads body's top-level fields (see bodyModel and bodyFields).
+func readFields(body []byte) (bodyFields, error) {
+	var f bodyFields
 	i := jsonscan.SkipSpace(body, 0)
 	if i == len(body) || body[i] != '{' {
-		return "", nil
+		return f, nil
 	}
-	model, seen := "", false
+	seen := false
 	err := jsonscan.Members(body, func(key, val []byte) error {
-		if !jsonscan.IsKey(key, "model") {
+		switch {
+		case jsonscan.IsKey(key, "stream"):
+			f.streamKeyTwice = f.streamKeyTwice || f.stream != nil
+			f.stream = val
+			return nil
+		case jsonscan.IsKey(key, "stream_options"):
+			f.streamKeyTwice = f.streamKeyTwice || f.opts != nil
+			f.opts = val
+			return nil
+		case !jsonscan.IsKey(key, "model"):
 			return nil
 		}
 		if seen {
@@ -41,13 +68,14 @@ func bodyModel(body []byte) (string, error) {
 			return errModelNotValue
 		}
 		var err error
-		if model, err = jsonscan.Unquote(val); err != nil {
+		if f.model, err = jsonscan.Unquote(val); err != nil {
 			return errBodyInvalid
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return bodyFields{}, err
 	}
-	return model, nil
+	f.scanned = true
+	return f, nil
 }

@@ -319,7 +319,8 @@ func (d *Daemon) checkRequest(w http.ResponseWriter, r *http.Request, f *forward
 	if !ok {
 		return false
 	}
-	model, err := modelOf(f.p, f.rest, body)
+	fields, err := fieldsOf(f.p, f.rest, body)
+	model := fields.model
 	f.model = model
 	f.rec.Model = f.model
 	e := d.allowModel(f, c, model, err)
@@ -333,7 +334,7 @@ func (d *Daemon) checkRequest(w http.ResponseWriter, r *http.Request, f *forward
 		f.rec.failErr(w, e)
 		return false
 	}
-	body = d.requestUsage(f, body)
+	body = d.requestUsage(f, body, fields)
 	return d.scanRequest(w, r, f, body)
 }
 
@@ -632,16 +633,23 @@ func allowedPath(p *Provider, rest string) bool {
 // provider's ModelPath (Gemini's /v1beta/models/NAME:method, Azure's
 // /openai/deployments/NAME/...), else in the JSON body.
 func modelOf(p *Provider, rest string, body []byte) (string, error) {
+	f, err := fieldsOf(p, rest, body)
+	return f.model, err
+}
+
+// fieldsOf is modelOf with the rest of what the walk of the body found
+// (nothing, where the path names the model: the body is not walked).
+func fieldsOf(p *Provider, rest string, body []byte) (bodyFields, error) {
 	if p.ModelPath != "" {
 		if i := strings.Index(rest, p.ModelPath); i >= 0 {
 			m := rest[i+len(p.ModelPath):]
 			if j := strings.IndexAny(m, ":/"); j >= 0 {
 				m = m[:j]
 			}
-			return m, nil
+			return bodyFields{model: m}, nil
 		}
 	}
-	return bodyModel(body)
+	return readFields(body)
 }
 
 func scopeRule(err error) string {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-
-	"github.com/tokfence/tokfence/daemon/jsonscan"
 )
 
 // requestUsage makes an OpenAI-style streaming chat request report its
@@ -15,31 +13,27 @@ import (
 // what the agent sees, so metering works and the agent's stream is exactly
 // what it asked for. It returns the body to forward.
 //
-// The body is edited where it says so and nowhere else: the member
-// "stream_options":{"include_usage":true} goes in after the object's '{',
-// or an existing stream_options object is rewritten in place. So a large
-// request costs a walk of its top level, not a decode and re-encode of
+// fields is what the walk of the body for its model found (readFields), so
+// deciding costs nothing more. The body is edited where it says so and
+// nowhere else: the member "stream_options":{"include_usage":true} goes in
+// after the object's '{', or an existing stream_options object is
+// rewritten in place. So a large request costs no decode and re-encode of
 // the whole (30 ms for 1 MiB), and the upstream reads every other byte as
 // the agent wrote it. A body whose top level names stream or
 // stream_options twice is left alone: parsers disagree on which counts.
-func (d *Daemon) requestUsage(f *forward, body []byte) []byte {
+func (d *Daemon) requestUsage(f *forward, body []byte, fields bodyFields) []byte {
 	if !f.p.StreamUsage || !strings.HasSuffix(f.rest, "/chat/completions") {
 		return body
 	}
-	var stream, opts []byte
-	twice := false
-	err := jsonscan.Members(body, func(key, val []byte) error {
-		switch {
-		case jsonscan.IsKey(key, "stream"):
-			twice = twice || stream != nil
-			stream = val
-		case jsonscan.IsKey(key, "stream_options"):
-			twice = twice || opts != nil
-			opts = val
+	if !fields.scanned {
+		// The path named the model, so the body was not walked for it.
+		var err error
+		if fields, err = readFields(body); err != nil || !fields.scanned {
+			return body
 		}
-		return nil
-	})
-	if err != nil || twice || string(stream) != "true" {
+	}
+	stream, opts := fields.stream, fields.opts
+	if fields.streamKeyTwice || string(stream) != "true" {
 		return body
 	}
 	var out []byte
