@@ -188,7 +188,7 @@ func TestFenceAttacks(t *testing.T) {
 		"PROBE_TCP="+targets.tcp.Addr().String()+","+st.TCP, "PROBE_UDP="+targets.udp.LocalAddr().String(),
 		"PROBE_HIDDEN="+strings.Join(hidden, ":"), "PROBE_HIDDEN_DIRS="+strings.Join(hiddenDirs, ":"), "PROBE_DAEMON_PID="+strconv.Itoa(st.PID),
 		"PROBE_FOREIGN_CAP="+strings.TrimSpace(foreign.stdout))
-	r := e.run("", "exec", "--agent", "probe", "--provider", "openai", "--", probe)
+	r := e.runWithin(2*time.Minute, "", "exec", "--agent", "probe", "--provider", "openai", "--", probe)
 	if r.code != 0 {
 		t.Fatalf("fenced probe = %+v", r)
 	}
