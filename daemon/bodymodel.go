@@ -21,8 +21,8 @@ var (
 // keys case-insensitively, which is why it is not used here). A body that
 // is not a JSON object has no model ("", nil).
 //
-// It scans the body once to validate it and once more over its top level
-// only; nested values are skipped, not decoded.
+// It walks the body once, validating it and noting its top-level members
+// as it goes (jsonscan.Members); nested values are skipped, not decoded.
 func bodyModel(body []byte) (string, error) {
 	f, err := readFields(body)
 	return f.model, err

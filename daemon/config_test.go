@@ -149,14 +149,14 @@ func TestProviderQuirksAreData(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := ps["local"]
-	if m, err := modelOf(p, "/v1/models/llama3:generate", []byte(`{"model":"other"}`)); err != nil || m != "llama3" {
-		t.Errorf("model from the path = %q, %v; want llama3", m, err)
+	if f, err := fieldsOf(p, "/v1/models/llama3:generate", []byte(`{"model":"other"}`)); err != nil || f.model != "llama3" {
+		t.Errorf("model from the path = %q, %v; want llama3", f.model, err)
 	}
 	if !p.StreamUsage || ps["mistral"].StreamUsage || !ps["openai"].StreamUsage {
 		t.Errorf("stream_usage: local %v, mistral %v, openai %v; want true, false, true", p.StreamUsage, ps["mistral"].StreamUsage, ps["openai"].StreamUsage)
 	}
-	if m, _ := modelOf(ps["mistral"], "/v1/models/x", []byte(`{"model":"from-body"}`)); m != "from-body" {
-		t.Errorf("a provider without model_path read %q, want the body's model", m)
+	if f, _ := fieldsOf(ps["mistral"], "/v1/models/x", []byte(`{"model":"from-body"}`)); f.model != "from-body" {
+		t.Errorf("a provider without model_path read %q, want the body's model", f.model)
 	}
 	for _, bad := range []string{"models", "/models", "/../", "//"} {
 		_, err := BuildProviders(map[string]ProviderConfig{"local": {BaseURL: "http://127.0.0.1:1", AuthHeader: "Authorization", ModelPath: bad}})

@@ -348,7 +348,7 @@ func (d *Daemon) allowState(f *forward, pol *policy.Policy) *api.Error {
 }
 
 // allowModel refuses a model outside the grant's scope, or a body that
-// hides its model from a grant that limits models; err is modelOf's.
+// hides its model from a grant that limits models; err is fieldsOf's.
 func (d *Daemon) allowModel(f *forward, c *capability.Claims, model string, err error) *api.Error {
 	switch {
 	case err != nil && len(c.Scope.Models) > 0:
@@ -629,16 +629,11 @@ func allowedPath(p *Provider, rest string) bool {
 	return false
 }
 
-// modelOf finds the model a request names: in the path after the
+// fieldsOf finds the model a request names: in the path after the
 // provider's ModelPath (Gemini's /v1beta/models/NAME:method, Azure's
-// /openai/deployments/NAME/...), else in the JSON body.
-func modelOf(p *Provider, rest string, body []byte) (string, error) {
-	f, err := fieldsOf(p, rest, body)
-	return f.model, err
-}
-
-// fieldsOf is modelOf with the rest of what the walk of the body found
-// (nothing, where the path names the model: the body is not walked).
+// /openai/deployments/NAME/...), else in the JSON body, with what else the
+// walk of the body found (nothing, where the path names the model: the
+// body is not walked).
 func fieldsOf(p *Provider, rest string, body []byte) (bodyFields, error) {
 	if p.ModelPath != "" {
 		if i := strings.Index(rest, p.ModelPath); i >= 0 {
