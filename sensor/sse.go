@@ -195,11 +195,7 @@ func (s *Stream) sseRun(p []byte, i int, base int64) {
 				continue
 			}
 		}
-		if b := p[i]; plain[b] && l.nz.mode == nIdle && l.nz.u8n == 0 {
-			l.feedNorm(b, base+int64(i), 1, 0) // what feedOrig does with it
-		} else {
-			l.feedOrig(b, base+int64(i))
-		}
+		l.feedOrig(p[i], base+int64(i))
 		i++
 	}
 }
