@@ -3,7 +3,6 @@ package sensor
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -48,7 +47,7 @@ type book struct {
 	forms   int         // forms held
 	longest atomic.Int64
 	stale   int      // filter keys whose anchor has gone, since the last rebuild
-	peak    int      // the most root keys since the maps were last made anew
+	dels    int      // root keys deleted since the maps were last made anew
 	static  []uint64 // the format keywords' grams, or nil
 }
 
@@ -77,6 +76,7 @@ type dform struct {
 type tnode struct {
 	depth int32
 	n     int32 // forms at or under this node
+	dels  int32 // kids deleted since kids was last made anew
 	leaf  *dform
 	ends  []*dform
 	tails []*dform
@@ -109,6 +109,7 @@ func (b *book) put(key string, s Secret, fpKey []byte) error {
 		b.insert(&e.forms[i])
 	}
 	b.resizeLocked()
+	b.remakeLocked()
 	return nil
 }
 
@@ -136,6 +137,7 @@ func (b *book) delete(key string) bool {
 	}
 	b.removeLocked(e)
 	b.resizeLocked()
+	b.remakeLocked()
 	return true
 }
 
@@ -156,7 +158,6 @@ func (b *book) insert(f *dform) {
 	if n == nil {
 		b.root[c] = &tnode{depth: 8, n: 1, leaf: f}
 		b.flt.Load().add(c)
-		b.peak = max(b.peak, len(b.root))
 		return
 	}
 	n.insert(f)
@@ -218,6 +219,7 @@ func (b *book) remove(f *dform) {
 		if _, empty := n.remove(f); empty {
 			delete(b.root, c)
 			b.stale++
+			b.dels++
 		}
 	}
 }
@@ -241,6 +243,9 @@ func (n *tnode) remove(f *dform) (found, empty bool) {
 			var gone bool
 			if found, gone = k.remove(f); gone {
 				delete(n.kids, c)
+				if n.dels++; churned(int(n.dels), len(n.kids)) {
+					n.kids, n.dels = remade(n.kids), 0
+				}
 			}
 		}
 	}
@@ -265,7 +270,7 @@ func (n *tnode) collapse() {
 			n.leaf = k.leaf // a node with one form is a leaf
 		}
 	}
-	n.ends, n.tails, n.kids = nil, nil, nil
+	n.ends, n.tails, n.kids, n.dels = nil, nil, nil, 0
 }
 
 // count tracks how many forms of each length the book holds, for the
@@ -310,18 +315,43 @@ func (b *book) resizeLocked() {
 	}
 	b.flt.Store(nf)
 	b.stale = 0
-	if live*4 < b.peak {
-		b.remake()
-	}
 }
 
-// remake copies the maps into new ones of the size they now need: Go maps
-// keep their memory when keys are deleted, and a book that held a
-// thousand sessions and now holds ten must not keep the room for a
-// thousand.
-func (b *book) remake() {
-	b.root, b.entries = maps.Clone(b.root), maps.Clone(b.entries)
-	b.peak = len(b.root)
+// Go maps never give back what deletes leave. A map that held a thousand
+// sessions' keys and now holds ten keeps the room for a thousand; and a
+// map whose keys are replaced at a steady size fills with tombstones, so
+// that it grows (or splits its tables) now and then, without bound: at
+// 2,000 live sessions, the book's root map grew by about 120 KB with each
+// turnover of them, and the maps below the nodes that all capability
+// tokens share by a third as much again. So each map is made anew, of the
+// size its keys need, once it has had as many deletes since it was last
+// made as it now holds keys (and a few more, so that small maps are left
+// alone). That costs its keys, paid for by at least as many deletes:
+// a constant a change.
+
+// minChurn is the deletes a map always takes before it is made anew.
+const minChurn = 8
+
+// churned reports whether a map that has had dels deletes since it was
+// made, and now holds n keys, is to be made anew.
+func churned(dels, n int) bool { return dels > max(n, minChurn) }
+
+// remade returns a new map of m's keys and values, sized for them
+// (maps.Clone would keep m's tables, tombstones and all).
+func remade[M ~map[K]V, K comparable, V any](m M) M {
+	out := make(M, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// remakeLocked makes the root and entry maps anew once the root has
+// churned (the entries churn with it, a secret's forms at a time).
+func (b *book) remakeLocked() {
+	if churned(b.dels, len(b.root)) {
+		b.root, b.entries, b.dels = remade(b.root), remade(b.entries), 0
+	}
 }
 
 // view is what a candidate reads of a trie node on arrival, under the
