@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,27 @@ func TestUsageStripperAtEveryChunking(t *testing.T) {
 		got.Write(s.flush())
 		if got.String() != want.String() {
 			t.Errorf("reads of %d bytes: forwarded\n%q\nwant\n%q", size, got.String(), want.String())
+		}
+	}
+}
+
+// TestLastEventEndIsLastIndex: the forward search ends where
+// bytes.LastIndex does, on runs of newlines and on every short string of
+// 'a', '\r' and '\n'.
+func TestLastEventEndIsLastIndex(t *testing.T) {
+	cases := []string{"", "\n", "\n\n", "\n\n\n", "a\n\n\n", "\n\na\n\n", strings.Repeat("x", 5000) + "\n\n" + strings.Repeat("y", 3000)}
+	var gen func(s string)
+	gen = func(s string) {
+		if cases = append(cases, s); len(s) < 7 {
+			for _, c := range "a\r\n" {
+				gen(s + string(c))
+			}
+		}
+	}
+	gen("")
+	for _, s := range cases {
+		if got, want := lastEventEnd([]byte(s)), bytes.LastIndex([]byte(s), sseEventEnd); got != want {
+			t.Errorf("lastEventEnd(%q) = %d, want %d", s, got, want)
 		}
 	}
 }
