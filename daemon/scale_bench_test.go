@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -25,7 +26,11 @@ import (
 // grant latency (p50, p99) at that size, the RSS (and live heap) each live
 // session costs, and the growth across the cycle: in all, and after the
 // first full turnover of the live set (steady), when the sets that hold
-// killed sessions until their tokens expire have reached their size:
+// killed sessions until their tokens expire have reached their size. The
+// live heap is sampled eight times a turnover from then on: the sensors'
+// maps, made anew about once a turnover, make it saw through a band
+// (heap-band-MiB), and growth shows as a rise of the band's floor
+// (heap-floor-B/op, the slope through each turnover's lowest sample):
 //
 //	go test -run '^$' -bench TenThousandSessions -benchtime 1x ./daemon/
 //
@@ -46,7 +51,9 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 		id, agent string
 		expires   time.Time
 	}
-	var ring []sess
+	// The live sessions, oldest at ring[head]: a fixed ring, so that
+	// the harness's own memory holds still across the cycle.
+	ring, head := make([]sess, 0, live), 0
 	n := 0
 	// The session of grant n is ended by operation n (counting the first
 	// live grants as operations -live+1..0), so one that is to expire
@@ -69,7 +76,11 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 		if err != nil {
 			b.Fatalf("grant %d: %v", n, err)
 		}
-		ring = append(ring, sess{g.Session, agent, g.Expires})
+		if s := (sess{g.Session, agent, g.Expires}); len(ring) < live {
+			ring = append(ring, s)
+		} else {
+			ring[head], head = s, (head+1)%live // the oldest has ended
+		}
 		return took
 	}
 	rss0, heap0 := rssBytes(), liveHeap()
@@ -84,13 +95,14 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 	var lat []time.Duration
 	var rssWarm int64
 	var heapWarm float64
+	var heapAt [][2]float64 // (operation, live heap) after the first turnover
+	every := max(1, live/8)
 	for range b.N {
-		lat = lat[:0]
+		lat, heapAt = lat[:0], heapAt[:0]
 		for i := range ops {
+			old := ring[head] // the oldest: the grant takes its place
 			lat = append(lat, grant())
 			// End the oldest session, one of three ways.
-			old := ring[0]
-			ring = ring[1:]
 			switch i % 3 { // i == n-live-1 of old's grant, mod 3
 			case 0:
 				if _, err := e.client.Kill(ctx, api.KillRequest{Session: old.id}); err != nil {
@@ -118,6 +130,9 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 				rssWarm, heapWarm = rssBytes(), liveHeap()
 				heapProfile("warm")
 			}
+			if i+1 >= live && (i+1-live)%every == 0 {
+				heapAt = append(heapAt, [2]float64{float64(i), liveHeap()})
+			}
 		}
 	}
 	b.StopTimer()
@@ -138,9 +153,69 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 		// Growth after the first turnover, when nothing should grow.
 		b.ReportMetric(float64(rssEnd-rssWarm)/(1<<20), "rss-growth-steady-MiB")
 		b.ReportMetric((heapEnd-heapWarm)/(1<<20), "heap-growth-steady-MiB")
+		// The maps the book makes anew grow between remakes and shrink
+		// at each, about once a turnover, so the heap saws up and down
+		// through a band; what would be growth is a rise of the band's
+		// floor: the slope through each turnover's lowest sample.
+		floor, lo, hi := heapFloor(heapAt, live)
+		b.ReportMetric(floor, "heap-floor-B/op")
+		b.ReportMetric((hi-lo)/(1<<20), "heap-band-MiB")
+		var mib []string
+		for _, p := range heapAt {
+			mib = append(mib, strconv.FormatFloat(p[1]/(1<<20), 'f', 1, 64))
+		}
+		b.Logf("live heap (MiB) every %d operations after the first turnover: %s", every, strings.Join(mib, " "))
 	}
 	b.ReportMetric(float64(ops), "ops")
 	b.ReportMetric(0, "ns/op")
+}
+
+// heapFloor returns the least-squares slope through the lowest of the
+// samples in each whole turnover of live operations but the first (0 for
+// fewer than two), and the lowest and highest sample of all. The first
+// is left out because the heap still steps once in it: by half a MiB or
+// so at 1,000 and 2,000 live sessions, where the band is as wide.
+func heapFloor(pts [][2]float64, live int) (slope, lo, hi float64) {
+	if len(pts) == 0 {
+		return 0, 0, 0
+	}
+	var mins [][2]float64
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, p := range pts {
+		lo, hi = min(lo, p[1]), max(hi, p[1])
+		t := int(p[0]-pts[0][0]) / live // the turnover p falls in
+		if t == len(mins) {
+			mins = append(mins, p)
+		} else if p[1] < mins[t][1] {
+			mins[t] = p
+		}
+	}
+	// A last turnover cut short may not reach its lowest point.
+	if whole := int(pts[len(pts)-1][0]-pts[0][0]+1) / live; whole < len(mins) {
+		mins = mins[:whole]
+	}
+	if len(mins) > 0 {
+		mins = mins[1:]
+	}
+	return leastSquares(mins), lo, hi
+}
+
+// leastSquares is the least-squares slope of y on x through the points.
+func leastSquares(pts [][2]float64) float64 {
+	if len(pts) < 2 {
+		return 0
+	}
+	var mx, my float64
+	for _, p := range pts {
+		mx, my = mx+p[0], my+p[1]
+	}
+	mx, my = mx/float64(len(pts)), my/float64(len(pts))
+	var sxy, sxx float64
+	for _, p := range pts {
+		sxy += (p[0] - mx) * (p[1] - my)
+		sxx += (p[0] - mx) * (p[0] - mx)
+	}
+	return sxy / sxx
 }
 
 // heapProfile writes the heap profile to $TOKFENCE_SCALE_HEAPPROFILE.when,
