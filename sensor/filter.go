@@ -13,7 +13,7 @@ import (
 // blocked Bloom filter: a key sets two bits in one 64-bit word, so a test
 // is one load. A clear bit is a certain no; a yes is checked against the
 // book. Bits are set atomically while streams read them; they are never
-// cleared (a rebuilt filter replaces a stale one, see book.resizeLocked).
+// cleared (a rebuilt filter replaces a stale one, see book.resize).
 //
 // The hash multiplies by a random odd number and uses the top bits: an
 // agent cannot choose windows that all pass without knowing it, and if it
