@@ -128,9 +128,10 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 				// revocation list and the book's tables are at their
 				// steady size from here on.
 				rssWarm, heapWarm = rssBytes(), liveHeap()
+				heapAt = append(heapAt, [2]float64{float64(i), heapWarm})
 				heapProfile("warm")
 			}
-			if i+1 >= live && (i+1-live)%every == 0 {
+			if i+1 > live && (i+1-live)%every == 0 {
 				heapAt = append(heapAt, [2]float64{float64(i), liveHeap()})
 			}
 		}
