@@ -28,3 +28,14 @@ func (copyBuffers) Put(b []byte) {
 		copyPool.Put((*[copyBufSize]byte)(b[:copyBufSize]))
 	}
 }
+
+// burstSize is the read size from the upstream while a streamed reply
+// arrives faster than it is read: the bytes one read brings go to the
+// agent as one write (see scanBody.Read and replyWriter.Write), where 4 KiB
+// reads cost a flushed write, and a wake-up of the agent, per 4 KiB. A
+// stream holds a burst buffer only while its reads come back fuller than
+// the copy buffer; a quiet stream holds none. replyWriter gathers a
+// burst's pieces into a buffer of the same size.
+const burstSize = 32 << 10
+
+var burstPool = sync.Pool{New: func() any { return new([burstSize]byte) }}

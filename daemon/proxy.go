@@ -44,8 +44,10 @@ type forward struct {
 	// stripUsage is set when the daemon asked for a usage chunk the agent
 	// did not; the response filter removes it.
 	stripUsage bool
-	// streaming is set when the reply is forwarded as it arrives.
+	// streaming is set when the reply is forwarded as it arrives, and
+	// reply is then its body.
 	streaming bool
+	reply     *scanBody
 	// method is what policy and scope check the request as: its own, but
 	// POST for a WebSocket, which carries model calls (POST /v1/responses).
 	method string
@@ -91,7 +93,9 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.release()
-	d.proxy.ServeHTTP(&replyWriter{ResponseWriter: w, f: f}, r.WithContext(f.ctx))
+	rw := &replyWriter{ResponseWriter: w, f: f}
+	d.proxy.ServeHTTP(rw, r.WithContext(f.ctx))
+	rw.drop()
 	// The reply is complete: send it now rather than after the deferred
 	// bookkeeping, which the agent need not wait for.
 	_ = http.NewResponseController(w).Flush()
@@ -105,9 +109,64 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 // doubles the stack (8 to 16 KiB) that the stream's goroutine keeps for its
 // whole life (see routes.go). Sent from here it is the same bytes, at the
 // same moment or earlier.
+//
+// It also gathers a streamed reply's writes while the reply has more
+// bytes ready (one upstream read brings up to burstSize, which
+// ReverseProxy copies out in 4 KiB pieces, each written and flushed): the
+// pieces go to the agent as one write, flushed once, as the read brought
+// them. Nothing waits for the upstream while bytes are gathered: the next
+// Read returns at once with bytes already cleared.
 type replyWriter struct {
 	http.ResponseWriter
-	f *forward
+	f      *forward
+	gather []byte // pieces of one burst not yet written; from burstPool
+}
+
+func (rw *replyWriter) Write(p []byte) (int, error) {
+	more := rw.f.reply != nil && rw.f.reply.more()
+	if rw.gather == nil && !more {
+		return rw.ResponseWriter.Write(p)
+	}
+	if rw.gather == nil {
+		rw.gather = burstPool.Get().(*[burstSize]byte)[:0]
+	}
+	if len(rw.gather)+len(p) > cap(rw.gather) {
+		// The burst outgrew the buffer (behind bytes the sensor held).
+		if _, err := rw.ResponseWriter.Write(rw.gather); err != nil {
+			return 0, err
+		}
+		rw.gather = rw.gather[:0]
+	}
+	rw.gather = append(rw.gather, p...)
+	if more {
+		return len(p), nil
+	}
+	_, err := rw.ResponseWriter.Write(rw.gather)
+	rw.drop()
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// FlushError is what ReverseProxy's flush after each write reaches: it is
+// skipped while a burst is gathered, whose bytes go out, flushed, with its
+// last piece.
+func (rw *replyWriter) FlushError() error {
+	if rw.gather != nil {
+		return nil
+	}
+	return http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// drop gives back the gather buffer. After the copy, what it still holds
+// is a burst the copy never completed (the session was killed, the
+// upstream or the agent failed), and is not sent.
+func (rw *replyWriter) drop() {
+	if rw.gather != nil {
+		burstPool.Put((*[burstSize]byte)(rw.gather[:burstSize]))
+		rw.gather = nil
+	}
 }
 
 func (rw *replyWriter) WriteHeader(code int) {

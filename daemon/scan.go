@@ -210,6 +210,7 @@ func (d *Daemon) wrapResponse(resp *http.Response, f *forward) error {
 	}
 	sb.tap = tap
 	resp.Body = sb
+	f.reply = sb
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	f.streaming = true
@@ -233,8 +234,12 @@ type scanBody struct {
 	f       *forward
 	tap     *meter.Tap // nil when the reader of the whole reply meters it
 	pending []byte     // cleared bytes not yet read; aliases the sensor's buffers
+	next    []byte     // more cleared bytes, to follow pending (see usageStripper.filter)
 	eof     bool
 	strip   *usageStripper
+	// burst is the upstream read buffer while reads come back fuller than
+	// the caller's buffer (nil otherwise); see bufpool.go.
+	burst *[burstSize]byte
 }
 
 func (b *scanBody) Read(p []byte) (int, error) {
@@ -250,34 +255,45 @@ func (b *scanBody) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for len(b.pending) == 0 {
+		if len(b.next) > 0 {
+			b.pending, b.next = b.next, nil
+			break
+		}
 		if b.eof {
 			return 0, io.EOF
 		}
 		// p is free: everything cleared so far has been copied out, and
-		// pending never aliases p (the sensor copies what it is given).
-		n, err := b.src.Read(p[:b.readSize(len(p))])
+		// pending never aliases p or the burst buffer (the sensor copies
+		// what it is given).
+		buf := p[:b.readSize(len(p))]
+		if b.burst != nil {
+			buf = b.burst[:]
+		}
+		n, err := b.src.Read(buf)
+		b.pace(n, len(buf))
 		if n > 0 {
 			if b.f.idle != nil {
 				b.f.idle.Reset(b.d.cfg.UpstreamIdleTimeout.Duration)
 			}
 			b.f.rec.BytesOut += int64(n) // as the upstream sent it
 			if b.tap != nil {
-				b.tap.Write(p[:n])
+				b.tap.Write(buf[:n])
 			}
-			fwd, hits := b.stream.Write(p[:n])
+			fwd, hits := b.stream.Write(buf[:n])
 			b.pending = fwd
 			if b.strip != nil {
-				b.pending = b.strip.filter(fwd)
+				b.pending, b.next = b.strip.filter(fwd)
 			}
 			b.hits(hits)
 		}
 		if err == io.EOF {
-			held := append([]byte(nil), b.pending...) // Close reuses Write's buffer
+			held := slices.Concat(b.pending, b.next) // Close reuses Write's buffer
 			fwd, hits := b.stream.Close()
 			if b.strip != nil {
-				fwd = append(b.strip.filter(fwd), b.strip.flush()...)
+				h, t := b.strip.filter(fwd)
+				fwd = slices.Concat(h, t, b.strip.flush())
 			}
-			b.pending = append(held, fwd...)
+			b.pending, b.next = append(held, fwd...), nil
 			b.hits(hits)
 			b.eof = true
 			if b.tap != nil {
@@ -320,6 +336,32 @@ const (
 	minStreamRead = 1 << 10
 )
 
+// pace takes a burst buffer for the next upstream read when a read of
+// size bytes came back full on a streamed reply, and gives it back when a
+// burst read brings no more than a plain one would: a burst lasts while
+// the upstream sends faster than the agent is written to. Reading more
+// never waits for more: a read returns what has arrived.
+func (b *scanBody) pace(n, size int) {
+	switch {
+	case b.tap == nil: // read whole by wrapResponse into a buffer of its own
+	case b.burst == nil && n == size:
+		b.burst = burstPool.Get().(*[burstSize]byte)
+	case b.burst != nil && n <= copyBufSize:
+		b.dropBurst()
+	}
+}
+
+func (b *scanBody) dropBurst() {
+	if b.burst != nil {
+		burstPool.Put(b.burst)
+		b.burst = nil
+	}
+}
+
+// more says whether the next Read returns at once with bytes already
+// cleared: replyWriter gathers writes and skips flushes while it does.
+func (b *scanBody) more() bool { return len(b.pending) > 0 || len(b.next) > 0 }
+
 func (b *scanBody) hits(hs []sensor.Hit) {
 	for _, h := range hs {
 		b.d.sensorHit(b.f, h)
@@ -332,8 +374,9 @@ func (b *scanBody) hits(hs []sensor.Hit) {
 func (b *scanBody) Close() error {
 	if b.stream != nil {
 		b.stream.Release()
-		b.stream, b.pending = nil, nil
+		b.stream, b.pending, b.next = nil, nil, nil
 	}
+	b.dropBurst()
 	return b.src.Close()
 }
 

@@ -67,11 +67,13 @@ func (d *Daemon) requestUsage(f *forward, body []byte, fields bodyFields) []byte
 // usageStripper removes the usage-only chunk (`"choices":[]` with a usage
 // object) from an SSE stream the agent did not ask usage of. It holds at
 // most one event, which upstreams send whole, so no event is delayed in
-// practice. Events pass without a copy unless a partial one is held or
-// the usage chunk is in sight.
+// practice. Events pass without a copy unless the usage chunk is in sight:
+// an event held from an earlier read is completed in a buffer of its own
+// and forwarded ahead of the read's own bytes.
 type usageStripper struct {
-	ev  []byte // the start of an event whose end has not arrived
-	out []byte // filter's result when it had to be assembled
+	ev    []byte // the start of an event whose end has not arrived
+	spare []byte // ev's other buffer: the last held event, once completed
+	out   []byte // the events of a read the usage chunk was dropped from
 }
 
 var (
@@ -79,41 +81,63 @@ var (
 	usageChunk  = []byte(`"choices":[]`)
 )
 
-// filter returns the bytes of p to forward: every complete event that is
-// not the usage chunk; a partial event stays until its end arrives. The
-// result is valid until the next call.
-func (s *usageStripper) filter(p []byte) []byte {
-	buf := p
+// filter returns the bytes of p to forward, in two parts to send in order:
+// every complete event that is not the usage chunk; a partial event stays
+// until its end arrives. head is the event held from earlier calls that p
+// completes; tail is the rest (p's own bytes, unless the usage chunk was
+// dropped from them). Both are valid until the next call.
+func (s *usageStripper) filter(p []byte) (head, tail []byte) {
 	if len(s.ev) > 0 {
-		s.ev = append(s.ev, p...)
-		buf = s.ev
-	}
-	k := lastEventEnd(buf)
-	if k < 0 {
-		if len(s.ev) == 0 {
+		e := heldEventEnd(s.ev, p)
+		if e < 0 {
 			s.ev = append(s.ev, p...)
+			return nil, nil
 		}
-		return nil
+		s.ev = append(s.ev, p[:e]...)
+		if !isUsageEvent(s.ev) {
+			head = s.ev
+		}
+		// head stays in spare, untouched, until the next call.
+		s.ev, s.spare = s.spare[:0], s.ev
+		p = p[e:]
 	}
-	done, rest := buf[:k+2], buf[k+2:]
-	var out []byte
-	switch {
-	case !hasUsageChunk(done) && len(s.ev) == 0:
-		out = done // p's own bytes: nothing held, nothing to drop
-	default:
+	k := lastEventEnd(p)
+	if k < 0 {
+		s.ev = append(s.ev, p...)
+		return head, nil
+	}
+	tail, rest := p[:k+2], p[k+2:]
+	if hasUsageChunk(tail) {
 		s.out = s.out[:0]
-		for len(done) > 0 {
+		for done := tail; len(done) > 0; {
 			i := bytes.Index(done, sseEventEnd)
-			ev := done[:i+2]
-			if !(hasUsageChunk(ev) && bytes.Contains(ev, []byte(`"usage":{`))) {
+			if ev := done[:i+2]; !isUsageEvent(ev) {
 				s.out = append(s.out, ev...)
 			}
 			done = done[i+2:]
 		}
-		out = s.out
+		tail = s.out
 	}
-	s.ev = append(s.ev[:0], rest...) // out never aliases s.ev
-	return out
+	s.ev = append(s.ev, rest...) // s.ev is empty here; tail never aliases it
+	return head, tail
+}
+
+// heldEventEnd returns where in p the event held in ev (which has no end
+// of its own) ends: just past the first "\n\n", which may begin with ev's
+// last byte; or -1.
+func heldEventEnd(ev, p []byte) int {
+	if len(p) > 0 && p[0] == '\n' && ev[len(ev)-1] == '\n' {
+		return 1
+	}
+	if i := bytes.Index(p, sseEventEnd); i >= 0 {
+		return i + 2
+	}
+	return -1
+}
+
+// isUsageEvent says whether one whole event is the usage chunk.
+func isUsageEvent(ev []byte) bool {
+	return hasUsageChunk(ev) && bytes.Contains(ev, []byte(`"usage":{`))
 }
 
 // lastEventEnd is bytes.LastIndex(b, sseEventEnd), searched forward: a
