@@ -33,10 +33,7 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 	e := startProxyEnv(b, nil)
 	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	target, _ := url.Parse(e.up.URL)
-	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
-	}})
+	bare := httptest.NewServer(bareProxy(target, nil, nil))
 	defer bare.Close()
 	cases := []struct {
 		name   string
@@ -78,10 +75,7 @@ func BenchmarkHeldStreams(b *testing.B) {
 	e.up.record = false
 	g := e.grant(b, api.GrantRequest{Agent: "bench", TTL: "1h"})
 	target, _ := url.Parse(e.up.URL)
-	bare := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
-	}, ErrorLog: log.New(io.Discard, "", 0)}) // closing held streams is not an error
+	bare := httptest.NewServer(bareProxy(target, nil, log.New(io.Discard, "", 0))) // closing held streams is not an error
 	defer bare.Close()
 	cases := []struct{ name, url string }{
 		{"direct", e.up.URL + "/v1/chat/completions"},
@@ -195,4 +189,26 @@ func postOK(b *testing.B, client *http.Client, url, token string, body io.Reader
 		b.Fatalf("status %d", resp.StatusCode)
 	}
 	return n
+}
+
+// bareProxy is the floor the benchmarks set Tokfence beside: a plain
+// httputil.ReverseProxy to target that strips /openai as the daemon does.
+// Its handler runs full duplex: left half duplex, net/http's server may
+// consume the rest of the request body when the reply's header goes out,
+// while the transport is still reading it to send upstream (to see its
+// end), and the transport then drops the upstream connection mid-reply
+// ("use of closed network connection"): a reply cut short, now and then,
+// in a benchmark of the floor. The daemon sends a body it has read whole.
+func bareProxy(target *url.URL, tr http.RoundTripper, errLog *log.Logger) http.Handler {
+	rp := &httputil.ReverseProxy{Transport: tr, ErrorLog: errLog, Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
+	}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
 }

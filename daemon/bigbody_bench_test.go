@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -99,10 +98,7 @@ type largeCase struct{ name, url string }
 func largeCases(b *testing.B, e *proxyEnv) []largeCase {
 	target, _ := url.Parse(e.up.URL)
 	tr := &http.Transport{}
-	bare := httptest.NewServer(&httputil.ReverseProxy{Transport: tr, Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/openai")
-	}})
+	bare := httptest.NewServer(bareProxy(target, tr, nil))
 	b.Cleanup(func() { bare.Close(); tr.CloseIdleConnections() })
 	return []largeCase{
 		{"direct", e.up.URL + "/v1/chat/completions"},

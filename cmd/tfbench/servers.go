@@ -217,6 +217,14 @@ func bareProxy(target string, conns *atomic.Int64) (http.Handler, error) {
 			serveStats(w, conns, nil)
 			return
 		}
+		// Full duplex: half duplex, net/http may consume the rest of the
+		// request body as the reply's header goes out while the transport
+		// still reads it, and the transport then drops the upstream
+		// connection mid-reply (see bareProxy in daemon/bench_test.go).
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		rp.ServeHTTP(w, r)
 	}), nil
 }
