@@ -67,8 +67,9 @@ func TestStreamGrowsToFullWindow(t *testing.T) {
 	st.Close()
 }
 
-// BenchmarkNewStream is the cost of opening a stream, alone and with a
-// few ordinary SSE events written to it.
+// BenchmarkNewStream is the cost of opening a stream, alone, with a few
+// ordinary SSE events written to it, and with a small request body, on
+// its own and after a large body went through the pool.
 func BenchmarkNewStream(b *testing.B) {
 	m := mustMatcher(b, benchSecrets(100), Options{FormatRules: true})
 	b.Run("empty", func(b *testing.B) {
@@ -83,4 +84,64 @@ func BenchmarkNewStream(b *testing.B) {
 			openSSE(m)
 		}
 	})
+	small := chatBody(600)
+	b.Run("small", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			st := m.NewStream(Request, "application/json")
+			st.Write(small)
+			st.Close()
+			st.Release()
+		}
+	})
+	// A small request's stream after a 1 MiB body was scanned in one
+	// write, as the daemon scans a request body: the streams are pooled,
+	// and what a stream keeps is cleared for the next.
+	b.Run("small-after-large-body", func(b *testing.B) {
+		st := m.NewStream(Request, "application/json")
+		st.Write(chatBody(1 << 20))
+		st.Close()
+		st.Release()
+		b.ReportAllocs()
+		for b.Loop() {
+			st := m.NewStream(Request, "application/json")
+			st.Write(small)
+			st.Close()
+			st.Release()
+		}
+	})
+}
+
+// TestReleaseKeepsNoBodySizedBuffers: a stream that took a 1 MiB body in
+// one write keeps none of its body-sized buffers for the next stream,
+// which would clear them whole however small it is; a streamed reply's
+// buffers are kept.
+func TestReleaseKeepsNoBodySizedBuffers(t *testing.T) {
+	m := mustMatcher(t, benchSecrets(10), Options{FormatRules: true})
+	body := chatBody(1 << 20)
+	own := []byte(benchSecrets(1)[0].Value)
+	for i := 0; i < 2000; i++ { // a hit per repetition
+		body = append(body, own...)
+		body = append(body, ' ')
+	}
+	st := m.NewStream(Request, "application/json")
+	_, hits := st.Write(body)
+	n := len(hits)
+	st.Close()
+	if cap(st.buf) < 1<<20 || n < 1000 {
+		t.Fatalf("the stream did not grow as the test needs: buf %d, hits %d", cap(st.buf), n)
+	}
+	st.Release()
+	if sp := st.spare; cap(sp.buf) >= 1<<20 || cap(sp.out) >= 1<<20 || cap(sp.hits) >= 1000 {
+		t.Errorf("released stream keeps buf %d, out %d, hits %d", cap(sp.buf), cap(sp.out), cap(sp.hits))
+	}
+	st = m.NewStream(Response, "text/event-stream")
+	for range 8 {
+		st.Write(sseBody(32<<10, 1024))
+	}
+	kept := cap(st.buf)
+	st.Release()
+	if cap(st.spare.buf) != kept || kept == 0 {
+		t.Errorf("a streamed reply's buffer of %d bytes was not kept (%d)", kept, cap(st.spare.buf))
+	}
 }
