@@ -94,8 +94,8 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.release()
 	rw := &replyWriter{ResponseWriter: w, f: f}
+	defer rw.drop() // also when ReverseProxy aborts the handler on a failed copy
 	d.proxy.ServeHTTP(rw, r.WithContext(f.ctx))
-	rw.drop()
 	// The reply is complete: send it now rather than after the deferred
 	// bookkeeping, which the agent need not wait for.
 	_ = http.NewResponseController(w).Flush()
