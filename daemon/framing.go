@@ -47,9 +47,14 @@ func (f framing) suspect() string {
 // framedConn is a connection whose reads are followed request by request.
 type framedConn struct {
 	net.Conn
-	mu     sync.Mutex
-	notes  []framing // one per header block seen, in order
-	served int       // requests the front door has asked about
+	mu sync.Mutex
+	// notes holds one note per header block seen, in order, from that of
+	// request base on: those of requests already served are dropped, so
+	// that a keep-alive connection keeps what is in flight, not a note
+	// for every request it ever carried.
+	notes  []framing
+	base   int
+	served int // requests the front door has asked about
 	st     framer
 }
 
@@ -70,10 +75,17 @@ func (c *framedConn) next() framing {
 	defer c.mu.Unlock()
 	i := c.served
 	c.served++
-	if i < len(c.notes) {
-		return c.notes[i]
+	f := framing{lost: c.st.lost}
+	if j := i - c.base; j < len(c.notes) {
+		f = c.notes[j]
 	}
-	return framing{lost: c.st.lost}
+	// Drop the notes of the requests served, in place: the next header
+	// block's note reuses the room.
+	if k := min(c.served-c.base, len(c.notes)); k > 0 {
+		c.notes = c.notes[:copy(c.notes, c.notes[k:])]
+		c.base += k
+	}
+	return f
 }
 
 // NetConn is the connection beneath.

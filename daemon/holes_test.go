@@ -449,6 +449,62 @@ func FuzzFramer(f *testing.F) {
 	})
 }
 
+// TestFramedConnForgetsServedRequests: a keep-alive connection keeps the
+// notes of the requests in flight, not one for every request it carried
+// (which grew by a note a request for the connection's life), and each
+// request still gets its own note, pipelined or not.
+func TestFramedConnForgetsServedRequests(t *testing.T) {
+	plain := "GET /openai/v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+	folded := "GET /openai/v1/models HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n b\r\n\r\n"
+	conn := &chunkConn{}
+	c := &framedConn{Conn: conn}
+	buf := make([]byte, 4096)
+	read := func(reqs ...string) {
+		t.Helper()
+		conn.next = []byte(strings.Join(reqs, ""))
+		if n, err := c.Read(buf); err != nil || n != len(strings.Join(reqs, "")) {
+			t.Fatalf("read = %d, %v", n, err)
+		}
+	}
+	maxCap := 0
+	for i := range 10_000 {
+		if i%1000 == 999 {
+			read(folded)
+		} else {
+			read(plain)
+		}
+		if got, want := c.next().fold, i%1000 == 999; got != want {
+			t.Fatalf("request %d: fold noted %v, want %v", i, got, want)
+		}
+		maxCap = max(maxCap, cap(c.notes))
+	}
+	if maxCap > 2 {
+		t.Errorf("one request at a time: the connection kept room for %d notes", maxCap)
+	}
+	// Pipelined: three header blocks in one read, then asked about in turn.
+	read(plain, folded, plain)
+	for i, want := range []bool{false, true, false} {
+		if got := c.next().fold; got != want {
+			t.Fatalf("pipelined request %d: fold noted %v, want %v", i, got, want)
+		}
+	}
+	if len(c.notes) != 0 {
+		t.Errorf("%d notes kept after every request was served", len(c.notes))
+	}
+}
+
+// chunkConn is a connection whose next Read returns next.
+type chunkConn struct {
+	net.Conn
+	next []byte
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	n := copy(p, c.next)
+	c.next = c.next[n:]
+	return n, nil
+}
+
 // TestCorrelationHeadersGoUpstream: the headers Codex and other agents
 // send to tie requests together reach the provider, spelled as they send
 // them (Codex: originator, session_id), while an underscore spelling of
