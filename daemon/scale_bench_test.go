@@ -35,8 +35,10 @@ import (
 //	go test -run '^$' -bench TenThousandSessions -benchtime 1x ./daemon/
 //
 // TOKFENCE_SCALE_OPS and TOKFENCE_SCALE_LIVE shrink it for a quick look;
-// TOKFENCE_SCALE_HEAPPROFILE=P writes heap profiles P.live and P.end
-// before and after the cycle, while the daemon runs.
+// TOKFENCE_SCALE_HEAPPROFILE=P writes heap profiles P.live, P.warm, P.mid
+// and P.end: before the cycle, after its first turnover, half way and
+// after it, while the daemon runs (go tool pprof -base P.mid P.end shows
+// what grew in the steady state).
 func BenchmarkTenThousandSessions(b *testing.B) {
 	live, ops := 10_000, 100_000
 	if v, err := strconv.Atoi(os.Getenv("TOKFENCE_SCALE_OPS")); err == nil && v > 0 {
@@ -83,6 +85,12 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 		}
 		return took
 	}
+	// The harness's own records are made at full size before the first
+	// reading: a latency slice grown by append would add its doublings
+	// (8 bytes an operation) to what looks like the daemon's growth.
+	lat := make([]time.Duration, 0, ops)
+	every := max(1, live/8)
+	heapAt := make([][2]float64, 0, ops/every+2) // (operation, live heap) after the first turnover
 	rss0, heap0 := rssBytes(), liveHeap()
 	for range live {
 		grant()
@@ -92,11 +100,8 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 	rssLive, heapLive := rssBytes(), liveHeap()
 	heapProfile("live")
 	b.ResetTimer()
-	var lat []time.Duration
 	var rssWarm int64
 	var heapWarm float64
-	var heapAt [][2]float64 // (operation, live heap) after the first turnover
-	every := max(1, live/8)
 	for range b.N {
 		lat, heapAt = lat[:0], heapAt[:0]
 		for i := range ops {
@@ -130,6 +135,9 @@ func BenchmarkTenThousandSessions(b *testing.B) {
 				rssWarm, heapWarm = rssBytes(), liveHeap()
 				heapAt = append(heapAt, [2]float64{float64(i), heapWarm})
 				heapProfile("warm")
+			}
+			if i+1 == ops/2 {
+				heapProfile("mid")
 			}
 			if i+1 > live && (i+1-live)%every == 0 {
 				heapAt = append(heapAt, [2]float64{float64(i), liveHeap()})
