@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -143,5 +144,50 @@ func TestReleaseKeepsNoBodySizedBuffers(t *testing.T) {
 	st.Release()
 	if cap(st.spare.buf) != kept || kept == 0 {
 		t.Errorf("a streamed reply's buffer of %d bytes was not kept (%d)", kept, cap(st.spare.buf))
+	}
+}
+
+// TestLargeBodiesShareTheirBuffer: a body-sized buffer a released stream
+// gives up goes to the next large body, cleared, and not to small streams;
+// the large body scanned in it finds what a fresh buffer would.
+func TestLargeBodiesShareTheirBuffer(t *testing.T) {
+	m := mustMatcher(t, benchSecrets(10), Options{FormatRules: true})
+	body := append(chatBody(1<<20), benchSecrets(1)[0].Value...)
+	scan := func() (*Stream, int) {
+		st := m.NewStream(Request, "application/json")
+		_, hits := st.Write(body)
+		n := len(hits)
+		_, hits = st.Close()
+		return st, n + len(hits)
+	}
+	st, want := scan()
+	if want == 0 {
+		t.Fatal("the body's secret was not found")
+	}
+	first := &st.buf[:1][0]
+	st.Release()
+	// The race detector drops pooled items at random: there, a buffer
+	// that is handed over is checked, but none need be.
+	switch v, _ := largeBufs.Get().(*[]byte); {
+	case v == nil || &(*v)[0] != first:
+		if !raceEnabled {
+			t.Fatalf("the released stream's buffer was not handed over")
+		}
+	case slices.ContainsFunc(*v, func(c byte) bool { return c != 0 }):
+		t.Fatalf("the released stream's buffer was handed over with its bytes")
+	default:
+		largeBufs.Put(v)
+	}
+	small := m.NewStream(Request, "application/json")
+	small.Write([]byte(`{"model":"x"}`))
+	if cap(small.buf) > maxKeptBytes {
+		t.Errorf("a small stream took a %d-byte buffer", cap(small.buf))
+	}
+	st, got := scan()
+	if got != want {
+		t.Errorf("the second large body found %d hits, the first %d", got, want)
+	}
+	if !raceEnabled && &st.buf[:1][0] != first {
+		t.Errorf("the second large body did not reuse the first's buffer")
 	}
 }

@@ -1,5 +1,7 @@
 package sensor
 
+import "sync"
+
 // Reuse of streams. A request and its reply each scan through a fresh
 // Stream, whose struct and lane windows (a few KiB) would otherwise be
 // garbage after every call; on a busy daemon that is most of what the
@@ -39,6 +41,7 @@ func (s *Stream) Release() {
 		xc:      [3][]xcand{s.main.xc, s.jl.xc, s.sl.xc},
 		buf:     keepable(s.buf), out: keepable(s.out), red: s.red,
 	}
+	putLarge(s.buf)
 	if cap(s.hits) <= maxKeptHits {
 		sp.hits = s.hits
 	}
@@ -64,6 +67,42 @@ func keepable(b []byte) []byte {
 		return nil
 	}
 	return b
+}
+
+// largeBufs holds the body-sized scan buffers of released streams, apart
+// from the streams: a stream draws one only when a write takes its buffer
+// past maxKeptBytes, so a small stream never carries (or clears) one, and
+// a large body does not allocate its own. The pool gives them to the GC
+// when they go unused.
+var largeBufs sync.Pool // of *[]byte
+
+// putLarge hands b to largeBufs, cleared (no scanned bytes outlive the
+// stream that scanned them), if it is one of the large.
+func putLarge(b []byte) {
+	if cap(b) > maxKeptBytes {
+		b = b[:cap(b)]
+		clear(b)
+		largeBufs.Put(&b)
+	}
+}
+
+// appendBuf is append(buf, p...), but one that would grow buf past
+// maxKeptBytes first draws a large buffer from largeBufs (and hands back
+// the one it replaces).
+func appendBuf(buf, p []byte) []byte {
+	need := len(buf) + len(p)
+	if need <= cap(buf) || need <= maxKeptBytes {
+		return append(buf, p...)
+	}
+	v, _ := largeBufs.Get().(*[]byte)
+	if v == nil || cap(*v) < need {
+		// None, or too small for this body (left to the GC): append
+		// grows buf as it would.
+		return append(buf, p...)
+	}
+	nb := append(append((*v)[:0], buf...), p...)
+	putLarge(buf)
+	return nb
 }
 
 // adopt gives a stream just initialised by NewStream the zeroed memory of

@@ -89,7 +89,7 @@ func (s *Stream) Write(p []byte) (forward []byte, hits []Hit) {
 	s.compact()
 	s.flt = s.m.book.flt.Load()
 	s.mixed = s.flt.mixed.Load()
-	s.buf = append(s.buf, p...)
+	s.buf = appendBuf(s.buf, p)
 	s.scan(p)
 	s.total += int64(len(p))
 	return s.release(false), s.hits
