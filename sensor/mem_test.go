@@ -181,6 +181,13 @@ func TestLargeBodiesShareTheirBuffer(t *testing.T) {
 	if cap(small.buf) > maxKeptBytes {
 		t.Errorf("a small stream took a %d-byte buffer", cap(small.buf))
 	}
+	// Nor one just past the bound: it would hold 1 MiB for 80 KiB.
+	mid := m.NewStream(Response, "application/json")
+	mid.Write(chatBody(80 << 10))
+	if cap(mid.buf) > 4*(80<<10) {
+		t.Errorf("an 80 KiB write took a %d-byte buffer", cap(mid.buf))
+	}
+	mid.Close()
 	st, got := scan()
 	if got != want {
 		t.Errorf("the second large body found %d hits, the first %d", got, want)

@@ -95,9 +95,13 @@ func appendBuf(buf, p []byte) []byte {
 		return append(buf, p...)
 	}
 	v, _ := largeBufs.Get().(*[]byte)
-	if v == nil || cap(*v) < need {
-		// None, or too small for this body (left to the GC): append
-		// grows buf as it would.
+	if v == nil || cap(*v) < need || cap(*v) > 4*need {
+		// None, or not of this body's size: append grows buf as it
+		// would. A buffer far larger is put back, not held by a stream
+		// that needs a fraction of it (perhaps for a long reply's life).
+		if v != nil && cap(*v) > 4*need {
+			largeBufs.Put(v)
+		}
 		return append(buf, p...)
 	}
 	nb := append(append((*v)[:0], buf...), p...)
