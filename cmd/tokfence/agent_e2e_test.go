@@ -200,9 +200,27 @@ func TestExecSessionDiesWithExecEvenOnSIGKILL(t *testing.T) {
 func TestExecPassesSignalsAndExitCodes(t *testing.T) {
 	e, _, _ := agentEnv(t)
 	e.startDaemon("--tcp", "127.0.0.1:0")
-	// The child says when its trap is set: a SIGTERM before that would
-	// end sh with 143, which is no fault of exec.
-	cmd := exec.Command(binPath, "exec", "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; echo trapped; while :; do sleep 0.05; done`)
+	termTrappedAgent(t, e, func() {
+		waitFor(t, "the session to appear", func() bool { return strings.Contains(e.run("", "sessions").stdout, "sig") })
+	}, "--no-fence")
+	// A command that does not exist is 127, as in a shell (fenced:
+	// TestFencePassesExitCodesAndSignals).
+	r := e.run("", "exec", "--no-fence", "--agent", "x", "--provider", "openai", "--", "no-such-command-tokfence")
+	if r.code != 127 || !strings.Contains(r.stderr, "tokfence: error: start no-such-command-tokfence") {
+		t.Fatalf("--no-fence, a command that does not exist = %+v, want 127 and the reason", r)
+	}
+}
+
+// termTrappedAgent runs exec (with extra flags first) around an agent
+// that traps SIGTERM and exits 42, sends exec SIGTERM once the agent says
+// its trap is set (and ready, if given, has returned), and fails unless
+// exec ends with the agent's 42. A signal sent before the trap is set
+// would rightly end sh with 143, which is no fault of exec.
+func termTrappedAgent(t *testing.T, e *cliEnv, ready func(), flags ...string) {
+	t.Helper()
+	args := append([]string{"exec"}, flags...)
+	args = append(args, "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; echo trapped; while :; do sleep 0.05; done`)
+	cmd := exec.Command(binPath, args...)
 	cmd.Env = e.env
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -212,21 +230,19 @@ func TestExecPassesSignalsAndExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "trapped\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatalf("the agent's first line = %q, %v; want trapped", line, err)
 	}
-	waitFor(t, "the session to appear", func() bool { return strings.Contains(e.run("", "sessions").stdout, "sig") })
+	if ready != nil {
+		ready()
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	io.Copy(io.Discard, out) // to its end: Wait must come after the last read
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
-		t.Fatalf("exec after SIGTERM = %v, want the child's trap exit 42", err)
-	}
-	// A command that does not exist is 127, as in a shell (fenced:
-	// TestFencePassesExitCodesAndSignals).
-	r := e.run("", "exec", "--no-fence", "--agent", "x", "--provider", "openai", "--", "no-such-command-tokfence")
-	if r.code != 127 || !strings.Contains(r.stderr, "tokfence: error: start no-such-command-tokfence") {
-		t.Fatalf("--no-fence, a command that does not exist = %+v, want 127 and the reason", r)
+		t.Fatalf("exec %v after SIGTERM = %v, want the agent's trap exit 42", flags, err)
 	}
 }
 

@@ -414,18 +414,7 @@ func TestFencePassesExitCodesAndSignals(t *testing.T) {
 	if r.code != 127 || !strings.Contains(r.stderr, "tokfence: error: start no-such-command-tokfence") {
 		t.Fatalf("a command that does not exist = %+v, want 127 and the reason", r)
 	}
-	cmd := exec.Command(binPath, "exec", "--agent", "sig", "--provider", "openai", "--", "sh", "-c", `trap 'exit 42' TERM; while :; do sleep 0.05; done`)
-	cmd.Env = e.env
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the fence's agent", func() bool { return len(fencePids(t, cmd.Process.Pid)) >= 2 })
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
-		t.Fatalf("fenced exec after SIGTERM = %v, want the agent's trap exit 42", err)
-	}
+	termTrappedAgent(t, e, nil)
 }
 
 // TestUnfencedSessionsAreMarkedEverywhere: --no-fence runs the agent as
